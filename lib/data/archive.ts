@@ -25,7 +25,11 @@ export interface ReadTarOptions {
    * Called before the bytes are read. Default: every file.
    */
   want?: (file: TarFile) => boolean;
-  /** Called with each wanted file and its complete bytes, in archive order. May throw. */
+  /**
+   * Called with each wanted file and its complete bytes, in archive order. The bytes may be
+   * a view into a larger buffer: copy them to keep them. May throw: reading stops and
+   * {@link readTarFiles} rejects with that error.
+   */
   onFile: (file: TarFile, bytes: Uint8Array) => void;
 }
 
@@ -73,7 +77,10 @@ class Tail {
 }
 
 function concatChunks(chunks: Uint8Array[], size: number): Uint8Array {
-  if (chunks.length === 1) return chunks[0];
+  if (chunks.length === 1) {
+    const [chunk] = chunks; // a Node Buffer: hand out a plain Uint8Array view of it
+    return new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.length);
+  }
   const out = new Uint8Array(size);
   let offset = 0;
   for (const chunk of chunks) {
@@ -92,6 +99,12 @@ function concatChunks(chunks: Uint8Array[], size: number): Uint8Array {
  */
 export async function readTarFiles(path: string, options: ReadTarOptions): Promise<void> {
   const gzip = await isGzipFile(path);
+  if (!gzip && /\.(t?gz)$/i.test(path)) {
+    throw new Error(
+      `${path}: corrupt gzip data: the file is not gzip data (it does not start with the ` +
+        `gzip magic bytes 1f 8b). Download the archive again.`,
+    );
+  }
   const want = options.want ?? (() => true);
   const extract = tar.extract();
   const tail = new Tail();
@@ -102,6 +115,9 @@ export async function readTarFiles(path: string, options: ReadTarOptions): Promi
   extract.on("entry", (header, stream, next) => {
     const name = header.name.replace(/^(\.\/)+/, "");
     lastEntry = name;
+    // A truncated archive destroys the open entry stream with the same error that the
+    // extractor reports; without a listener it would surface as an uncaught error.
+    stream.on("error", () => {});
     const isFile = header.type === "file" || header.type === "contiguous-file";
     const file: TarFile = { name, size: header.size ?? 0 };
     if (!isFile || fileError !== undefined || !want(file)) {
@@ -167,14 +183,20 @@ export async function readTarFiles(path: string, options: ReadTarOptions): Promi
     const message = (e as Error).message;
     if (gzip) {
       throw new Error(
-        `${path}: corrupt gzip data after ${tarBytes} decompressed bytes${where()}: ${message}. ` +
+        `${path}: corrupt gzip data${
+          tarBytes ? ` after ${tarBytes} decompressed bytes` : ""
+        }${where()}: ${message}. ` +
           `The archive is damaged or incomplete; download it again.`,
       );
     }
     throw new Error(`${path}: could not read the archive: ${message}`);
   }
   raw.destroy();
-  if (fileError === undefined && !tarError) extract.end(null);
+  if (fileError !== undefined) {
+    extract.destroy();
+    throw fileError;
+  }
+  if (!tarError) extract.end(null);
   await finished;
   if (fileError !== undefined) throw fileError;
   if (tarError) {

@@ -26,3 +26,5 @@ export { labelsOf, splitReviews, stratifiedSample, textsOf } from "./split.ts";
 export type { DataSplits, SplitOptions } from "./split.ts";
 export { isGzipFile, readTarFiles } from "./archive.ts";
 export type { ReadTarOptions, TarFile } from "./archive.ts";
+export { gzipBytes, miniImdbEntries, tarBytes, writeTarArchive } from "./fixtures.ts";
+export type { MiniImdbOptions, TarEntry } from "./fixtures.ts";
