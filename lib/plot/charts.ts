@@ -91,7 +91,11 @@ function axisLabel(text: string | undefined, fallback: string | null): string | 
 
 /** Options of {@link histogram}. */
 export interface HistogramOptions extends ChartOptions, GroupOptions {
-  /** Number of bins (approximate, "nice" edges) or explicit bin edges. Default 40. */
+  /**
+   * Number of bins (approximate, "nice" edges covering the data) or explicit bin edges.
+   * Explicit bins are half-open `[a, b)`: values below the first or at/after the last edge
+   * are not counted. Default 40.
+   */
   thresholds?: number | readonly number[];
 }
 
