@@ -1,0 +1,156 @@
+/**
+ * Input scaling. The pipeline's images hold values in [0, 1] (DeepInsight output, decoded
+ * photographs); each network expects its own range. Every mode is a per-channel affine map
+ * of [0, 1] values, `out[c] = scale · in[perm[c]] + bias[c]`:
+ *
+ * | mode    | network input                          | scale  | bias                         |
+ * |---------|----------------------------------------|--------|------------------------------|
+ * | `caffe` | BGR, 0–255 minus ImageNet means        | 255    | −[103.939, 116.779, 123.68]  |
+ * | `tf`    | RGB, x/127.5 − 1 (x in 0–255)          | 2      | −1                           |
+ * | `unit`  | RGB, x/255                             | 1      | 0                            |
+ *
+ * Grayscale images (one channel) become three identical channels first. Because the map is
+ * affine it can also run inside a model, as a frozen 1×1 convolution
+ * ({@link preprocessingLayer}), so a trainable model can take [0, 1] images directly.
+ *
+ * @module
+ */
+import { tf } from "../tf.ts";
+import type { FeatureBatch, ImageBatch } from "../types.ts";
+import type { Preprocessing } from "./registry.ts";
+
+/** The ImageNet channel means in BGR order, on the 0–255 scale (Keras "caffe" mode). */
+export const CAFFE_BGR_MEANS: readonly [number, number, number] = [103.939, 116.779, 123.68];
+
+/** A per-channel affine map of [0, 1] RGB values: `out[c] = scale · in[perm[c]] + bias[c]`. */
+export interface ChannelAffine {
+  /** Which input channel feeds output channel c. */
+  perm: [number, number, number];
+  /** Multiplier (same for every channel). */
+  scale: number;
+  /** Offset per output channel. */
+  bias: [number, number, number];
+}
+
+/** The affine map of a preprocessing mode, for inputs in [0, 1]. */
+export function preprocessingAffine(mode: Preprocessing): ChannelAffine {
+  switch (mode) {
+    case "caffe":
+      return {
+        perm: [2, 1, 0],
+        scale: 255,
+        bias: [-CAFFE_BGR_MEANS[0], -CAFFE_BGR_MEANS[1], -CAFFE_BGR_MEANS[2]],
+      };
+    case "tf":
+      return { perm: [0, 1, 2], scale: 2, bias: [-1, -1, -1] };
+    case "unit":
+      return { perm: [0, 1, 2], scale: 1, bias: [0, 0, 0] };
+    default:
+      throw new Error(`Unknown preprocessing "${mode}": use "caffe", "tf" or "unit".`);
+  }
+}
+
+/** Number of channels of a batch: 1 for an {@link ImageBatch}, the last dim otherwise. */
+export function channelsOf(images: ImageBatch | FeatureBatch): number {
+  return images.shape.length === 3 ? 1 : images.shape[3];
+}
+
+/** A batch as `[n, h, w, c]` (an ImageBatch gets c = 1), sharing the data. */
+export function asFeatureBatch(images: ImageBatch | FeatureBatch): FeatureBatch {
+  if (images.shape.length === 4) return images as FeatureBatch;
+  const [n, h, w] = images.shape;
+  return { data: images.data, shape: [n, h, w, 1] };
+}
+
+/**
+ * Applies a preprocessing mode to a tensor of [0, 1] images with 1 or 3 channels, returning
+ * 3 channels in the network's range. For tensors; see {@link preprocessImages} for plain values.
+ */
+export function preprocessTensor(x: tf.Tensor4D, mode: Preprocessing): tf.Tensor4D {
+  return tf.tidy(() => {
+    const channels = x.shape[3];
+    let rgb: tf.Tensor4D;
+    if (channels === 1) rgb = tf.tile(x, [1, 1, 1, 3]);
+    else if (channels === 3) rgb = x;
+    else throw new Error(`Expected 1 or 3 channels, got ${channels}`);
+    const { perm, scale, bias } = preprocessingAffine(mode);
+    const ordered = perm[0] === 0 && perm[1] === 1 && perm[2] === 2
+      ? rgb
+      : tf.gather(rgb, perm as number[], 3) as tf.Tensor4D;
+    return tf.add(tf.mul(ordered, scale), tf.tensor1d(bias)) as tf.Tensor4D;
+  });
+}
+
+/** Plain-value version of {@link preprocessTensor}: `[n, h, w, 3]` in the network's range. */
+export function preprocessImages(
+  images: ImageBatch | FeatureBatch,
+  mode: Preprocessing,
+): FeatureBatch {
+  const batch = asFeatureBatch(images);
+  const [n, h, w, c] = batch.shape;
+  if (c !== 1 && c !== 3) throw new Error(`Expected 1 or 3 channels, got ${c}`);
+  const { perm, scale, bias } = preprocessingAffine(mode);
+  const out = new Float32Array(n * h * w * 3);
+  const pixels = n * h * w;
+  for (let p = 0; p < pixels; p++) {
+    for (let k = 0; k < 3; k++) {
+      const v = c === 1 ? batch.data[p] : batch.data[p * 3 + perm[k]];
+      out[p * 3 + k] = scale * v + bias[k];
+    }
+  }
+  return { data: out, shape: [n, h, w, 3] };
+}
+
+/**
+ * A frozen 1×1 convolution that maps [0, 1] images with `channels` (1 or 3) channels to the
+ * network's input range with 3 channels: put it in front of a backbone inside a trainable
+ * model so that model takes [0, 1] images.
+ */
+export function preprocessingLayer(
+  mode: Preprocessing,
+  channels: 1 | 3 = 3,
+  name?: string,
+): tf.layers.Layer {
+  const { perm, scale, bias } = preprocessingAffine(mode);
+  const kernel = new Float32Array(channels * 3);
+  for (let out = 0; out < 3; out++) {
+    const input = channels === 1 ? 0 : perm[out];
+    kernel[input * 3 + out] = scale; // [1, 1, in, out] row-major
+  }
+  return tf.layers.conv2d({
+    filters: 3,
+    kernelSize: 1,
+    useBias: true,
+    trainable: false,
+    name,
+    weights: [tf.tensor4d(kernel, [1, 1, channels, 3]), tf.tensor1d(bias)],
+  });
+}
+
+/**
+ * Nearest-neighbour upsampling by an integer factor (the paper's 50×50 → 150×150), on
+ * plain values `[n, h, w, c]` or `[n, h, w]`.
+ */
+export function upsampleNearest<T extends ImageBatch | FeatureBatch>(images: T, factor: number): T {
+  if (!Number.isInteger(factor) || factor < 1) {
+    throw new Error(`upsample factor must be a positive integer, got ${factor}`);
+  }
+  if (factor === 1) return images;
+  const batch = asFeatureBatch(images);
+  const [n, h, w, c] = batch.shape;
+  const H = h * factor, W = w * factor;
+  const out = new Float32Array(n * H * W * c);
+  for (let i = 0; i < n; i++) {
+    for (let y = 0; y < H; y++) {
+      const src = ((i * h + Math.floor(y / factor)) * w) * c;
+      const dst = ((i * H + y) * W) * c;
+      for (let x = 0; x < W; x++) {
+        const s = src + Math.floor(x / factor) * c;
+        for (let k = 0; k < c; k++) out[dst + x * c + k] = batch.data[s + k];
+      }
+    }
+  }
+  return (images.shape.length === 3
+    ? { data: out, shape: [n, H, W] }
+    : { data: out, shape: [n, H, W, c] }) as T;
+}
