@@ -33,6 +33,8 @@ export interface GroupOptions {
   groupNames?: readonly string[];
   /** Fixed colours by category name; others come from the `tableau10` scheme. */
   colors?: Readonly<Record<string, string>>;
+  /** Title of the colour legend (default "group"). */
+  legendLabel?: string;
 }
 
 const DEFAULT_COLORS = [
@@ -110,7 +112,9 @@ export function histogram(values: ArrayLike<number>, options: HistogramOptions =
     group: names?.[i] ?? "",
   }));
   const domain = names ? categoryDomain(names, options.groupNames) : undefined;
-  const color = domain ? ordinalColor(domain, options.colors, "group") : undefined;
+  const color = domain
+    ? ordinalColor(domain, options.colors, options.legendLabel ?? "group")
+    : undefined;
   const width = options.width ?? 640;
   const thresholds = options.thresholds ?? 40;
   const chart = renderPlot({
@@ -427,7 +431,9 @@ export function scatter(points: Points2D, options: ScatterOptions = {}): Figure 
   }));
   const pointGroups = names ? categoryDomain(names, options.groupNames) : [];
   const domain = [...pointGroups, ...polygons.map((p) => p.name)];
-  const color = domain.length > 0 ? ordinalColor(domain, options.colors) : undefined;
+  const color = domain.length > 0
+    ? ordinalColor(domain, options.colors, options.legendLabel)
+    : undefined;
   const width = options.width ?? 640;
   let height = options.height ?? 480;
   const xs = [...Array.from(x), ...polygons.flatMap((p) => p.vertices.map((v) => v[0]))];

@@ -1,0 +1,165 @@
+/**
+ * Notebooks: the runner keeps late outputs, fails on cell errors and overrides parameters
+ * (on a small notebook made here); every notebook in notebooks/ runs headless with the
+ * small CI parameter set and each of its figure cells produces a figure; the code cells
+ * type-check.
+ *
+ * Needs /usr/bin/python3 with python3-jupyter-client and python3-nbformat and the Deno
+ * kernel (`deno jupyter --install`); `bash tools/run test` installs them. Without them the
+ * tests are skipped outside CI and fail in CI.
+ */
+import { assert, assertEquals, assertStringIncludes } from "@std/assert";
+import { join } from "node:path";
+import {
+  checkNotebooks,
+  executeNotebook,
+  figureCells,
+  jupyterPython,
+  missingFigures,
+  type Notebook,
+  notebookPaths,
+  SMALL_PARAMETERS,
+} from "../tools/notebooks.ts";
+import { shared } from "./_shared.ts";
+import { dataDir } from "../lib/config.ts";
+
+function kernelAvailable(): boolean {
+  try {
+    const result = new Deno.Command(jupyterPython, {
+      args: [
+        "-c",
+        "import nbformat\nfrom jupyter_client.kernelspec import KernelSpecManager as K\n" +
+        "K().get_kernel_spec('deno')",
+      ],
+      stdout: "null",
+      stderr: "null",
+    }).outputSync();
+    if (result.success) return true;
+  } catch {
+    // no interpreter
+  }
+  const message = `${jupyterPython} with jupyter_client, nbformat and the Deno kernel ` +
+    "('deno jupyter --install') are needed to run notebooks";
+  if (Deno.env.get("CI")) throw new Error(message);
+  console.warn(`skipping: ${message}`);
+  return false;
+}
+
+const noKernel = !kernelAvailable();
+
+function codeCell(source: string, tags: string[] = []) {
+  return { cell_type: "code", source, metadata: tags.length ? { tags } : {}, outputs: [] };
+}
+
+function notebookOf(cells: ReturnType<typeof codeCell>[]): Notebook {
+  return {
+    cells,
+    metadata: { kernelspec: { name: "deno", display_name: "Deno", language: "typescript" } },
+    nbformat: 4,
+    nbformat_minor: 4,
+  };
+}
+
+function outputText(notebook: Notebook, cell: number): string {
+  return (notebook.cells[cell].outputs ?? []).map((output) =>
+    String(output.text ?? "") + JSON.stringify(output.data ?? {})
+  ).join("");
+}
+
+Deno.test({
+  name: "runner: late outputs kept, parameters overridden, cell errors fail and name the cell",
+  ignore: noKernel,
+  sanitizeResources: false,
+  fn: async () => {
+    const dir = await Deno.makeTempDir();
+    try {
+      const input = join(dir, "fixture.ipynb");
+      const display =
+        `({ [Symbol.for("Jupyter.display")]() { return { "image/png": "iVBORw0KGgo=" }; } })`;
+      await Deno.writeTextFile(
+        input,
+        JSON.stringify(notebookOf([
+          codeCell('const n = 2; // count\nconst word: string = "before";', ["parameters"]),
+          codeCell("console.log(`n=${n * 10} word=${word}`);"),
+          // Output published after the cell reported idle: printed 300 ms later.
+          codeCell('setTimeout(() => console.log("late output"), 300);\n"returned";'),
+          // A figure displayed late, from a timer.
+          codeCell(`setTimeout(() => Deno.jupyter.display(${display}), 200);`, ["figure"]),
+        ])),
+      );
+      const output = join(dir, "out.ipynb");
+      const ok = await executeNotebook(input, {
+        output,
+        parameters: { n: 7, word: "after", notDeclared: 1 },
+        quiet: 1,
+      });
+      assert(ok.ok, ok.log);
+      const executed = ok.notebook!;
+      assertStringIncludes(outputText(executed, 1), "n=70 word=after");
+      assertStringIncludes(outputText(executed, 2), "late output");
+      assertStringIncludes(outputText(executed, 2), "returned");
+      assertEquals(figureCells(executed), [3]);
+      assertEquals(missingFigures(executed), []);
+
+      // Strict mode rejects a parameter the notebook does not declare.
+      const strict = await executeNotebook(input, {
+        output,
+        parameters: { notDeclared: 1 },
+        ignoreUnknown: false,
+      });
+      assert(!strict.ok);
+      assertStringIncludes(strict.log, "notDeclared");
+
+      // A failing cell stops the run, names the cell, and its error is in the notebook.
+      const failing = join(dir, "failing.ipynb");
+      await Deno.writeTextFile(
+        failing,
+        JSON.stringify(notebookOf([
+          codeCell("const a = 1;"),
+          codeCell('throw new Error("deliberate failure");'),
+          codeCell('console.log("never runs");'),
+        ])),
+      );
+      const failed = await executeNotebook(failing, { output, quiet: 0.5 });
+      assert(!failed.ok);
+      assertStringIncludes(failed.log, "cell 1 failed");
+      assertStringIncludes(failed.log, "deliberate failure");
+      assertEquals(failed.notebook!.cells[1].outputs![0].output_type, "error");
+      assertEquals(failed.notebook!.cells[2].outputs, []);
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
+
+Deno.test("notebooks: code cells type-check", async () => {
+  assert(await checkNotebooks(notebookPaths()), "see the type errors above");
+});
+
+const imdb = shared("data", "aclImdb_v1-labelled.tar.gz");
+
+Deno.test({
+  name: "notebooks: each runs with the small parameter set and draws every figure",
+  ignore: noKernel || imdb.ignore,
+  sanitizeResources: false,
+  fn: async (t) => {
+    const outDir = join(dataDir(), "notebooks-test");
+    await Deno.mkdir(outDir, { recursive: true });
+    const paths = notebookPaths();
+    assert(paths.length > 0, "no notebooks found");
+    for (const path of paths) {
+      const name = path.slice(path.lastIndexOf("/") + 1);
+      await t.step(name, async () => {
+        const result = await executeNotebook(path, {
+          output: join(outDir, name),
+          parameters: { ...SMALL_PARAMETERS },
+          quiet: 1,
+        });
+        assert(result.ok, `${name} failed:\n${result.log.slice(-3000)}`);
+        const notebook = result.notebook!;
+        assert(figureCells(notebook).length > 0, `${name} has no cell tagged "figure"`);
+        assertEquals(missingFigures(notebook), [], `${name}: figure cells without a figure`);
+      });
+    }
+  },
+});
