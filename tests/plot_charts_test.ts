@@ -10,6 +10,8 @@ import { Buffer } from "node:buffer";
 import {
   barChart,
   confusionMatrix,
+  featureMapChannels,
+  featureMapGrid,
   type Figure,
   heatmap,
   histogram,
@@ -228,6 +230,28 @@ Deno.test("image grid: one embedded PNG per image, pixelated, captions", () => {
   assert(hasText(doc, "e"), "captions");
   assertThrows(() => interactiveSpecs(grid), Error, "no interactive view");
   assertThrows(() => imageGrid([]), Error, "at least one image");
+});
+
+Deno.test("feature maps: channels extracted by stride, strongest first, one image each", () => {
+  // [n=2, h=2, w=3, c=4]; value = 1000·image + 10·channel + pixel (hand-decodable).
+  const [n, h, w, c] = [2, 2, 3, 4];
+  const data = new Float32Array(n * h * w * c);
+  for (let i = 0; i < n; i++) {
+    for (let p = 0; p < h * w; p++) {
+      for (let k = 0; k < c; k++) data[((i * h * w) + p) * c + k] = 1000 * i + 10 * k + p;
+    }
+  }
+  const features = { data, shape: [n, h, w, c] as [number, number, number, number] };
+  const [second] = featureMapChannels(features, 1, [2]);
+  assertEquals(second.shape, [2, 3]);
+  assertEquals(Array.from(second.data), [1020, 1021, 1022, 1023, 1024, 1025]);
+  const doc = parse(keep(featureMapGrid(features, { image: 1, channels: 3 })));
+  assertEquals(marks(doc, "image", "image").length, 3);
+  // Channel means grow with k, so the strongest three are 3, 2, 1.
+  assertEquals(
+    marks(doc, "text", "text").map((t: Node) => t.textContent.trim()),
+    ["channel 3", "channel 2", "channel 1"],
+  );
 });
 
 Deno.test("figures: display bundle is the SVG, save writes it, every SVG is well-formed XML", async () => {

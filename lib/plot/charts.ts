@@ -7,7 +7,7 @@
  * @module
  */
 import * as Plot from "@observablehq/plot";
-import type { ImageBatch } from "../types.ts";
+import type { FeatureBatch, ImageBatch } from "../types.ts";
 import {
   type ChartOptions,
   Figure,
@@ -831,5 +831,74 @@ export function imageGrid(
     legend: sharedDomain && list.length > 0
       ? renderLegend(linearColor(scheme, sharedDomain, options.legendLabel ?? "value"), legendWidth)
       : undefined,
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Feature maps
+
+/** Options of {@link featureMapGrid}. */
+export interface FeatureMapGridOptions extends Omit<ImageGridOptions, "captions" | "range"> {
+  /** Which image of the batch (default 0). */
+  image?: number;
+  /** How many channels (default 16) or exactly which channel indices. */
+  channels?: number | readonly number[];
+  /**
+   * With a channel count: `"strongest"` (default) picks the channels with the largest mean
+   * activation on this image, `"first"` the first ones.
+   */
+  order?: "strongest" | "first";
+}
+
+/** The channels of one image's feature map `[n, h, w, c]` as single-channel images. */
+export function featureMapChannels(
+  features: FeatureBatch,
+  image: number,
+  channels: readonly number[],
+): GrayImage[] {
+  const [n, h, w, c] = features.shape;
+  if (!(image >= 0 && image < n)) throw new RangeError(`image ${image} of ${n}`);
+  const base = image * h * w * c;
+  return channels.map((channel) => {
+    if (!(channel >= 0 && channel < c)) throw new RangeError(`channel ${channel} of ${c}`);
+    const data = new Float32Array(h * w);
+    for (let p = 0; p < h * w; p++) data[p] = features.data[base + p * c + channel];
+    return { data, shape: [h, w] as [number, number] };
+  });
+}
+
+/**
+ * A grid of one image's feature maps (a backbone's output `[n, h, w, c]`), each channel
+ * stretched to its own range, captioned with its channel index.
+ */
+export function featureMapGrid(
+  features: FeatureBatch,
+  options: FeatureMapGridOptions = {},
+): Figure {
+  const [, h, w, c] = features.shape;
+  const image = options.image ?? 0;
+  let channels: number[];
+  if (Array.isArray(options.channels)) {
+    channels = [...options.channels];
+  } else {
+    const count = Math.min(c, (options.channels as number | undefined) ?? 16);
+    if ((options.order ?? "strongest") === "first") {
+      channels = Array.from({ length: count }, (_, i) => i);
+    } else {
+      const means = new Float64Array(c);
+      const base = image * h * w * c;
+      for (let p = 0; p < h * w; p++) {
+        for (let k = 0; k < c; k++) means[k] += features.data[base + p * c + k];
+      }
+      channels = Array.from({ length: c }, (_, k) => k)
+        .sort((a, b) => means[b] - means[a] || a - b)
+        .slice(0, count);
+    }
+  }
+  return imageGrid(featureMapChannels(features, image, channels), {
+    ...options,
+    captions: channels.map((k) => `channel ${k}`),
+    range: "each",
+    scheme: options.scheme ?? "viridis",
   });
 }
