@@ -16,6 +16,19 @@ import time
 REVIEW = re.compile(r"(?:^|/)(train|test)/(pos|neg)/(\d+)_(\d+)\.txt$")
 
 
+def peak_rss_mb():
+    """Peak resident memory of this process: VmHWM, which (unlike ru_maxrss) does not
+    inherit the parent's peak across fork + exec."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def main(path):
     start = time.perf_counter()
     records = []
@@ -37,7 +50,7 @@ def main(path):
     for _, _, review_id, split, folder, rating, text in records:
         digest.update(f"{split}/{folder}/{review_id}/{rating}\n".encode())
         digest.update(text.encode("utf-8"))
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak_mb = peak_rss_mb()
     print(json.dumps({"count": len(records), "sha256": digest.hexdigest(),
                       "seconds": seconds, "peak_rss_mb": peak_mb}))
 
