@@ -11,6 +11,7 @@ import {
   imageToPng,
   jupyterDisplay,
   PngImage,
+  rgbImageToPng,
   table,
 } from "../lib/plot/mod.ts";
 
@@ -96,4 +97,25 @@ Deno.test("table: Markdown with right-aligned numbers, escaped pipes, plain-text
   const bundle = t[jupyterDisplay]();
   assertEquals(Object.keys(bundle).sort(), ["text/markdown", "text/plain"]);
   assert(bundle["text/plain"].split("\n")[1].startsWith("model"));
+});
+
+Deno.test("rgbImageToPng: [0, 1] RGB to 8-bit, clamped, upsampled", () => {
+  const image = { data: [0, 0.5, 1, 2, -1, 0.25], shape: [1, 2, 3] as const };
+  const png = decode(rgbImageToPng(image, { scale: 2 }).bytes);
+  assertEquals([png.width, png.height, png.channels], [4, 2, 3]);
+  assertEquals(Array.from(png.data.subarray(0, 12)), [
+    0,
+    128,
+    255,
+    0,
+    128,
+    255,
+    255,
+    0,
+    64,
+    255,
+    0,
+    64,
+  ]);
+  assertThrows(() => rgbImageToPng({ data: [1, 2], shape: [1, 1, 3] }), Error, "RGB");
 });

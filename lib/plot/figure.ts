@@ -319,7 +319,11 @@ export function finishFigure(
 ): Figure {
   const width = sizeOf(chart).width;
   const parts: SvgElement[] = [];
-  if (options.title) parts.push(renderTitle(options.title, width));
+  if (options.title) {
+    parts.push(
+      renderTitle(options.title, Math.max(width, Math.ceil(16 + 8.5 * options.title.length))),
+    );
+  }
   if (options.legend) parts.push(options.legend);
   parts.push(chart);
   return new Figure(composeFigure(parts), {

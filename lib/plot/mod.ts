@@ -54,6 +54,8 @@ export {
   imageAt,
   imageToPng,
   type PngOptions,
+  type RgbImage,
+  rgbImageToPng,
 } from "./png.ts";
 export { type Cell, Table, table, type TableOptions } from "./table.ts";
 export { interactiveSpecs, showInteractive } from "./interactive.ts";

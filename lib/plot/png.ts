@@ -141,3 +141,36 @@ export function imageAt(batch: ImageBatch, index: number): GrayImage {
   const size = height * width;
   return { data: batch.data.subarray(index * size, (index + 1) * size), shape: [height, width] };
 }
+
+/** An RGB image with values in [0, 1]: row-major `[height, width, 3]`. */
+export interface RgbImage {
+  /** Row-major RGB values in [0, 1]. */
+  data: ArrayLike<number>;
+  /** `[height, width, 3]`. */
+  shape: readonly [number, number, 3] | readonly [number, number, number];
+}
+
+/** Encodes an RGB image with values in [0, 1] (clamped) as a PNG, upsampled by `scale`. */
+export function rgbImageToPng(image: RgbImage, options: { scale?: number } = {}): PngImage {
+  const [height, width, channels] = image.shape;
+  if (channels !== 3 || image.data.length !== height * width * 3) {
+    throw new Error(`an RGB image needs shape [h, w, 3] and h·w·3 values`);
+  }
+  const scale = Math.max(1, Math.floor(options.scale ?? 1));
+  const outWidth = width * scale;
+  const outHeight = height * scale;
+  const rgb = new Uint8Array(outWidth * outHeight * 3);
+  for (let r = 0; r < outHeight; r++) {
+    for (let c = 0; c < outWidth; c++) {
+      const source = (Math.floor(r / scale) * width + Math.floor(c / scale)) * 3;
+      for (let k = 0; k < 3; k++) {
+        const v = image.data[source + k];
+        rgb[(r * outWidth + c) * 3 + k] = Number.isFinite(v)
+          ? Math.round(255 * Math.max(0, Math.min(1, v)))
+          : 0;
+      }
+    }
+  }
+  const bytes = encode({ width: outWidth, height: outHeight, data: rgb, channels: 3, depth: 8 });
+  return new PngImage(bytes, outWidth, outHeight);
+}
