@@ -1,0 +1,47 @@
+/**
+ * Text stage (PAPER.md §1): frozen Transformer encoders that return chosen hidden layers,
+ * pooled per text and concatenated layer-major, and a resumable on-disk embedding store.
+ *
+ * ```ts
+ * import { BertEncoder, BERT_BASE_UNCASED, embedTexts, UseLiteEncoder } from "./lib/embed/mod.ts";
+ * const bert = await BertEncoder.load(BERT_BASE_UNCASED); // or a local folder
+ * const X = await embedTexts(bert, texts); // [CLS] of hidden states 6..11 → [n, 4608]
+ * const use = await UseLiteEncoder.load(); // offline, real pretrained weights
+ * const Y = await embedTexts(use, texts, { layers: [1, 2, 3], pooling: "mean" });
+ * ```
+ *
+ * @module
+ */
+export type {
+  EncodeDefaults,
+  EncodeOptions,
+  Pooling,
+  ResolvedEncodeOptions,
+  TextEncoderModel,
+} from "./types.ts";
+export { checkFiniteRows, checkTexts, resolveEncodeOptions } from "./types.ts";
+export { BERT_BASE_UNCASED, BertEncoder, bertLayers } from "./bert.ts";
+export type { BertLoadOptions } from "./bert.ts";
+export {
+  USE_LITE_PACKAGE,
+  USE_LITE_SENTENCE_EMBEDDING,
+  useLiteDefaultFolder,
+  UseLiteEncoder,
+} from "./use_lite.ts";
+export type { UseLiteLoadOptions } from "./use_lite.ts";
+export { SentencePieceTokenizer, WORD_BOUNDARY } from "./sentencepiece.ts";
+export type { SentencePieceOptions } from "./sentencepiece.ts";
+export { addGraphOutputs, findHiddenStateTaps } from "./onnx_graph.ts";
+export type { HiddenStateTaps, LayerNormSite } from "./onnx_graph.ts";
+export { hubCacheFolder, hubEndpoint, looksLikeHubId, resolveModelFolder } from "./hub.ts";
+export {
+  EMBEDDING_STORE_VERSION,
+  embeddingKey,
+  EmbeddingStore,
+  embedTexts,
+  hashTexts,
+} from "./store.ts";
+export type { EmbeddingKey, EmbeddingStoreMeta, EmbedTextsOptions } from "./store.ts";
+export { encodeInBatches, lengthSortedBatches } from "./batching.ts";
+export type { BatchLayerOutput } from "./batching.ts";
+export { poolInto } from "./pooling.ts";
