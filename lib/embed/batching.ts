@@ -39,6 +39,8 @@ export async function encodeInBatches(args: {
   options: ResolvedEncodeOptions;
   hiddenSize: number;
   onProgress?: EncodeOptions["onProgress"];
+  /** Number of `texts[0]` in error messages. */
+  textIndexOffset?: number;
   runBatch: (ids: readonly number[][]) => Promise<BatchLayerOutput[]>;
 }): Promise<Matrix> {
   const { texts, tokenIds, options, hiddenSize } = args;
@@ -72,7 +74,14 @@ export async function encodeInBatches(args: {
         }
       }
     }
-    checkFiniteRows(rows, cols, batch.map((i) => texts[i]), batch, args.encoderId);
+    const offset = args.textIndexOffset ?? 0;
+    checkFiniteRows(
+      rows,
+      cols,
+      batch.map((i) => texts[i]),
+      batch.map((i) => i + offset),
+      args.encoderId,
+    );
     batch.forEach((textIndex, b) => {
       data.set(rows.subarray(b * cols, (b + 1) * cols), textIndex * cols);
     });

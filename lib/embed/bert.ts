@@ -210,7 +210,8 @@ export class BertEncoder implements TextEncoderModel {
   /** Encodes `texts`; see {@link TextEncoderModel.encode}. */
   async encode(texts: readonly string[], options: EncodeOptions = {}): Promise<Matrix> {
     const resolved = resolveEncodeOptions(this, options);
-    checkTexts(texts);
+    const offset = options.textIndexOffset ?? 0;
+    checkTexts(texts, offset);
     const tokenIds = texts.map((t) => this.tokenize(t, resolved.maxTokens));
     const fetches = resolved.layers.map((l) => this.taps.tensors[l]);
     return await encodeInBatches({
@@ -220,6 +221,7 @@ export class BertEncoder implements TextEncoderModel {
       options: resolved,
       hiddenSize: this.hiddenSize,
       onProgress: options.onProgress,
+      textIndexOffset: offset,
       runBatch: async (ids) => {
         const results = await this.#runAll(ids);
         return fetches.map((name) => {

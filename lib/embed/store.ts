@@ -318,6 +318,7 @@ export async function embedTexts(
       const chunkTexts = texts.slice(first, end);
       const matrix = await encoder.encode(chunkTexts, {
         ...resolved,
+        textIndexOffset: first,
         onProgress: (p) => {
           bar?.update(done + p.done);
           options.onProgress?.({ done: cached + done + p.done, total: texts.length });

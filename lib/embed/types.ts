@@ -27,6 +27,8 @@ export interface EncodeOptions {
   batchSize?: number;
   /** Called after each batch with the number of texts done. */
   onProgress?: (progress: Progress) => void;
+  /** Number given to `texts[0]` in error messages (default 0), e.g. when encoding a slice. */
+  textIndexOffset?: number;
 }
 
 /** An encoder's default {@link EncodeOptions}. */

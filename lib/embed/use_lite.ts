@@ -153,11 +153,14 @@ export class UseLiteEncoder implements TextEncoderModel {
   /** Encodes `texts`; see {@link TextEncoderModel.encode}. */
   async encode(texts: readonly string[], options: EncodeOptions = {}): Promise<Matrix> {
     const resolved = resolveEncodeOptions(this, options);
-    checkTexts(texts);
+    const offset = options.textIndexOffset ?? 0;
+    checkTexts(texts, offset);
     const tokenIds = texts.map((text, i) => {
       const ids = this.tokenize(text, resolved.maxTokens);
       if (ids.length === 0) {
-        throw new Error(`Text ${i} ${excerpt(text)} has no piece in the USE-lite vocabulary`);
+        throw new Error(
+          `Text ${offset + i} ${excerpt(text)} has no piece in the USE-lite vocabulary`,
+        );
       }
       return ids;
     });
@@ -169,6 +172,7 @@ export class UseLiteEncoder implements TextEncoderModel {
       options: resolved,
       hiddenSize: this.hiddenSize,
       onProgress: options.onProgress,
+      textIndexOffset: offset,
       runBatch: (ids) => this.#run(ids, resolved.layers, nodes),
     });
   }
@@ -178,6 +182,22 @@ export class UseLiteEncoder implements TextEncoderModel {
     layers: readonly number[],
     nodes: readonly string[],
   ): Promise<BatchLayerOutput[]> {
+    const unique = [...new Set(nodes)];
+    const values = await this.executeNodes(ids, unique);
+    return layers.map((_, i) => {
+      const { data, shape } = values[unique.indexOf(nodes[i])];
+      return { data, tokens: shape.length === 3 ? shape[1] : 1, pooled: shape.length === 2 };
+    });
+  }
+
+  /**
+   * Runs the graph on a batch of piece-id lists and returns the values of the named graph
+   * nodes (e.g. {@link nodeNames}, or any internal node, for checks).
+   */
+  async executeNodes(
+    ids: readonly number[][],
+    nodeNames: readonly string[],
+  ): Promise<{ data: Float32Array; shape: number[] }[]> {
     const total = ids.reduce((n, r) => n + r.length, 0);
     const positions = new Int32Array(total * 2);
     const values = new Int32Array(total);
@@ -193,22 +213,13 @@ export class UseLiteEncoder implements TextEncoderModel {
       indices: tf.tensor2d(positions, [total, 2], "int32"),
       values: tf.tensor1d(values, "int32"),
     };
-    const unique = [...new Set(nodes)];
     let outputs: tf.Tensor[] = [];
     try {
-      const result = await this.#model.executeAsync(inputs, unique);
+      const result = await this.#model.executeAsync(inputs, [...nodeNames]);
       outputs = Array.isArray(result) ? result : [result];
-      const byName = new Map<string, BatchLayerOutput>();
-      for (let i = 0; i < unique.length; i++) {
-        const t = outputs[i];
-        const data = await t.data() as Float32Array;
-        byName.set(unique[i], {
-          data,
-          tokens: t.shape.length === 3 ? t.shape[1] : 1,
-          pooled: t.shape.length === 2,
-        });
-      }
-      return layers.map((_, i) => byName.get(nodes[i])!);
+      const out: { data: Float32Array; shape: number[] }[] = [];
+      for (const t of outputs) out.push({ data: await t.data() as Float32Array, shape: t.shape });
+      return out;
     } finally {
       inputs.indices.dispose();
       inputs.values.dispose();

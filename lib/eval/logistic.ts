@@ -1,0 +1,296 @@
+/**
+ * Binary L2-regularised logistic regression, fitted with L-BFGS in float64: the baseline
+ * classifier on frozen embeddings (PAPER.md §6).
+ *
+ * Objective (scikit-learn's, with `l2 = 1/C`):
+ *
+ *     Σᵢ log(1 + exp(−sᵢ (w·xᵢ + b))) + (l2 / 2) ‖w‖²,   sᵢ = ±1,
+ *
+ * the intercept unpenalised; `l2 = 1` equals scikit-learn's default `C = 1`. With
+ * `standardize`, features are centred and scaled to unit variance (population std, as
+ * `StandardScaler`) inside the fit, the penalty applies in that space, and `coef_` /
+ * `intercept_` are reported for the original features.
+ *
+ * @module
+ */
+import type { Labels, Matrix } from "../types.ts";
+
+/** Options of {@link LogisticRegression}. */
+export interface LogisticRegressionOptions {
+  /** L2 penalty strength `1/C` (default 1, i.e. scikit-learn's `C = 1`). */
+  l2?: number;
+  /** L-BFGS iterations at most (default 1000). */
+  maxIter?: number;
+  /**
+   * Stop when the largest gradient component is below `tol` times its value at the start
+   * (default 1e-7).
+   */
+  tol?: number;
+  /** Standardise features inside the fit (default false). */
+  standardize?: boolean;
+  /** Fit an intercept (default true). */
+  fitIntercept?: boolean;
+}
+
+function sigmoid(z: number): number {
+  if (z >= 0) return 1 / (1 + Math.exp(-z));
+  const e = Math.exp(z);
+  return e / (1 + e);
+}
+
+/** log(1 + exp(z)), stable for large |z|. */
+function softplus(z: number): number {
+  return z > 0 ? z + Math.log1p(Math.exp(-z)) : Math.log1p(Math.exp(z));
+}
+
+function dot(a: Float64Array, b: Float64Array): number {
+  let s = 0;
+  for (let i = 0; i < a.length; i++) s += a[i] * b[i];
+  return s;
+}
+
+function maxAbs(a: Float64Array): number {
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]));
+  return m;
+}
+
+/** Binary logistic regression (scikit-learn-like estimator). */
+export class LogisticRegression {
+  /** L2 penalty strength (`1/C`). */
+  readonly l2: number;
+  /** Iteration cap. */
+  readonly maxIter: number;
+  /** Relative gradient tolerance. */
+  readonly tol: number;
+  /** Whether features are standardised inside the fit. */
+  readonly standardize: boolean;
+  /** Whether an intercept is fitted. */
+  readonly fitIntercept: boolean;
+  /** Weights for the original features (after {@link fit}). */
+  coef_?: Float64Array;
+  /** Intercept (after {@link fit}). */
+  intercept_?: number;
+  /** L-BFGS iterations used. */
+  nIter_?: number;
+  /** Whether the gradient tolerance was reached within `maxIter`. */
+  converged_?: boolean;
+
+  /** Creates an unfitted model. */
+  constructor(options: LogisticRegressionOptions = {}) {
+    this.l2 = options.l2 ?? 1;
+    this.maxIter = options.maxIter ?? 1000;
+    this.tol = options.tol ?? 1e-7;
+    this.standardize = options.standardize ?? false;
+    this.fitIntercept = options.fitIntercept ?? true;
+    if (!(this.l2 >= 0)) throw new Error(`l2 must be >= 0, not ${this.l2}`);
+    if (!(this.maxIter >= 1)) throw new Error(`maxIter must be >= 1, not ${this.maxIter}`);
+  }
+
+  /** Fits the model to rows of `X` with labels `y` (0/1). */
+  fit(X: Matrix, y: Labels): this {
+    const [n, d] = X.shape;
+    if (X.data.length !== n * d) {
+      throw new Error(`X.data has ${X.data.length} values, shape [${n}, ${d}]`);
+    }
+    if (y.length !== n) throw new Error(`X has ${n} rows but y has ${y.length} labels`);
+    let positives = 0;
+    for (let i = 0; i < n; i++) {
+      if (y[i] !== 0 && y[i] !== 1) throw new Error(`Label ${i} is ${y[i]}; labels must be 0 or 1`);
+      positives += y[i];
+    }
+    if (positives === 0 || positives === n) {
+      throw new Error("Logistic regression needs both classes in y; all labels are equal");
+    }
+    for (let i = 0; i < X.data.length; i++) {
+      if (!Number.isFinite(X.data[i])) {
+        throw new Error(`X holds ${X.data[i]} at row ${Math.floor(i / d)}, column ${i % d}`);
+      }
+    }
+
+    // Feature transform x' = (x - shift) * scale (identity without standardisation).
+    const shift = new Float64Array(d);
+    const scale = new Float64Array(d).fill(1);
+    if (this.standardize) {
+      const sq = new Float64Array(d);
+      for (let i = 0; i < n; i++) {
+        const row = i * d;
+        for (let j = 0; j < d; j++) shift[j] += X.data[row + j];
+      }
+      for (let j = 0; j < d; j++) shift[j] /= n;
+      for (let i = 0; i < n; i++) {
+        const row = i * d;
+        for (let j = 0; j < d; j++) {
+          const c = X.data[row + j] - shift[j];
+          sq[j] += c * c;
+        }
+      }
+      for (let j = 0; j < d; j++) {
+        const std = Math.sqrt(sq[j] / n);
+        scale[j] = std > 0 ? 1 / std : 1;
+      }
+    }
+
+    const l2 = this.l2;
+    const fitIntercept = this.fitIntercept;
+    const data = X.data;
+    const effective = new Float64Array(d);
+    const residual = new Float64Array(n);
+    // Objective and gradient at theta = [w (transformed space), b].
+    const evaluate = (theta: Float64Array, grad: Float64Array): number => {
+      let offset = fitIntercept ? theta[d] : 0;
+      for (let j = 0; j < d; j++) {
+        effective[j] = theta[j] * scale[j];
+        offset -= effective[j] * shift[j];
+      }
+      let loss = 0;
+      let residualSum = 0;
+      for (let i = 0; i < n; i++) {
+        const row = i * d;
+        let z = offset;
+        for (let j = 0; j < d; j++) z += data[row + j] * effective[j];
+        loss += softplus(z) - (y[i] === 1 ? z : 0);
+        const r = sigmoid(z) - y[i];
+        residual[i] = r;
+        residualSum += r;
+      }
+      grad.fill(0);
+      for (let i = 0; i < n; i++) {
+        const r = residual[i];
+        if (r === 0) continue;
+        const row = i * d;
+        for (let j = 0; j < d; j++) grad[j] += r * data[row + j];
+      }
+      let penalty = 0;
+      for (let j = 0; j < d; j++) {
+        grad[j] = (grad[j] - shift[j] * residualSum) * scale[j] + l2 * theta[j];
+        penalty += theta[j] * theta[j];
+      }
+      if (fitIntercept) grad[d] = residualSum;
+      return loss + 0.5 * l2 * penalty;
+    };
+
+    const size = d + 1;
+    const theta = new Float64Array(size);
+    const grad = new Float64Array(size);
+    let f = evaluate(theta, grad);
+    const g0 = Math.max(maxAbs(grad), 1e-300);
+    const memory = 10;
+    const sList: Float64Array[] = [];
+    const yList: Float64Array[] = [];
+    const rhoList: number[] = [];
+    const direction = new Float64Array(size);
+    const alpha = new Float64Array(memory);
+    const trial = new Float64Array(size);
+    const trialGrad = new Float64Array(size);
+    let iter = 0;
+    let converged = maxAbs(grad) <= this.tol * g0;
+    while (!converged && iter < this.maxIter) {
+      iter++;
+      // Two-loop recursion: direction = -H grad.
+      for (let k = 0; k < size; k++) direction[k] = -grad[k];
+      for (let m = sList.length - 1; m >= 0; m--) {
+        alpha[m] = rhoList[m] * dot(sList[m], direction);
+        const ym = yList[m];
+        for (let k = 0; k < size; k++) direction[k] -= alpha[m] * ym[k];
+      }
+      if (sList.length > 0) {
+        const last = sList.length - 1;
+        const gamma = dot(sList[last], yList[last]) / dot(yList[last], yList[last]);
+        for (let k = 0; k < size; k++) direction[k] *= gamma;
+      }
+      for (let m = 0; m < sList.length; m++) {
+        const beta = rhoList[m] * dot(yList[m], direction);
+        const sm = sList[m];
+        for (let k = 0; k < size; k++) direction[k] += (alpha[m] - beta) * sm[k];
+      }
+      let slope = dot(grad, direction);
+      if (!(slope < 0)) {
+        for (let k = 0; k < size; k++) direction[k] = -grad[k];
+        slope = dot(grad, direction);
+        sList.length = yList.length = rhoList.length = 0;
+      }
+      // Backtracking line search (Armijo); the first step is scaled to a unit move.
+      let step = sList.length === 0 ? Math.min(1, 1 / Math.sqrt(dot(direction, direction))) : 1;
+      let fTrial = Infinity;
+      for (let tries = 0; tries < 60; tries++) {
+        for (let k = 0; k < size; k++) trial[k] = theta[k] + step * direction[k];
+        fTrial = evaluate(trial, trialGrad);
+        if (fTrial <= f + 1e-4 * step * slope) break;
+        step *= 0.5;
+      }
+      if (!(fTrial <= f)) break; // no progress possible at float64 precision
+      const s = new Float64Array(size);
+      const yv = new Float64Array(size);
+      for (let k = 0; k < size; k++) {
+        s[k] = trial[k] - theta[k];
+        yv[k] = trialGrad[k] - grad[k];
+      }
+      const sy = dot(s, yv);
+      if (sy > 1e-12 * Math.sqrt(dot(s, s) * dot(yv, yv))) {
+        if (sList.length === memory) {
+          sList.shift();
+          yList.shift();
+          rhoList.shift();
+        }
+        sList.push(s);
+        yList.push(yv);
+        rhoList.push(1 / sy);
+      }
+      const previous = f;
+      theta.set(trial);
+      grad.set(trialGrad);
+      f = fTrial;
+      converged = maxAbs(grad) <= this.tol * g0;
+      if (!converged && previous - f <= 1e-15 * Math.max(1, Math.abs(f))) break;
+    }
+
+    const coef = new Float64Array(d);
+    let intercept = fitIntercept ? theta[d] : 0;
+    for (let j = 0; j < d; j++) {
+      coef[j] = theta[j] * scale[j];
+      intercept -= coef[j] * shift[j];
+    }
+    this.coef_ = coef;
+    this.intercept_ = intercept;
+    this.nIter_ = iter;
+    this.converged_ = converged;
+    return this;
+  }
+
+  /** Decision values `w·x + b` per row. */
+  decisionFunction(X: Matrix): Float64Array {
+    const coef = this.coef_;
+    if (!coef || this.intercept_ === undefined) throw new Error("LogisticRegression is not fitted");
+    const [n, d] = X.shape;
+    if (d !== coef.length) {
+      throw new Error(`X has ${d} columns, the model was fitted on ${coef.length}`);
+    }
+    const out = new Float64Array(n);
+    for (let i = 0; i < n; i++) {
+      let z = this.intercept_;
+      const row = i * d;
+      for (let j = 0; j < d; j++) z += X.data[row + j] * coef[j];
+      out[i] = z;
+    }
+    return out;
+  }
+
+  /** P(class 1) per row. */
+  predictProba(X: Matrix): Float32Array {
+    return Float32Array.from(this.decisionFunction(X), sigmoid);
+  }
+
+  /** Predicted labels (1 where P(class 1) > 0.5). */
+  predict(X: Matrix): Uint8Array {
+    return Uint8Array.from(this.decisionFunction(X), (z) => (z > 0 ? 1 : 0));
+  }
+
+  /** Fraction of rows whose predicted label equals `y`. */
+  score(X: Matrix, y: Labels): number {
+    const predicted = this.predict(X);
+    let correct = 0;
+    for (let i = 0; i < y.length; i++) if (predicted[i] === y[i]) correct++;
+    return correct / y.length;
+  }
+}
