@@ -20,6 +20,7 @@ import {
   jupyterDisplay,
   lineChart,
   scatter,
+  trainingCurves,
 } from "../lib/plot/mod.ts";
 
 // deno-lint-ignore no-explicit-any
@@ -41,6 +42,11 @@ function marks(doc: Node, mark: string, tag: string): Node[] {
   const parts = [...root.children].filter((child: Node) => child.tagName === "svg");
   const chart = parts.length > 0 ? parts[parts.length - 1] : root;
   return [...chart.querySelectorAll(`g[aria-label="${mark}"] ${tag}`)];
+}
+
+/** Elements `tag` in mark groups `mark` of every part (for charts stacked in rows). */
+function marksAll(doc: Node, mark: string, tag: string): Node[] {
+  return [...doc.querySelectorAll(`g[aria-label="${mark}"] ${tag}`)];
 }
 
 function texts(doc: Node): string[] {
@@ -252,6 +258,28 @@ Deno.test("feature maps: channels extracted by stride, strongest first, one imag
     marks(doc, "text", "text").map((t: Node) => t.textContent.trim()),
     ["channel 3", "channel 2", "channel 1"],
   );
+});
+
+Deno.test("training curves: a panel per model and metric, train and validation lines", () => {
+  const history = (offset: number) =>
+    [1, 2, 3].map((epoch) => ({
+      epoch,
+      trainLoss: 0.7 - 0.1 * epoch + offset,
+      trainAccuracy: 0.5 + 0.1 * epoch,
+      validationLoss: 0.75 - 0.08 * epoch + offset,
+      validationAccuracy: 0.5 + 0.08 * epoch,
+    }));
+  const doc = parse(keep(trainingCurves([
+    { model: "vgg19", history: history(0) },
+    { model: "resnet50", history: history(0.05).slice(0, 2) },
+  ])));
+  // 2 models × 2 metrics × 2 series = 8 lines; points: (3 + 2 epochs) × 4 values.
+  assertEquals(marksAll(doc, "line", "path").length, 8);
+  assertEquals(marksAll(doc, "dot", "circle").length, 20);
+  for (const label of ["vgg19", "resnet50", "loss", "accuracy", "epoch", "validation"]) {
+    assert(hasText(doc, label), label);
+  }
+  assertThrows(() => trainingCurves([{ model: "x", history: [] }]), Error, "at least one");
 });
 
 Deno.test("figures: display bundle is the SVG, save writes it, every SVG is well-formed XML", async () => {

@@ -290,7 +290,9 @@ export interface LineChartOptions extends ChartOptions {
 
 /**
  * Lines with a dot at every point, coloured by series, in panels by `facet` (columns) and
- * `row` (rows). One `path` per series and panel, one `circle` per point.
+ * `row` (rows; each row has its own vertical scale, labelled with the row's name). One
+ * `path` per series and panel, one `circle` per point. Integer x values (epochs) get integer
+ * ticks.
  */
 export function lineChart(points: readonly LinePoint[], options: LineChartOptions = {}): Figure {
   const rows = points.map((p) => ({ ...p, facet: p.facet ?? "", row: p.row ?? "" }));
@@ -302,43 +304,59 @@ export function lineChart(points: readonly LinePoint[], options: LineChartOption
   const faceted = facets.length > 1 || facets[0] !== "";
   const rowFaceted = panelRows.length > 1 || panelRows[0] !== "";
   const xs = rows.map((p) => p.x);
-  const chart = renderPlot({
-    width,
-    height: options.height ?? 60 + 240 * panelRows.length,
-    marginLeft: 56,
-    marginRight: rowFaceted ? 80 : 20,
-    x: {
-      label: axisLabel(options.xLabel, "x"),
-      domain: xs.length ? [Math.min(...xs), Math.max(...xs) + (xs.length === 1 ? 1 : 0)] : [0, 1],
-      grid: true,
-    },
-    y: {
-      label: axisLabel(options.yLabel, "y"),
-      grid: true,
-      ...(options.yDomain ? { domain: [...options.yDomain] } : {}),
-    },
-    fx: faceted ? { label: null, domain: facets } : undefined,
-    fy: rowFaceted ? { label: null, domain: panelRows } : undefined,
-    color,
-    marks: [
-      Plot.frame({ stroke: "#ddd" }),
-      Plot.line(rows, {
-        x: "x",
-        y: "y",
-        stroke: "series",
-        ...(faceted ? { fx: "facet" } : {}),
-        ...(rowFaceted ? { fy: "row" } : {}),
-        strokeWidth: 1.8,
-      }),
-      Plot.dot(rows, {
-        x: "x",
-        y: "y",
-        fill: "series",
-        ...(faceted ? { fx: "facet" } : {}),
-        ...(rowFaceted ? { fy: "row" } : {}),
-        r: 2.5,
-      }),
-    ],
+  const xMin = xs.length ? Math.min(...xs) : 0;
+  const xMax = xs.length ? Math.max(...xs) : 1;
+  const xDomain = [xMin, xMax > xMin ? xMax : xMin + 1];
+  const integerTicks = xs.every(Number.isInteger) && xDomain[1] - xDomain[0] <= 20
+    ? Array.from({ length: xDomain[1] - xDomain[0] + 1 }, (_, i) => xDomain[0] + i)
+    : undefined;
+  const rowHeight = options.height !== undefined
+    ? Math.max(120, Math.floor(options.height / panelRows.length))
+    : 240;
+  const charts = panelRows.map((row, index) => {
+    const selected = rows.filter((p) => p.row === row);
+    const first = index === 0;
+    const last = index === panelRows.length - 1;
+    return renderPlot({
+      width,
+      height: rowHeight + (first && faceted ? 18 : 0) + (last ? 30 : 0),
+      marginLeft: 56,
+      marginRight: 20,
+      marginTop: first && faceted ? 44 : 26,
+      marginBottom: last ? 40 : 10,
+      x: {
+        label: last ? axisLabel(options.xLabel, "x") : null,
+        domain: xDomain,
+        grid: true,
+        ...(integerTicks ? { ticks: integerTicks, tickFormat: "d" } : {}),
+        ...(last ? {} : { tickFormat: () => "" }),
+      },
+      y: {
+        label: rowFaceted ? row : axisLabel(options.yLabel, "y"),
+        grid: true,
+        ...(options.yDomain ? { domain: [...options.yDomain] } : {}),
+      },
+      fx: faceted ? { label: null, domain: facets, axis: first ? "top" : null } : undefined,
+      color,
+      marks: [
+        Plot.frame({ stroke: "#ddd" }),
+        Plot.line(selected, {
+          x: "x",
+          y: "y",
+          stroke: "series",
+          z: "series",
+          ...(faceted ? { fx: "facet" } : {}),
+          strokeWidth: 1.8,
+        }),
+        Plot.dot(selected, {
+          x: "x",
+          y: "y",
+          fill: "series",
+          ...(faceted ? { fx: "facet" } : {}),
+          r: 2.5,
+        }),
+      ],
+    });
   });
   const traces: PlotlyTrace[] = [];
   for (const facet of facets) {
@@ -358,7 +376,7 @@ export function lineChart(points: readonly LinePoint[], options: LineChartOption
       }
     }
   }
-  return finishFigure(chart, {
+  return finishFigure(charts, {
     title: options.title,
     legend: renderLegend(color, width),
     interactive: {
@@ -900,5 +918,80 @@ export function featureMapGrid(
     captions: channels.map((k) => `channel ${k}`),
     range: "each",
     scheme: options.scheme ?? "viridis",
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Training curves
+
+/** One epoch of a training history (structurally `EpochRecord` of lib/train). */
+export interface EpochMetrics {
+  /** 1-based epoch. */
+  epoch: number;
+  /** Mean training loss of the epoch. */
+  trainLoss: number;
+  /** Training accuracy of the epoch. */
+  trainAccuracy: number;
+  /** Validation loss after the epoch, if measured. */
+  validationLoss?: number;
+  /** Validation accuracy after the epoch, if measured. */
+  validationAccuracy?: number;
+}
+
+/** A model's name and its per-epoch history. */
+export interface TrainingHistory {
+  /** Panel title (e.g. the backbone). */
+  model: string;
+  /** Epochs so far, in order. */
+  history: readonly EpochMetrics[];
+}
+
+/**
+ * Training curves: one panel column per model, rows for loss and accuracy, lines for train
+ * and validation. Works on partial histories (redraw after each epoch for a live view).
+ */
+export function trainingCurves(
+  histories: readonly TrainingHistory[],
+  options: Omit<LineChartOptions, "yDomain"> = {},
+): Figure {
+  const points: LinePoint[] = [];
+  for (const { model, history } of histories) {
+    for (const record of history) {
+      points.push(
+        { x: record.epoch, y: record.trainLoss, series: "train", facet: model, row: "loss" },
+        {
+          x: record.epoch,
+          y: record.trainAccuracy,
+          series: "train",
+          facet: model,
+          row: "accuracy",
+        },
+      );
+      if (record.validationLoss !== undefined) {
+        points.push({
+          x: record.epoch,
+          y: record.validationLoss,
+          series: "validation",
+          facet: model,
+          row: "loss",
+        });
+      }
+      if (record.validationAccuracy !== undefined) {
+        points.push({
+          x: record.epoch,
+          y: record.validationAccuracy,
+          series: "validation",
+          facet: model,
+          row: "accuracy",
+        });
+      }
+    }
+  }
+  if (points.length === 0) throw new Error("trainingCurves needs at least one epoch");
+  return lineChart(points, {
+    xLabel: "epoch",
+    colors: { train: "#4e79a7", validation: "#f28e2c" },
+    height: 360,
+    ...options,
   });
 }

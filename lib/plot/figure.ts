@@ -312,12 +312,16 @@ export interface ChartOptions {
   yLabel?: string;
 }
 
-/** Builds a {@link Figure} from a chart, an optional legend and the options' title. */
+/**
+ * Builds a {@link Figure} from a chart (or charts stacked top to bottom), an optional legend
+ * and the options' title.
+ */
 export function finishFigure(
-  chart: SvgElement,
+  chart: SvgElement | SvgElement[],
   options: { title?: string; legend?: SvgElement; interactive?: InteractiveSpec },
 ): Figure {
-  const width = sizeOf(chart).width;
+  const charts = Array.isArray(chart) ? chart : [chart];
+  const width = Math.max(...charts.map((c) => sizeOf(c).width));
   const parts: SvgElement[] = [];
   if (options.title) {
     parts.push(
@@ -325,7 +329,7 @@ export function finishFigure(
     );
   }
   if (options.legend) parts.push(options.legend);
-  parts.push(chart);
+  parts.push(...charts);
   return new Figure(composeFigure(parts), {
     title: options.title,
     interactive: options.interactive,

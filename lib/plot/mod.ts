@@ -28,6 +28,7 @@ export {
   type BarDatum,
   confusionMatrix,
   type ConfusionMatrixOptions,
+  type EpochMetrics,
   featureMapChannels,
   featureMapGrid,
   type FeatureMapGridOptions,
@@ -46,6 +47,8 @@ export {
   type Polygon,
   scatter,
   type ScatterOptions,
+  trainingCurves,
+  type TrainingHistory,
 } from "./charts.ts";
 export {
   colorLookup,
