@@ -1,0 +1,441 @@
+/**
+ * t-SNE (van der Maaten & Hinton 2008; Barnes–Hut: van der Maaten 2014) with
+ * scikit-learn's semantics and defaults of the paper's time: 2-D, perplexity 30, 1000
+ * iterations, early exaggeration 12 for the first 250, momentum 0.5 then 0.8, per-parameter
+ * gains (+0.2 / ×0.8, floor 0.01), learning rate 200 (or `"auto"` = max(n / 12 / 4, 50)),
+ * random initialisation N(0, 1e-4²) (or PCA scaled to std 1e-4), Barnes–Hut θ = 0.5 over
+ * 3·perplexity + 1 nearest neighbours, exact gradients with dense affinities on request or
+ * for small inputs. Seeded through `lib/random.ts`, so a seed gives the same map.
+ *
+ * Built for the DeepInsight layout: 4,608 points (features) of dimension 2,000–50,000 (the
+ * samples). Distances come from blocked wasm matrix products ({@link nearestNeighbors});
+ * the gradient loop runs over typed arrays with a flat-array quadtree.
+ *
+ * @module
+ */
+import type { Progress } from "../progress.ts";
+import { ProgressBar } from "../progress.ts";
+import { Random } from "../random.ts";
+import type { Matrix } from "../types.ts";
+import {
+  jointProbabilitiesDense,
+  jointProbabilitiesSparse,
+  type SparseSymmetric,
+} from "./affinities.ts";
+import { nearestNeighbors, neighborsFromDistances, squaredDistances } from "./distances.ts";
+import { randomizedPca } from "./linalg.ts";
+import { effectiveThetaSq, FlatTree, negativeForces, QuadTree } from "./quadtree.ts";
+
+const MACHINE_EPSILON = 2.220446049250313e-16;
+const FLOAT32_TINY = 1.1754943508222875e-38;
+
+/** Options of {@link TSNE}; every default is scikit-learn's (the paper's where they differ). */
+export interface TsneOptions {
+  /** Dimensions of the map (default 2; Barnes–Hut needs 2). */
+  nComponents?: number;
+  /** Perplexity, roughly the number of effective neighbours (default 30). */
+  perplexity?: number;
+  /** Factor on P during the first {@link explorationIterations} (default 12). */
+  earlyExaggeration?: number;
+  /** Iterations with exaggeration and momentum 0.5 (default 250). */
+  explorationIterations?: number;
+  /** Gradient-descent step: a number (default 200, the paper's) or `"auto"` = max(n / exaggeration / 4, 50). */
+  learningRate?: number | "auto";
+  /** Total iterations including the exploration ones (default 1000). */
+  nIter?: number;
+  /** Stop after this many iterations without a lower KL (checked every 50; default 300). */
+  nIterWithoutProgress?: number;
+  /** Stop when the gradient norm falls to this (default 1e-7). */
+  minGradNorm?: number;
+  /** `"euclidean"` (squared Euclidean affinities, scikit-learn's) or `"precomputed"` (fit takes an `n × n` distance matrix used as is). */
+  metric?: "euclidean" | "precomputed";
+  /** `"random"` (default, the paper's), `"pca"`, or an `[n, nComponents]` starting map. */
+  init?: "random" | "pca" | Matrix;
+  /** `"auto"` (exact up to {@link exactMaxPoints} points, else Barnes–Hut), `"exact"` or `"barnes_hut"`. */
+  method?: "auto" | "exact" | "barnes_hut";
+  /** Barnes–Hut opening angle θ (default 0.5). */
+  theta?: number;
+  /** Largest input `method: "auto"` solves exactly (default 500). */
+  exactMaxPoints?: number;
+  /** Seed of the initialisation (default 1701, the paper's). */
+  seed?: number;
+  /** Reduce the points to this many principal components before the distances (default: off). */
+  pcaComponents?: number;
+  /** Workers for the distance products (default: cores, at most 4). */
+  threads?: number;
+  /** Draw a progress bar on stderr (default false). */
+  verbose?: boolean;
+}
+
+/** Progress of a t-SNE fit: the phase, and for the optimisation the KL when computed. */
+export interface TsneProgress extends Progress {
+  /** `"pca"`, `"distances"`, `"affinities"` or `"optimize"`. */
+  phase: "pca" | "distances" | "affinities" | "optimize";
+  /** KL divergence at this iteration (every 50 iterations; exaggerated P while exploring). */
+  kl?: number;
+  /** Gradient norm at this iteration (with the KL). */
+  gradNorm?: number;
+}
+
+/** Options of {@link TSNE.fit}. */
+export interface TsneFitOptions {
+  /** Called as work proceeds. */
+  onProgress?: (progress: TsneProgress) => void;
+}
+
+/** Seconds spent in each phase of the last fit. */
+export interface TsneTimings {
+  /** PCA pre-reduction (0 when off). */
+  pca: number;
+  /** Distances / nearest neighbours. */
+  distances: number;
+  /** Perplexity search and joint probabilities. */
+  affinities: number;
+  /** Gradient descent. */
+  optimize: number;
+}
+
+/** Resolved options (every field set). */
+type Resolved = Required<Omit<TsneOptions, "init" | "pcaComponents" | "threads">> & {
+  init: "random" | "pca" | Matrix;
+  pcaComponents: number | undefined;
+  threads: number | undefined;
+};
+
+/** A gradient function: writes the gradient into `grad` and returns the KL (or NaN). */
+type Objective = (
+  y: Float64Array,
+  grad: Float64Array,
+  exaggeration: number,
+  computeError: boolean,
+) => number;
+
+/** Exact t-SNE objective over dense P (any map dimension, Student-t with `dof`). */
+function exactObjective(P: Float64Array, n: number, dims: number, dof: number): Objective {
+  const qNum = new Float64Array(n * n);
+  const c = (2 * (dof + 1)) / dof;
+  const exponent = (dof + 1) / 2;
+  const diff = new Float64Array(dims);
+  return (y, grad, exaggeration, computeError) => {
+    let sum = 0;
+    for (let i = 0; i < n; i++) {
+      for (let j = i + 1; j < n; j++) {
+        let d2 = 0;
+        for (let a = 0; a < dims; a++) {
+          const t = y[i * dims + a] - y[j * dims + a];
+          d2 += t * t;
+        }
+        const q = dof === 1 ? 1 / (1 + d2) : Math.pow(1 + d2 / dof, -exponent);
+        qNum[i * n + j] = q;
+        sum += q;
+      }
+    }
+    sum = Math.max(2 * sum, MACHINE_EPSILON);
+    grad.fill(0);
+    let kl = 0;
+    for (let i = 0; i < n; i++) {
+      for (let j = i + 1; j < n; j++) {
+        const qn = qNum[i * n + j];
+        const q = Math.max(qn / sum, MACHINE_EPSILON);
+        const p = exaggeration * P[i * n + j];
+        if (computeError) kl += p * Math.log(Math.max(p, MACHINE_EPSILON) / q);
+        const m = (p - q) * qn;
+        for (let a = 0; a < dims; a++) {
+          diff[a] = m * (y[i * dims + a] - y[j * dims + a]);
+          grad[i * dims + a] += diff[a];
+          grad[j * dims + a] -= diff[a];
+        }
+      }
+    }
+    for (let t = 0; t < grad.length; t++) grad[t] *= c;
+    return computeError ? 2 * kl : NaN;
+  };
+}
+
+/** Barnes–Hut t-SNE objective over sparse P (2-D map, one degree of freedom). */
+function barnesHutObjective(P: SparseSymmetric, theta: number): Objective {
+  const n = P.n;
+  const tree = new QuadTree(Math.max(64, 8 * n));
+  const flat = new FlatTree(Math.max(64, 8 * n));
+  const neg = new Float64Array(2 * n);
+  const thetaSq = effectiveThetaSq(theta);
+  const { rowStart, columns, values } = P;
+  return (y, grad, exaggeration, computeError) => {
+    tree.build(y, n);
+    flat.flatten(tree, thetaSq, n);
+    const sumQ = negativeForces(flat, y, 0, n, thetaSq, neg);
+    const invSumQ = 1 / sumQ;
+    let kl = 0;
+    for (let i = 0; i < n; i++) {
+      const xi = y[2 * i], yi = y[2 * i + 1];
+      let fx = 0, fy = 0;
+      for (let e = rowStart[i], end = rowStart[i + 1]; e < end; e++) {
+        const j = columns[e];
+        const dx = xi - y[2 * j], dy = yi - y[2 * j + 1];
+        const q = 1 / (1 + dx * dx + dy * dy);
+        const p = exaggeration * values[e];
+        const m = p * q;
+        fx += m * dx;
+        fy += m * dy;
+        if (computeError) {
+          kl += p * Math.log(Math.max(p, FLOAT32_TINY) / Math.max(q * invSumQ, FLOAT32_TINY));
+        }
+      }
+      grad[2 * i] = 4 * (fx - neg[2 * i] * invSumQ);
+      grad[2 * i + 1] = 4 * (fy - neg[2 * i + 1] * invSumQ);
+    }
+    return computeError ? kl : NaN;
+  };
+}
+
+/** The KL divergence of a map `y` `[n, dims]` against dense joint probabilities `P` (Student-t, dof = max(dims − 1, 1)). */
+export function klDivergenceExact(P: Float64Array, y: Matrix): number {
+  const [n, dims] = y.shape;
+  const objective = exactObjective(P, n, dims, Math.max(dims - 1, 1));
+  const yy = Float64Array.from(y.data);
+  return objective(yy, new Float64Array(n * dims), 1, true);
+}
+
+/**
+ * t-SNE as an estimator: `fit(points)` learns a low-dimensional map of the rows of
+ * `points`, available as `embedding_` with its final KL divergence `klDivergence_`.
+ *
+ * ```ts
+ * const tsne = new TSNE({ perplexity: 30, seed: 1701 });
+ * const map = await tsne.fitTransform({ data, shape: [4608, 10000] }); // [4608, 2]
+ * ```
+ */
+export class TSNE {
+  /** The options as resolved at construction. */
+  readonly options: Readonly<Resolved>;
+  /** The map `[n, nComponents]` after {@link fit}. */
+  embedding_?: Matrix;
+  /** KL divergence of the final map (against the un-exaggerated P). */
+  klDivergence_?: number;
+  /** Iterations run. */
+  nIter_?: number;
+  /** Learning rate used (resolves `"auto"`). */
+  learningRate_?: number;
+  /** `"exact"` or `"barnes_hut"` as used. */
+  method_?: "exact" | "barnes_hut";
+  /** Mean Gaussian bandwidth σ found by the perplexity search. */
+  meanSigma_?: number;
+  /** Seconds per phase of the last fit. */
+  timings_?: TsneTimings;
+
+  /** Creates an unfitted t-SNE with the given options. */
+  constructor(options: TsneOptions = {}) {
+    const o: Resolved = {
+      nComponents: options.nComponents ?? 2,
+      perplexity: options.perplexity ?? 30,
+      earlyExaggeration: options.earlyExaggeration ?? 12,
+      explorationIterations: options.explorationIterations ?? 250,
+      learningRate: options.learningRate ?? 200,
+      nIter: options.nIter ?? 1000,
+      nIterWithoutProgress: options.nIterWithoutProgress ?? 300,
+      minGradNorm: options.minGradNorm ?? 1e-7,
+      metric: options.metric ?? "euclidean",
+      init: options.init ?? "random",
+      method: options.method ?? "auto",
+      theta: options.theta ?? 0.5,
+      exactMaxPoints: options.exactMaxPoints ?? 500,
+      seed: options.seed ?? 1701,
+      pcaComponents: options.pcaComponents,
+      threads: options.threads,
+      verbose: options.verbose ?? false,
+    };
+    if (!(o.perplexity > 0)) throw new Error(`perplexity must be positive, got ${o.perplexity}`);
+    if (!(o.earlyExaggeration >= 1)) {
+      throw new Error(`earlyExaggeration must be at least 1, got ${o.earlyExaggeration}`);
+    }
+    if (o.learningRate !== "auto" && !(o.learningRate > 0)) {
+      throw new Error(`learningRate must be positive or "auto", got ${o.learningRate}`);
+    }
+    if (!Number.isInteger(o.nComponents) || o.nComponents < 1) {
+      throw new Error(`nComponents must be a positive integer, got ${o.nComponents}`);
+    }
+    if (o.method === "barnes_hut" && o.nComponents !== 2) {
+      throw new Error(
+        `Barnes–Hut t-SNE here supports nComponents = 2 only; use method: "exact" for ${o.nComponents}`,
+      );
+    }
+    if (o.metric === "precomputed" && o.init === "pca") {
+      throw new Error(`init: "pca" needs the points; with metric: "precomputed" use "random"`);
+    }
+    if (!(o.theta >= 0)) throw new Error(`theta must be non-negative, got ${o.theta}`);
+    this.options = o;
+  }
+
+  /** Fits and returns the map `[n, nComponents]`. */
+  async fitTransform(points: Matrix, options: TsneFitOptions = {}): Promise<Matrix> {
+    await this.fit(points, options);
+    return this.embedding_!;
+  }
+
+  /**
+   * Learns the map of the rows of `points` `[n, d]` (or, with `metric: "precomputed"`, of an
+   * `n × n` distance matrix).
+   */
+  async fit(points: Matrix, fitOptions: TsneFitOptions = {}): Promise<this> {
+    const o = this.options;
+    const [n, d] = points.shape;
+    if (points.data.length !== n * d) {
+      throw new Error(
+        `points.data has ${points.data.length} values, shape [${n}, ${d}] needs ${n * d}`,
+      );
+    }
+    if (n < 2) throw new Error(`t-SNE needs at least 2 points, got ${n}`);
+    if (o.metric === "precomputed" && d !== n) {
+      throw new Error(`metric "precomputed" needs a square distance matrix, got [${n}, ${d}]`);
+    }
+    if (o.perplexity >= n) {
+      throw new Error(`perplexity (${o.perplexity}) must be less than the number of points (${n})`);
+    }
+    const method = o.method === "auto"
+      ? (n <= o.exactMaxPoints || o.nComponents !== 2 ? "exact" : "barnes_hut")
+      : o.method;
+    const dims = o.nComponents;
+    const bar = o.verbose ? new ProgressBar("t-SNE", o.nIter, { unit: "it" }) : undefined;
+    const report = (p: TsneProgress) => {
+      fitOptions.onProgress?.(p);
+      if (bar && p.phase === "optimize") bar.update(p.done);
+    };
+    const timings: TsneTimings = { pca: 0, distances: 0, affinities: 0, optimize: 0 };
+    let t0 = performance.now();
+
+    // Optional PCA pre-reduction.
+    let input = points;
+    if (o.pcaComponents !== undefined && o.metric === "euclidean" && o.pcaComponents < d) {
+      report({ phase: "pca", done: 0, total: 1 });
+      input = (await randomizedPca(points, Math.min(o.pcaComponents, n), { seed: o.seed })).scores;
+      report({ phase: "pca", done: 1, total: 1 });
+    }
+    timings.pca = (performance.now() - t0) / 1000;
+
+    // Distances and affinities.
+    t0 = performance.now();
+    const onDistances = (done: number, total: number) =>
+      report({ phase: "distances", done, total });
+    let objective: Objective;
+    if (method === "exact") {
+      const sq = o.metric === "precomputed"
+        ? points.data
+        : await squaredDistances(input, { threads: o.threads, onProgress: onDistances });
+      timings.distances = (performance.now() - t0) / 1000;
+      t0 = performance.now();
+      const { P, meanSigma } = jointProbabilitiesDense(sq, n, o.perplexity);
+      this.meanSigma_ = meanSigma;
+      objective = exactObjective(P, n, dims, Math.max(dims - 1, 1));
+    } else {
+      const k = Math.min(n - 1, Math.floor(3 * o.perplexity + 1));
+      const nb = o.metric === "precomputed"
+        ? neighborsFromDistances(points.data, n, k)
+        : await nearestNeighbors(input, k, { threads: o.threads, onProgress: onDistances });
+      timings.distances = (performance.now() - t0) / 1000;
+      t0 = performance.now();
+      const { P, meanSigma } = jointProbabilitiesSparse(
+        nb.indices,
+        nb.sqDistances,
+        n,
+        k,
+        o.perplexity,
+      );
+      this.meanSigma_ = meanSigma;
+      objective = barnesHutObjective(P, o.theta);
+    }
+    timings.affinities = (performance.now() - t0) / 1000;
+    report({ phase: "affinities", done: 1, total: 1 });
+
+    // Initial map.
+    t0 = performance.now();
+    const y = new Float64Array(n * dims);
+    if (o.init === "random") {
+      const rng = new Random(o.seed);
+      for (let i = 0; i < y.length; i++) y[i] = 1e-4 * rng.normal();
+    } else if (o.init === "pca") {
+      const { scores } = await randomizedPca(input, dims, { seed: o.seed });
+      let mean = 0, sq = 0;
+      for (let i = 0; i < n; i++) mean += scores.data[i * dims];
+      mean /= n;
+      for (let i = 0; i < n; i++) sq += (scores.data[i * dims] - mean) ** 2;
+      const std = Math.sqrt(sq / n) || 1;
+      for (let i = 0; i < y.length; i++) y[i] = (scores.data[i] / std) * 1e-4;
+    } else {
+      if (o.init.shape[0] !== n || o.init.shape[1] !== dims) {
+        throw new Error(
+          `init map has shape [${o.init.shape}], expected [${n}, ${dims}] for these points`,
+        );
+      }
+      y.set(o.init.data);
+    }
+
+    const learningRate = o.learningRate === "auto"
+      ? Math.max(n / o.earlyExaggeration / 4, 50)
+      : o.learningRate;
+    this.learningRate_ = learningRate;
+
+    const grad = new Float64Array(n * dims);
+    const update = new Float64Array(n * dims);
+    const gains = new Float64Array(n * dims);
+    const stage = (
+      start: number,
+      end: number,
+      momentum: number,
+      exaggeration: number,
+      withoutProgress: number,
+    ): [number, number] => {
+      update.fill(0);
+      gains.fill(1);
+      let error = Number.MAX_VALUE, bestError = Number.MAX_VALUE, bestIter = start;
+      let i = start;
+      for (; i < end; i++) {
+        const check = (i + 1) % 50 === 0;
+        const computeError = check || i === end - 1;
+        const e = objective(y, grad, exaggeration, computeError);
+        if (computeError) error = e;
+        let norm = 0;
+        for (let t = 0; t < y.length; t++) {
+          const g = grad[t];
+          let gain = gains[t];
+          gain = update[t] * g < 0 ? gain + 0.2 : gain * 0.8;
+          if (gain < 0.01) gain = 0.01;
+          gains[t] = gain;
+          const gg = g * gain;
+          norm += gg * gg;
+          const u = momentum * update[t] - learningRate * gg;
+          update[t] = u;
+          y[t] += u;
+        }
+        report({ phase: "optimize", done: i + 1, total: o.nIter });
+        if (check) {
+          const gradNorm = Math.sqrt(norm);
+          report({ phase: "optimize", done: i + 1, total: o.nIter, kl: error, gradNorm });
+          if (error < bestError) {
+            bestError = error;
+            bestIter = i;
+          } else if (i - bestIter > withoutProgress) {
+            break;
+          }
+          if (gradNorm <= o.minGradNorm) break;
+        }
+      }
+      return [Math.min(i, end - 1), error];
+    };
+    const explore = Math.min(o.explorationIterations, o.nIter);
+    let [it, kl] = stage(0, explore, 0.5, o.earlyExaggeration, explore);
+    if (it < explore - 1 || o.nIter > explore) {
+      [it, kl] = stage(it + 1, o.nIter, 0.8, 1, o.nIterWithoutProgress);
+    }
+    timings.optimize = (performance.now() - t0) / 1000;
+    bar?.finish();
+
+    const out = new Float32Array(n * dims);
+    for (let t = 0; t < out.length; t++) out[t] = y[t];
+    this.embedding_ = { data: out, shape: [n, dims] };
+    this.klDivergence_ = kl;
+    this.nIter_ = it + 1;
+    this.method_ = method;
+    this.timings_ = timings;
+    return this;
+  }
+}
