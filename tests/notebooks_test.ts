@@ -79,8 +79,12 @@ Deno.test({
       await Deno.writeTextFile(
         input,
         JSON.stringify(notebookOf([
-          codeCell('const n = 2; // count\nconst word: string = "before";', ["parameters"]),
-          codeCell("console.log(`n=${n * 10} word=${word}`);"),
+          codeCell(
+            'const n = 2; // count\nconst word: string = "before";\n' +
+              'const mode = "a" as "a" | "b"; // a choice',
+            ["parameters"],
+          ),
+          codeCell("console.log(`n=${n * 10} word=${word} mode=${mode}`);"),
           // Output published after the cell reported idle: printed 300 ms later.
           codeCell('setTimeout(() => console.log("late output"), 300);\n"returned";'),
           // A figure displayed late, from a timer.
@@ -90,12 +94,16 @@ Deno.test({
       const output = join(dir, "out.ipynb");
       const ok = await executeNotebook(input, {
         output,
-        parameters: { n: 7, word: "after", notDeclared: 1 },
+        parameters: { n: 7, word: "after", mode: "b", notDeclared: 1 },
         quiet: 1,
       });
       assert(ok.ok, ok.log);
       const executed = ok.notebook!;
-      assertStringIncludes(outputText(executed, 1), "n=70 word=after");
+      assertStringIncludes(outputText(executed, 1), "n=70 word=after mode=b");
+      assertStringIncludes(
+        executed.cells[0].source as string,
+        'const mode = "b" as "a" | "b"; // overridden (was "a")',
+      );
       assertStringIncludes(outputText(executed, 2), "late output");
       assertStringIncludes(outputText(executed, 2), "returned");
       assertEquals(figureCells(executed), [3]);

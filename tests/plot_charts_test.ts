@@ -111,7 +111,7 @@ Deno.test("scatter: one circle per point, one path per polygon, colours by group
     groupNames: ["negative", "positive"],
     colors: { negative: "#ff0000", positive: "#0000ff" },
     polygons: [
-      { name: "convex hull", points: [[-1, -1], [1, -1], [1, 1]] },
+      { name: "convex hull", points: { data: [-1, -1, 1, -1, 1, 1], shape: [3, 2] } },
       { name: "bounding rectangle", points: [[-1, -1], [1, -1], [1, 1], [-1, 1]] },
     ],
     xLabel: "t-SNE 1",

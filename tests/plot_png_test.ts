@@ -21,8 +21,8 @@ Deno.test("imageToPng: gray scale maps min → 0 and max → 255, nearest upsamp
   const png = imageToPng(image, { scale: 2 });
   assertEquals([png.width, png.height], [6, 4]);
   const decoded = decode(png.bytes);
-  assertEquals([decoded.width, decoded.height, decoded.channels], [6, 4, 3]);
-  const red = (x: number, y: number) => decoded.data[(y * 6 + x) * 3];
+  assertEquals([decoded.width, decoded.height, decoded.channels], [6, 4, 1], "8-bit gray");
+  const red = (x: number, y: number) => decoded.data[y * 6 + x];
   // Each source pixel covers a 2×2 block.
   assertEquals([red(0, 0), red(1, 1), red(2, 0), red(4, 1), red(0, 2), red(2, 3), red(5, 3)], [
     0,
@@ -33,13 +33,13 @@ Deno.test("imageToPng: gray scale maps min → 0 and max → 255, nearest upsamp
     64,
     0,
   ]);
-  // Gray: R = G = B everywhere.
-  for (let i = 0; i < decoded.data.length; i += 3) {
-    assert(decoded.data[i] === decoded.data[i + 1] && decoded.data[i] === decoded.data[i + 2]);
-  }
   // An explicit domain clamps: values above the top are white.
   const clamped = decode(imageToPng(image, { domain: [0, 0.5], scale: 1 }).bytes);
-  assertEquals(Array.from(clamped.data.filter((_, i) => i % 3 === 0)), [0, 255, 255, 255, 128, 0]);
+  assertEquals(Array.from(clamped.data), [0, 255, 255, 255, 128, 0]);
+  // A colour scheme gives RGB; its low end is the scheme's first colour.
+  const colored = decode(imageToPng(image, { scheme: "viridis", scale: 1 }).bytes);
+  assertEquals(colored.channels, 3);
+  assertEquals(Array.from(colored.data.subarray(0, 3)), [0x44, 0x01, 0x54]);
   assertThrows(() => imageToPng({ data: [1, 2, 3], shape: [2, 2] }), Error, "shape");
 });
 
@@ -72,6 +72,9 @@ Deno.test("PngImage: display bundle is base64 PNG, save writes the bytes", async
   const bytes = Buffer.from(bundle["image/png"], "base64");
   assertEquals(Array.from(bytes.subarray(0, 8)), [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
   assert(png.dataUrl().startsWith("data:image/png;base64,"));
+  const wrapped = PngImage.fromBytes(png.bytes);
+  assertEquals([wrapped.width, wrapped.height], [png.width, png.height]);
+  assertThrows(() => PngImage.fromBytes(new Uint8Array(30)), Error, "not a PNG");
   const dir = await Deno.makeTempDir();
   try {
     await png.save(`${dir}/a/b.png`);

@@ -38,7 +38,7 @@ export const SMALL_PARAMETERS: Readonly<Record<string, unknown>> = {
   testSize: 200,
   epochs: 1,
   pixels: 24,
-  tsneIterations: 250,
+  tsneIterations: 500,
   projectionSize: 300,
   batchSize: 32,
 };

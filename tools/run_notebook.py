@@ -14,7 +14,7 @@ the values of the notebook's parameters cell.
 
 Parameters cell: the first code cell tagged `parameters` (cell metadata `"tags":
 ["parameters"]`). Each parameter is one line `const NAME = VALUE;` (or `let`), optionally
-with a type annotation and a trailing `// comment`. `--params '{"NAME": VALUE}'` replaces
+with a type annotation or a trailing `as TYPE` (kept), and a trailing `// comment`. `--params '{"NAME": VALUE}'` replaces
 VALUE with the JSON text of the override (valid TypeScript for numbers, strings, booleans,
 arrays and objects).
 
@@ -41,7 +41,8 @@ from jupyter_client.manager import KernelManager
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 PARAM_LINE = re.compile(
     r"^(?P<head>\s*(?:export\s+)?(?:const|let|var)\s+)(?P<name>[A-Za-z_$][\w$]*)"
-    r"(?P<eq>\s*(?::[^=]+?)?\s*=\s*)(?P<value>.+?)(?P<tail>\s*;\s*(?://.*)?)$"
+    r"(?P<eq>\s*(?::[^=]+?)?\s*=\s*)(?P<value>.+?)(?P<cast>\s+as\s+[^;]+?)?"
+    r"(?P<tail>\s*;\s*(?://.*)?)$"
 )
 
 
@@ -80,6 +81,7 @@ def apply_parameters(nb, overrides, ignore_unknown=False):
             value = json.dumps(overrides[name])
             lines[i] = (
                 match.group("head") + name + match.group("eq") + value
+                + (match.group("cast") or "")
                 + match.group("tail").split("//")[0].rstrip()
                 + f" // overridden (was {match.group('value')})"
             )

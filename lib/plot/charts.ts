@@ -397,8 +397,26 @@ export function lineChart(points: readonly LinePoint[], options: LineChartOption
 export interface Polygon {
   /** Legend name. */
   name: string;
-  /** Vertices in order, `[x, y]` each; the polygon is closed automatically. */
-  points: ArrayLike<readonly [number, number]> | ArrayLike<ArrayLike<number>>;
+  /**
+   * Vertices in order: `[x, y]` pairs or a `[k, 2]` matrix; the polygon is closed
+   * automatically.
+   */
+  points:
+    | ArrayLike<readonly [number, number]>
+    | ArrayLike<ArrayLike<number>>
+    | { data: ArrayLike<number>; shape: readonly [number, number] };
+}
+
+function polygonVertices(points: Polygon["points"]): [number, number][] {
+  if ("shape" in points && "data" in points) {
+    const [k, d] = points.shape;
+    if (d !== 2) throw new Error(`polygon vertices need shape [k, 2], got [${k}, ${d}]`);
+    return Array.from({ length: k }, (_, i) => [points.data[2 * i], points.data[2 * i + 1]]);
+  }
+  return Array.from(
+    points as ArrayLike<ArrayLike<number>>,
+    (p) => [Number(p[0]), Number(p[1])] as [number, number],
+  );
 }
 
 /** Options of {@link scatter}. */
@@ -445,7 +463,7 @@ export function scatter(points: Points2D, options: ScatterOptions = {}): Figure 
   const rows = Array.from({ length: n }, (_, i) => ({ x: x[i], y: y[i], group: names?.[i] ?? "" }));
   const polygons = (options.polygons ?? []).map((polygon) => ({
     name: polygon.name,
-    vertices: Array.from(polygon.points, (p) => [Number(p[0]), Number(p[1])] as [number, number]),
+    vertices: polygonVertices(polygon.points),
   }));
   const pointGroups = names ? categoryDomain(names, options.groupNames) : [];
   const domain = [...pointGroups, ...polygons.map((p) => p.name)];

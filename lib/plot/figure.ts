@@ -90,6 +90,16 @@ export class PngImage {
     this.height = height;
   }
 
+  /** Wraps an encoded PNG file, reading its size from the header (e.g. lib/image's grids). */
+  static fromBytes(bytes: Uint8Array): PngImage {
+    const signature = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a];
+    if (bytes.length < 24 || signature.some((b, i) => bytes[i] !== b)) {
+      throw new Error("not a PNG file (bad signature)");
+    }
+    const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    return new PngImage(bytes, view.getUint32(16), view.getUint32(20));
+  }
+
   /** The PNG file as base64. */
   base64(): string {
     return Buffer.from(this.bytes.buffer, this.bytes.byteOffset, this.bytes.byteLength)
@@ -202,8 +212,11 @@ export function renderTitle(title: string, width: number): SvgElement {
  * value axis, because Plot's own continuous legend needs a canvas, which a virtual DOM lacks.
  */
 export function renderLegend(color: Plot.ScaleOptions, width: number): SvgElement {
-  const legendWidth = Math.min(width - 16, 360);
+  let legendWidth = Math.min(width - 16, 360);
   if (color.type === "ordinal" || color.type === "categorical") {
+    const names = Array.from(color.domain ?? [], String);
+    const longest = Math.max(0, ...names.map((name) => name.length));
+    legendWidth = Math.max(legendWidth, Math.min(width - 16, names.length * (6.5 * longest + 14)));
     const element = Plot.legend({
       document: plotDocument(),
       legend: "ramp",

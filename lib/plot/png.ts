@@ -7,6 +7,7 @@
  */
 import * as Plot from "@observablehq/plot";
 import { encode } from "fast-png";
+import { encodeGrayPng } from "../image/png.ts";
 import type { ImageBatch } from "../types.ts";
 import { PngImage } from "./figure.ts";
 
@@ -101,7 +102,10 @@ export function defaultScheme(options: ColorOptions): string {
   return options.scheme ?? (options.diverging ? "rdbu" : "gray");
 }
 
-/** Encodes one single-channel image as a colour-mapped RGB PNG. */
+/**
+ * Encodes one single-channel image as a PNG: 8-bit grayscale for the `"gray"` scheme (through
+ * lib/image's encoder), colour-mapped RGB for the others.
+ */
 export function imageToPng(image: GrayImage, options: PngOptions = {}): PngImage {
   const [height, width] = image.shape;
   if (image.data.length !== height * width) {
@@ -112,8 +116,13 @@ export function imageToPng(image: GrayImage, options: PngOptions = {}): PngImage
     );
   }
   const scale = Math.max(1, Math.floor(options.scale ?? Math.ceil(160 / Math.max(height, width))));
-  const table = colorLookup(defaultScheme(options));
+  const scheme = defaultScheme(options);
   const [low, high] = colorDomain(image.data, options);
+  if (scheme === "gray" || scheme === "grey") {
+    const bytes = encodeGrayPng(image, { min: low, max: high, scale });
+    return new PngImage(bytes, width * scale, height * scale);
+  }
+  const table = colorLookup(scheme);
   const span = high - low || 1;
   const outWidth = width * scale;
   const outHeight = height * scale;
