@@ -178,7 +178,7 @@ Deno.test({
         layers: [0, 1, 2],
         pooling: "cls",
         maxTokens: 512,
-        batchSize: 8,
+        batchSize: 1,
       });
       assertEquals(enc.maxTokensLimit, 512);
       const texts = ["I loved it.", "I hated it."];
@@ -222,7 +222,7 @@ Deno.test({
 });
 
 Deno.test({
-  name: "bert quantised export: taps found, batch size 1 by default, close to float reference",
+  name: "bert quantised export: taps found, dynamic quantisation seen, close to float reference",
   ignore,
   fn: async () => {
     const ref = await reference();
@@ -348,6 +348,43 @@ Deno.test({
         for (let t = 0; t < T; t++) sum += data[t * H + h];
         assertAlmostEquals(m.data[h], sum / T, 1e-5);
       }
+    } finally {
+      await enc.dispose();
+    }
+  },
+});
+
+Deno.test({
+  name: "bert: overflow 'windows' averages framed windows weighted by their token counts",
+  ignore,
+  fn: async () => {
+    const enc = await BertEncoder.load(await tinyBert());
+    try {
+      const text = "I didn't like the plot; the acting, however, was superb. Café scenes aside.";
+      const full = enc.tokenize(text);
+      const windows = enc.tokenWindows(text, 8, "windows");
+      assertGreater(windows.length, 2);
+      assert(windows.every((w) => w.length <= 8 && w[0] === 101 && w[w.length - 1] === 102));
+      assertEquals(windows.flatMap((w) => w.slice(1, -1)), full.slice(1, -1));
+      const H = enc.hiddenSize;
+      const expected = new Float64Array(2 * H);
+      const total = windows.reduce((n, w) => n + w.length, 0);
+      for (const w of windows) {
+        const { states } = await enc.hiddenStates([w]);
+        for (const [k, layer] of [1, 3].entries()) {
+          const data = states[layer].data as Float32Array;
+          for (let h = 0; h < H; h++) expected[k * H + h] += (w.length / total) * data[h];
+        }
+      }
+      const m = await enc.encode([text, "short"], {
+        layers: [1, 3],
+        maxTokens: 8,
+        overflow: "windows",
+      });
+      assert(maxAbsDiff(m.data.subarray(0, 2 * H), expected) <= 1e-5);
+      // A text that fits in one window gets exactly its truncated vector.
+      const short = await enc.encode(["short"], { layers: [1, 3], maxTokens: 8 });
+      assertEquals(m.data.subarray(2 * H), short.data);
     } finally {
       await enc.dispose();
     }

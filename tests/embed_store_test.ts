@@ -153,6 +153,7 @@ Deno.test("store: second call reads from disk; any key change gets its own store
     assertNotEquals(key({ layers: [2, 1] }), base);
     assertNotEquals(key({ pooling: "mean" }), base);
     assertNotEquals(key({ maxTokens: 32 }), base);
+    assertNotEquals(key({ overflow: "windows" }), base);
     assertEquals(key({ batchSize: 1 }), base, "batch size is not part of the key");
 
     // Different texts, options: new stores, new encodes.

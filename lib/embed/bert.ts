@@ -1,17 +1,22 @@
 /**
  * BERT-family encoders from ONNX exports in the Hugging Face / transformers.js layout
  * (`config.json`, `tokenizer.json`, `tokenizer_config.json`, `onnx/model.onnx` or
- * `onnx/model_quantized.onnx`), run with onnxruntime-node, every hidden state exposed.
+ * `onnx/model_quantized.onnx`), run with onnxruntime-node, every hidden state exposed (see
+ * `onnx_graph.ts` for how the hidden states are found and added as graph outputs).
  *
  * Tokenisation is transformers.js's (`AutoTokenizer`, from the local folder only, through its
- * browser build: see the import below). Truncation
- * follows the Python tokenizers (`truncation=True, max_length=N`): the text's tokens are cut
- * so that the result, special tokens included, has at most N tokens and still ends with the
- * closing special token ([SEP]).
+ * browser build: see the import below). Truncation follows the Python tokenizers
+ * (`truncation=True, max_length=N`): the text's tokens are cut so that the result, special
+ * tokens included, has at most N tokens and still ends with the closing special token
+ * ([SEP]). With `overflow: "windows"` the text is instead cut into consecutive windows, each
+ * framed by [CLS] ... [SEP].
  *
- * Defaults follow the paper's official code (`PAPER.md` §1): [CLS] of hidden states 6..11 of
- * bert-base (generally `L-6 .. L-1`), 512 tokens, special tokens added; {@link bertLayers}
- * gives the abstract's "last six" (`L-5 .. L`).
+ * Defaults follow the paper's official code (`PAPER.md` §1): one review at a time, [CLS] of
+ * hidden states 6..11 of bert-base (generally `L-6 .. L-1`), 512 tokens, special tokens
+ * added; {@link bertLayers} gives the abstract's "last six" (`L-5 .. L`). Batches (padding +
+ * attention mask) give the same vectors to 1e-4 for float exports; for dynamically
+ * quantised exports they differ slightly, because activations are quantised with one scale
+ * per batch tensor.
  *
  * @module
  */
@@ -25,13 +30,14 @@ import { basename, dirname, join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { sha256File } from "../download.ts";
 import type { Matrix } from "../types.ts";
-import { encodeInBatches } from "./batching.ts";
+import { encodeInBatches, splitWindows } from "./batching.ts";
 import { resolveModelFolder } from "./hub.ts";
 import { addGraphOutputs, findHiddenStateTaps, type HiddenStateTaps } from "./onnx_graph.ts";
 import {
   checkTexts,
   type EncodeDefaults,
   type EncodeOptions,
+  type Overflow,
   resolveEncodeOptions,
   type TextEncoderModel,
 } from "./types.ts";
@@ -148,9 +154,11 @@ export class BertEncoder implements TextEncoderModel {
       layers: bertLayers(this.numLayers, "code"),
       pooling: "cls",
       maxTokens: Math.min(512, this.maxTokensLimit),
-      // Dynamically quantised exports scale activations per batch tensor: one text per run
-      // keeps each vector independent of its batch neighbours.
-      batchSize: init.taps.dynamicQuantization ? 1 : 8,
+      // One text per run, as the paper: on CPU, padded batches of long texts are slower
+      // (the [batch, heads, n, n] attention tensors outgrow the caches), and dynamically
+      // quantised exports scale activations per batch tensor, so batching would make a
+      // text's vector depend on its neighbours. Batches stay available (batchSize).
+      batchSize: 1,
     };
   }
 
@@ -200,11 +208,19 @@ export class BertEncoder implements TextEncoderModel {
 
   /** Token ids of `text` with special tokens, truncated to `maxTokens`. */
   tokenize(text: string, maxTokens: number = this.defaults.maxTokens): number[] {
+    return this.tokenWindows(text, maxTokens, "truncate")[0];
+  }
+
+  /**
+   * Token-id windows of `text`, each framed by the special tokens and at most `maxTokens`
+   * long: one (truncated) window, or consecutive windows covering every token.
+   */
+  tokenWindows(text: string, maxTokens: number, overflow: Overflow): number[][] {
     const { prefix, suffix } = this.#frame;
     const room = maxTokens - prefix.length - suffix.length;
     if (room < 1) throw new Error(`maxTokens ${maxTokens} leaves no room for text`);
     const core: number[] = this.#tokenizer.encode(text, null, { add_special_tokens: false });
-    return [...prefix, ...core.slice(0, room), ...suffix];
+    return splitWindows(core, room, overflow).map((w) => [...prefix, ...w, ...suffix]);
   }
 
   /** Encodes `texts`; see {@link TextEncoderModel.encode}. */
@@ -212,12 +228,12 @@ export class BertEncoder implements TextEncoderModel {
     const resolved = resolveEncodeOptions(this, options);
     const offset = options.textIndexOffset ?? 0;
     checkTexts(texts, offset);
-    const tokenIds = texts.map((t) => this.tokenize(t, resolved.maxTokens));
+    const windows = texts.map((t) => this.tokenWindows(t, resolved.maxTokens, resolved.overflow));
     const fetches = resolved.layers.map((l) => this.taps.tensors[l]);
     return await encodeInBatches({
       encoderId: this.id,
       texts,
-      tokenIds,
+      windows,
       options: resolved,
       hiddenSize: this.hiddenSize,
       onProgress: options.onProgress,

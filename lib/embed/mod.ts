@@ -15,6 +15,7 @@
 export type {
   EncodeDefaults,
   EncodeOptions,
+  Overflow,
   Pooling,
   ResolvedEncodeOptions,
   TextEncoderModel,
@@ -42,6 +43,6 @@ export {
   hashTexts,
 } from "./store.ts";
 export type { EmbeddingKey, EmbeddingStoreMeta, EmbedTextsOptions } from "./store.ts";
-export { encodeInBatches, lengthSortedBatches } from "./batching.ts";
+export { encodeInBatches, lengthSortedBatches, splitWindows } from "./batching.ts";
 export type { BatchLayerOutput } from "./batching.ts";
 export { poolInto } from "./pooling.ts";

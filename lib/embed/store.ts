@@ -4,7 +4,7 @@
  *
  * A store is a folder `<root>/<encoder>/<key>/` (root: `dataDir()/embeddings`), where `key`
  * hashes the encoder identity (id + SHA-256 of its weights), the hidden states, pooling,
- * truncation length, and the texts themselves (count and content). It holds
+ * truncation length and overflow handling, and the texts themselves (count and content). It holds
  *
  * - `meta.json`: the key in readable form, the row width and the chunk size;
  * - `rows-<first>-<end>.f32`: little-endian float32 rows `first .. end-1`, one file per
@@ -47,6 +47,8 @@ export interface EmbeddingKey {
   pooling: string;
   /** Truncation length. */
   maxTokens: number;
+  /** Handling of texts longer than `maxTokens`. */
+  overflow: string;
   /** Number of texts. */
   count: number;
   /** {@link hashTexts} of the texts. */
@@ -99,6 +101,7 @@ export function embeddingKey(
     layers: options.layers,
     pooling: options.pooling,
     maxTokens: options.maxTokens,
+    overflow: options.overflow,
     count: texts.length,
     textsHash: hashTexts(texts),
   };
@@ -112,6 +115,7 @@ function keyDigest(key: EmbeddingKey): string {
     key.layers,
     key.pooling,
     key.maxTokens,
+    key.overflow,
     key.count,
     key.textsHash,
   ]);

@@ -15,6 +15,9 @@ import type { Matrix } from "../types.ts";
 /** How token states become one vector per hidden state. */
 export type Pooling = "cls" | "mean";
 
+/** Handling of texts longer than `maxTokens` (see {@link EncodeOptions.overflow}). */
+export type Overflow = "truncate" | "windows";
+
 /** Options of {@link TextEncoderModel.encode}. */
 export interface EncodeOptions {
   /** Hidden states to read (0 = embeddings, k = encoder layer k), in output order. */
@@ -23,6 +26,13 @@ export interface EncodeOptions {
   pooling?: Pooling;
   /** Truncation length in tokens, special tokens included. */
   maxTokens?: number;
+  /**
+   * What happens to tokens beyond `maxTokens`: `"truncate"` drops them (default, as the
+   * paper); `"windows"` encodes the text as consecutive windows of at most `maxTokens`
+   * tokens (special tokens added to each) and averages the windows' pooled vectors,
+   * weighted by their token counts.
+   */
+  overflow?: Overflow;
   /** Texts run through the model at once (padding + attention mask). */
   batchSize?: number;
   /** Called after each batch with the number of texts done. */
@@ -76,6 +86,8 @@ export interface ResolvedEncodeOptions {
   pooling: Pooling;
   /** Truncation length. */
   maxTokens: number;
+  /** Handling of longer texts. */
+  overflow: Overflow;
   /** Batch size. */
   batchSize: number;
 }
@@ -109,7 +121,11 @@ export function resolveEncodeOptions(
   if (!Number.isInteger(batchSize) || batchSize < 1) {
     throw new Error(`${encoder.id}: batchSize must be a positive integer, not ${batchSize}`);
   }
-  return { layers: [...layers], pooling, maxTokens, batchSize };
+  const overflow = options.overflow ?? "truncate";
+  if (overflow !== "truncate" && overflow !== "windows") {
+    throw new Error(`${encoder.id}: overflow must be "truncate" or "windows", not ${overflow}`);
+  }
+  return { layers: [...layers], pooling, maxTokens, overflow, batchSize };
 }
 
 /** A short, printable excerpt of a text for error messages. */

@@ -24,13 +24,14 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { ready, tf } from "../tf.ts";
 import type { Matrix } from "../types.ts";
-import { type BatchLayerOutput, encodeInBatches } from "./batching.ts";
+import { type BatchLayerOutput, encodeInBatches, splitWindows } from "./batching.ts";
 import { SentencePieceTokenizer } from "./sentencepiece.ts";
 import {
   checkTexts,
   type EncodeDefaults,
   type EncodeOptions,
   excerpt,
+  type Overflow,
   resolveEncodeOptions,
   type TextEncoderModel,
 } from "./types.ts";
@@ -144,10 +145,13 @@ export class UseLiteEncoder implements TextEncoderModel {
 
   /** Piece ids fed to the model for `text`: unknown pieces dropped, cut to `maxTokens`. */
   tokenize(text: string, maxTokens: number = this.defaults.maxTokens): number[] {
-    return this.tokenizer.encode(text).filter((id) => id !== this.tokenizer.unknownId).slice(
-      0,
-      maxTokens,
-    );
+    return this.tokenWindows(text, maxTokens, "truncate")[0];
+  }
+
+  /** Piece-id windows of `text` (unknown pieces dropped), each at most `maxTokens` long. */
+  tokenWindows(text: string, maxTokens: number, overflow: Overflow): number[][] {
+    const ids = this.tokenizer.encode(text).filter((id) => id !== this.tokenizer.unknownId);
+    return splitWindows(ids, maxTokens, overflow);
   }
 
   /** Encodes `texts`; see {@link TextEncoderModel.encode}. */
@@ -155,20 +159,20 @@ export class UseLiteEncoder implements TextEncoderModel {
     const resolved = resolveEncodeOptions(this, options);
     const offset = options.textIndexOffset ?? 0;
     checkTexts(texts, offset);
-    const tokenIds = texts.map((text, i) => {
-      const ids = this.tokenize(text, resolved.maxTokens);
-      if (ids.length === 0) {
+    const windows = texts.map((text, i) => {
+      const list = this.tokenWindows(text, resolved.maxTokens, resolved.overflow);
+      if (list[0].length === 0) {
         throw new Error(
           `Text ${offset + i} ${excerpt(text)} has no piece in the USE-lite vocabulary`,
         );
       }
-      return ids;
+      return list;
     });
     const nodes = resolved.layers.map((l) => this.nodeNames[l]);
     return await encodeInBatches({
       encoderId: this.id,
       texts,
-      tokenIds,
+      windows,
       options: resolved,
       hiddenSize: this.hiddenSize,
       onProgress: options.onProgress,
