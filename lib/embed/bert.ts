@@ -31,7 +31,7 @@ import { pathToFileURL } from "node:url";
 import { sha256File } from "../download.ts";
 import type { Matrix } from "../types.ts";
 import { encodeInBatches, splitWindows } from "./batching.ts";
-import { resolveModelFolder } from "./hub.ts";
+import { hubCacheFolder, looksLikeHubId, resolveModelFolder } from "./hub.ts";
 import { addGraphOutputs, findHiddenStateTaps, type HiddenStateTaps } from "./onnx_graph.ts";
 import {
   checkTexts,
@@ -192,7 +192,8 @@ export class BertEncoder implements TextEncoderModel {
     }
     const tokenizer = await loadTokenizer(folder);
     const modelHash = await sha256File(join(folder, onnxPath));
-    const name = source.includes("/") && !source.startsWith("/") && !source.startsWith(".")
+    // A hub model is named by its hub id, a local folder by its name.
+    const name = looksLikeHubId(source) && folder === hubCacheFolder(source)
       ? source
       : basename(folder);
     return new BertEncoder({
