@@ -169,6 +169,31 @@ Deno.test("float16 and float32 caches, keys and partial reads", async () => {
   await Deno.remove(root, { recursive: true });
 });
 
+Deno.test("two workers compute the same features and the same cache", async () => {
+  const root = await Deno.makeTempDir({ prefix: "vision_cache_" });
+  const backbone = await loadBackbone(spec);
+  const set = images(N, SIZE, 6);
+  const here = await backbone.features(set, { batchSize: 8 });
+  const progress: number[] = [];
+  const parallel = await backbone.features(set, {
+    batchSize: 8,
+    workers: 2,
+    onProgress: (p) => progress.push(p.done),
+  });
+  assertEquals(parallel.shape, here.shape);
+  assertRowsClose(parallel.data, here.data, 1e-6);
+  assertEquals(progress.at(-1), N);
+  const cache = await cacheFeatures(backbone, set, {
+    root,
+    dtype: "float32",
+    chunkRows: 16,
+    workers: 2,
+  });
+  assertRowsClose((await cache.readAll()).data, here.data, 1e-6);
+  backbone.dispose(); // stops the workers
+  await Deno.remove(root, { recursive: true });
+});
+
 Deno.test("cleanup", async () => {
   await Deno.remove(folder, { recursive: true });
 });

@@ -48,7 +48,7 @@ async function trainOneStep(
 }
 
 Deno.test("resnet50 slice: a training step through it changes no weight and no BN statistic", async () => {
-  const backbone = await loadBackbone("resnet50");
+  const backbone = await loadBackbone("resnet50", { fold: false });
   assert(backbone.model.layers.every((l) => !l.trainable), "every layer must be non-trainable");
   assertEquals(backbone.model.trainableWeights.length, 0);
   const bnLayers = backbone.model.layers.filter((l) =>
@@ -65,6 +65,17 @@ Deno.test("resnet50 slice: a training step through it changes no weight and no B
   const inference = backbone.model.predict(x) as tf.Tensor;
   const training = backbone.model.apply(x, { training: true }) as tf.Tensor;
   assertEquals(tf.max(tf.abs(tf.sub(inference, training))).dataSync()[0], 0);
+  backbone.dispose();
+});
+
+Deno.test("resnet50 slice with BatchNorm folded (default): no layer trains, nothing changes", async () => {
+  const backbone = await loadBackbone("resnet50");
+  assertEquals(backbone.model.trainableWeights.length, 0);
+  assert(backbone.model.layers.every((l) => !/BatchNormalization/.test(l.getClassName())));
+  const before = snapshot(backbone.model);
+  const { head } = await trainOneStep((x) => backbone.apply(x));
+  assertGreater(head, 0, "the head must have trained");
+  assertEquals(maxChange(before, backbone.model), 0);
   backbone.dispose();
 });
 
@@ -94,7 +105,7 @@ Deno.test("control: the same step through plain non-trainable layers moves BN st
 });
 
 Deno.test("a frozen backbone survives serialisation as frozen", async () => {
-  const backbone = await loadBackbone("resnet50");
+  const backbone = await loadBackbone("resnet50", { fold: false });
   const json = backbone.model.toJSON(null, false) as unknown as tf.serialization.ConfigDict;
   const copy = await tf.models.modelFromJSON({ modelTopology: json });
   assert(copy.layers.some((l) => l.getClassName() === "FrozenBatchNormalization"));

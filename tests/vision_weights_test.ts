@@ -159,7 +159,8 @@ for (const s of SLICED) {
     name: `${s.name}: kernels equal the shard bytes, first conv is trained, shapes at 150 and 50`,
     ignore: needsShared.ignore,
     fn: async () => {
-      const backbone = await loadBackbone(s.name);
+      // the layers as in the file (no BatchNorm folding), to compare bytes
+      const backbone = await loadBackbone(s.name, { fold: false });
       const folder = s.folder();
       for (const layer of [s.first, s.last]) {
         const loaded = backbone.model.getLayer(layer).getWeights()[0].dataSync();
@@ -177,17 +178,27 @@ for (const s of SLICED) {
       assertLess(trained, 0.85, `${s.name} first conv roughness ${trained}`);
       assertGreater(random, 0.85, `random init roughness ${random}`);
 
+      // the default (BatchNorm folded) computes the same features, at 150×150 and 50×50
+      const folded = await loadBackbone(s.name);
       const expected = BACKBONES[s.name].outputShape150!;
-      assertEquals(backbone.outputShape([150, 150]), expected);
+      assertEquals(folded.outputShape([150, 150]), expected);
       for (const size of [150, 50]) {
-        const images = {
-          data: new Float32Array(2 * size * size).fill(0.5),
-          shape: [2, size, size] as [number, number, number],
-        };
-        const f = await backbone.features(images);
-        assertEquals(f.shape.slice(1), backbone.outputShape([size, size]));
-        assert(f.data.every(Number.isFinite));
+        const data = new Float32Array(2 * size * size).map((_, i) => (i * 7919 % 997) / 997);
+        const images = { data, shape: [2, size, size] as [number, number, number] };
+        const a = await folded.features(images);
+        const b = await backbone.features(images);
+        assertEquals(a.shape.slice(1), folded.outputShape([size, size]));
+        let scale = 0, diff = 0;
+        for (let i = 0; i < a.data.length; i++) {
+          scale = Math.max(scale, Math.abs(b.data[i]));
+          diff = Math.max(diff, Math.abs(a.data[i] - b.data[i]));
+        }
+        assert(
+          scale > 0 && diff <= 1e-4 * scale,
+          `${s.name} ${size}: folded differs by ${diff} (max ${scale})`,
+        );
       }
+      folded.dispose();
       backbone.dispose();
     },
   });

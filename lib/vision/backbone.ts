@@ -20,6 +20,10 @@ import { getBackboneSpec, validateBackboneSpec } from "./registry.ts";
 import type { BackboneSpec, ModelSource } from "./registry.ts";
 import { describeSource, openModelStore } from "./source.ts";
 import { asFeatureBatch, preprocessingLayer, preprocessTensor } from "./preprocess.ts";
+import { BackboneWorkers } from "./parallel.ts";
+
+/** How long idle workers are kept for the next call before they are stopped. */
+const WORKER_IDLE_MS = 2000;
 
 /** Options of {@link loadBackbone}. */
 export interface LoadBackboneOptions {
@@ -30,6 +34,13 @@ export interface LoadBackboneOptions {
   inputSize?: [number, number] | null;
   /** Use these sources instead of the spec's. */
   sources?: ModelSource[];
+  /**
+   * Fold BatchNormalization layers (and a following ReLU-type activation) into the
+   * convolution before them (default true): the same function, about 15% faster on ResNet50.
+   * With `false` the Keras layers are kept as in the file (BatchNormalization replaced by
+   * the inference-only `FrozenBatchNormalization`), e.g. to inspect them by name.
+   */
+  fold?: boolean;
 }
 
 /** Options of {@link Backbone.features}. */
@@ -47,6 +58,12 @@ export interface FeaturesOptions {
   preprocess?: boolean;
   /** Nearest-neighbour upsampling factor applied first (the paper uses 3: 50 → 150). */
   upsample?: number;
+  /**
+   * Compute on this many Deno workers, each with its own copy of the backbone on one core
+   * (default 1: in this thread). They are started on first use and stopped after
+   * 2 s without work or by {@link Backbone.dispose}.
+   */
+  workers?: number;
 }
 
 /** A frozen, sliced ImageNet network. Create with {@link loadBackbone}. */
@@ -59,7 +76,9 @@ export class Backbone {
    * The frozen network: input `[n, h, w, 3]` in the network's own range (see
    * {@link Backbone.preprocess}), output the slice layer's `[n, h', w', c]` (or `[n, c]` for
    * a complete classifier). Every layer has `trainable = false` and BatchNormalization runs
-   * in inference mode even when a larger model is trained through it.
+   * in inference mode even when a larger model is trained through it (by default it is
+   * folded into the convolution before it, see {@link LoadBackboneOptions.fold}, so the
+   * model's output layer may be that convolution rather than the spec's slice layer name).
    */
   readonly model: tf.LayersModel;
   /** The layers kept, in order. */
@@ -68,6 +87,9 @@ export class Backbone {
   readonly loadedFrom: string;
   /** Which shards were read. */
   readonly weightReport: WeightReadReport;
+  /** The options it was loaded with (workers load the same). */
+  readonly loadOptions: LoadBackboneOptions;
+  #workers: BackboneWorkers | undefined;
 
   /** Wraps an already built frozen model; normally use {@link loadBackbone}. */
   constructor(
@@ -76,6 +98,7 @@ export class Backbone {
     layerNames: string[],
     loadedFrom: string,
     weightReport: WeightReadReport,
+    loadOptions: LoadBackboneOptions = {},
   ) {
     this.name = spec.name;
     this.spec = spec;
@@ -83,6 +106,7 @@ export class Backbone {
     this.layerNames = layerNames;
     this.loadedFrom = loadedFrom;
     this.weightReport = weightReport;
+    this.loadOptions = loadOptions;
   }
 
   /** Output `[h', w', c]` for an input of `[h, w]` (a flat output of c values is `[1, 1, c]`). */
@@ -146,7 +170,7 @@ export class Backbone {
       let input: tf.Tensor4D;
       if (options.preprocess ?? true) input = preprocessTensor(x, this.spec.preprocessing);
       else input = x.shape[3] === 1 ? tf.tile(x, [1, 1, 1, 3]) : x;
-      const y = this.model.predictOnBatch(input) as tf.Tensor;
+      const y = this.model.apply(input, { training: false }) as tf.Tensor;
       return (y.rank === 2 ? y.reshape([y.shape[0], 1, 1, y.shape[1]!]) : y) as tf.Tensor4D;
     });
   }
@@ -198,6 +222,42 @@ export class Backbone {
       ? new ProgressBar(`${this.name} features`, total, { unit: "images" })
       : undefined;
     const pixels = h * w * c;
+    const workers = Math.max(1, Math.floor(options.workers ?? 1));
+    if (workers > 1) {
+      if (this.#workers?.size !== workers) {
+        this.#workers?.terminate();
+        this.#workers = new BackboneWorkers(this.spec, this.loadOptions, workers);
+      }
+      const pool = this.#workers;
+      await pool.ready();
+      let next = from;
+      let done = 0;
+      // two batches in flight per worker, so none waits for the next one
+      const loop = async (index: number) => {
+        while (next < to) {
+          const start = next;
+          const size = Math.min(batchSize, to - start);
+          next += size;
+          const data = batch.data.slice(start * pixels, (start + size) * pixels);
+          const values = await pool.run(index, data, [size, h, w, c], options);
+          await sink(start, values);
+          done += size;
+          bar?.update(done);
+          options.onProgress?.({ done, total });
+        }
+      };
+      try {
+        await Promise.all(
+          Array.from({ length: 2 * workers }, (_, i) => loop(i % workers)),
+        );
+      } finally {
+        pool.terminateWhenIdle(WORKER_IDLE_MS, () => {
+          if (this.#workers === pool) this.#workers = undefined;
+        });
+      }
+      bar?.finish();
+      return;
+    }
     for (let start = from; start < to; start += batchSize) {
       const size = Math.min(batchSize, to - start);
       const values = tf.tidy(() => {
@@ -217,8 +277,10 @@ export class Backbone {
     bar?.finish();
   }
 
-  /** Frees the model's weights. */
+  /** Frees the model's weights and stops its workers. */
   dispose(): void {
+    this.#workers?.terminate();
+    this.#workers = undefined;
     this.model.dispose();
   }
 }
@@ -250,7 +312,15 @@ export async function loadBackbone(
     `${spec.sliceLayer === null ? "complete" : `up to "${spec.sliceLayer}"`})`;
   const sliced = await buildSlicedModel(store, json, spec.sliceLayer, {
     inputSize: options.inputSize,
+    fold: options.fold ?? true,
     context,
   });
-  return new Backbone(spec, sliced.model, sliced.layerNames, describeSource(source), sliced.report);
+  return new Backbone(
+    spec,
+    sliced.model,
+    sliced.layerNames,
+    describeSource(source),
+    sliced.report,
+    { ...options, sources: [source] },
+  );
 }

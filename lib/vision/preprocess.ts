@@ -67,18 +67,36 @@ export function asFeatureBatch(images: ImageBatch | FeatureBatch): FeatureBatch 
  * 3 channels in the network's range. For tensors; see {@link preprocessImages} for plain values.
  */
 export function preprocessTensor(x: tf.Tensor4D, mode: Preprocessing): tf.Tensor4D {
-  return tf.tidy(() => {
-    const channels = x.shape[3];
-    let rgb: tf.Tensor4D;
-    if (channels === 1) rgb = tf.tile(x, [1, 1, 1, 3]);
-    else if (channels === 3) rgb = x;
-    else throw new Error(`Expected 1 or 3 channels, got ${channels}`);
-    const { perm, scale, bias } = preprocessingAffine(mode);
-    const ordered = perm[0] === 0 && perm[1] === 1 && perm[2] === 2
-      ? rgb
-      : tf.gather(rgb, perm as number[], 3) as tf.Tensor4D;
-    return tf.add(tf.mul(ordered, scale), tf.tensor1d(bias)) as tf.Tensor4D;
-  });
+  const channels = x.shape[3];
+  if (channels !== 1 && channels !== 3) {
+    throw new Error(`Expected 1 or 3 channels, got ${channels}`);
+  }
+  // One fused 1×1 convolution (channel map × scale, plus bias): a single pass, where
+  // tile + gather + multiply + add would take four (and wasm's Tile and GatherV2 are slow).
+  const { kernel, bias } = affineKernel(mode, channels);
+  return tf.tidy(() =>
+    tf.fused.conv2d({
+      x,
+      filter: tf.tensor4d(kernel, [1, 1, channels, 3]),
+      strides: 1,
+      pad: "valid",
+      bias: tf.tensor1d(bias),
+    })
+  );
+}
+
+/** The `[1, 1, channels, 3]` kernel (row-major) and bias of a mode's affine map. */
+function affineKernel(
+  mode: Preprocessing,
+  channels: 1 | 3,
+): { kernel: Float32Array; bias: [number, number, number] } {
+  const { perm, scale, bias } = preprocessingAffine(mode);
+  const kernel = new Float32Array(channels * 3);
+  for (let out = 0; out < 3; out++) {
+    const input = channels === 1 ? 0 : perm[out];
+    kernel[input * 3 + out] = scale;
+  }
+  return { kernel, bias };
 }
 
 /** Plain-value version of {@link preprocessTensor}: `[n, h, w, 3]` in the network's range. */
@@ -111,12 +129,7 @@ export function preprocessingLayer(
   channels: 1 | 3 = 3,
   name?: string,
 ): tf.layers.Layer {
-  const { perm, scale, bias } = preprocessingAffine(mode);
-  const kernel = new Float32Array(channels * 3);
-  for (let out = 0; out < 3; out++) {
-    const input = channels === 1 ? 0 : perm[out];
-    kernel[input * 3 + out] = scale; // [1, 1, in, out] row-major
-  }
+  const { kernel, bias } = affineKernel(mode, channels);
   return tf.layers.conv2d({
     filters: 3,
     kernelSize: 1,

@@ -1,0 +1,72 @@
+"""PyTorch reference for bench/backbones.ts: images/s of the paper's frozen slices.
+
+Runs one slice at one input size and prints one JSON line: images/s over the whole run and
+from the fastest batch (the machine is shared, so the fastest batch is the least disturbed
+one). Random weights (timing only), eval mode, no_grad, torch.set_num_threads(2), NCHW
+float32 inputs in [0, 1].
+
+Slices (torchvision, as in the paper's official code):
+  vgg16_features12   vgg16().features[:12]: conv1_1 ... conv3_1 + ReLU, 2 max-pools
+  resnet50_layer1    resnet50(): conv1, bn1, relu, maxpool, layer1
+
+Usage: /usr/bin/python3 bench/backbones_reference.py SLICE SIZE [BATCH] [SECONDS]
+"""
+
+import json
+import resource
+import sys
+import time
+
+import torch
+import torchvision
+
+
+def build(name):
+    if name == "vgg16_features12":
+        return torchvision.models.vgg16().features[:12]
+    if name == "resnet50_layer1":
+        r = torchvision.models.resnet50()
+        return torch.nn.Sequential(r.conv1, r.bn1, r.relu, r.maxpool, r.layer1)
+    raise SystemExit(f"unknown slice {name}")
+
+
+def main():
+    name, size = sys.argv[1], int(sys.argv[2])
+    batch = int(sys.argv[3]) if len(sys.argv) > 3 else 16
+    seconds = float(sys.argv[4]) if len(sys.argv) > 4 else 4.0
+    torch.set_num_threads(2)
+    torch.manual_seed(0)
+    model = build(name).eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    x = torch.rand(batch, 3, size, size)
+    with torch.no_grad():
+        out = model(x)  # warm-up
+        images, start, best = 0, time.perf_counter(), float("inf")
+        cpu0 = time.process_time()
+        while True:
+            t = time.perf_counter()
+            model(x)
+            best = min(best, time.perf_counter() - t)
+            images += batch
+            elapsed = time.perf_counter() - start
+            if elapsed >= seconds and images >= 2 * batch:
+                break
+    cpu = time.process_time() - cpu0
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({
+        "slice": name,
+        "size": size,
+        "batch": batch,
+        "threads": torch.get_num_threads(),
+        "images_per_s": images / elapsed,
+        "best_images_per_s": batch / best,
+        "images_per_cpu_s": images / cpu,
+        "output_shape": list(out.shape[1:]),
+        "peak_rss_mb": peak_mb,
+        "torch": torch.__version__,
+    }))
+
+
+if __name__ == "__main__":
+    main()
