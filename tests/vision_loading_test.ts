@@ -23,6 +23,7 @@ import {
   registerBackbone,
   resizeBilinear,
   saveLayersModel,
+  toThreeChannels,
   upsampleNearest,
 } from "../lib/vision/mod.ts";
 import type { FeatureBatch } from "../lib/types.ts";
@@ -328,6 +329,42 @@ Deno.test("preprocessing maps [0, 1] to each network's range (hand-computed)", (
       assertClose(layered, tf.tensor4d(plain.data, plain.shape), 1e-5);
     }
   }
+});
+
+Deno.test("features: preprocess false feeds values unchanged (gray → 3 channels)", async () => {
+  const { folder } = await savedCopy({});
+  const backbone = await loadBackbone({
+    name: "synthetic_raw",
+    description: "",
+    sources: [{ folder }],
+    preprocessing: "caffe",
+    sliceLayer: "r2",
+    standsInFor: [],
+  });
+  const gray = tf.randomNormal([3, 10, 10, 1], 0, 1, "float32", 9) as tf.Tensor4D;
+  assertClose(toThreeChannels(gray), tf.tile(gray, [1, 1, 1, 3]), 0);
+  const raw = await backbone.features(
+    { data: gray.dataSync() as Float32Array, shape: [3, 10, 10] },
+    { preprocess: false },
+  );
+  const expected = intermediate(net, "r2").predict(tf.tile(gray, [1, 1, 1, 3])) as tf.Tensor;
+  assertClose(tf.tensor4d(raw.data, raw.shape), expected);
+  // and with preprocessing, the caffe map is applied first
+  const mapped = await backbone.features({
+    data: gray.dataSync() as Float32Array,
+    shape: [3, 10, 10],
+  });
+  const bgr = tf.sub(
+    tf.mul(tf.tile(gray, [1, 1, 1, 3]), 255),
+    tf.tensor1d([103.939, 116.779, 123.68]),
+  );
+  assertClose(
+    tf.tensor4d(mapped.data, mapped.shape),
+    intermediate(net, "r2").predict(bgr) as tf.Tensor,
+    1e-4,
+  );
+  backbone.dispose();
+  await Deno.remove(folder, { recursive: true });
 });
 
 Deno.test("nearest upsampling and bilinear resizing", () => {

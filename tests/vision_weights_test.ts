@@ -68,6 +68,14 @@ Deno.test({
     const top5 = top(scores, 5).map((i) => names[i]);
     const birds = top5.filter((n) => (byName.get(n.toLowerCase()) ?? []).some((i) => BIRDS.has(i)));
     assert(birds.length > 0, `no bird in Darknet-tiny's top 5: ${top5.join(", ")}`);
+    // any input size: the complete classifier ends in global average pooling
+    for (const size of [150, 50]) {
+      const small = await darknet.features({
+        data: new Float32Array(size * size).fill(0.5),
+        shape: [1, size, size],
+      });
+      assertEquals(small.shape, [1, 1, 1, 1000]);
+    }
     darknet.dispose();
   },
 });

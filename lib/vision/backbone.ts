@@ -19,7 +19,12 @@ import type { WeightReadReport } from "./layers_model.ts";
 import { getBackboneSpec, validateBackboneSpec } from "./registry.ts";
 import type { BackboneSpec, ModelSource } from "./registry.ts";
 import { describeSource, openModelStore } from "./source.ts";
-import { asFeatureBatch, preprocessingLayer, preprocessTensor } from "./preprocess.ts";
+import {
+  asFeatureBatch,
+  preprocessingLayer,
+  preprocessTensor,
+  toThreeChannels,
+} from "./preprocess.ts";
 import { BackboneWorkers } from "./parallel.ts";
 
 /** How long idle workers are kept for the next call before they are stopped. */
@@ -169,7 +174,7 @@ export class Backbone {
     return tf.tidy(() => {
       let input: tf.Tensor4D;
       if (options.preprocess ?? true) input = preprocessTensor(x, this.spec.preprocessing);
-      else input = x.shape[3] === 1 ? tf.tile(x, [1, 1, 1, 3]) : x;
+      else input = toThreeChannels(x);
       const y = this.model.apply(input, { training: false }) as tf.Tensor;
       return (y.rank === 2 ? y.reshape([y.shape[0], 1, 1, y.shape[1]!]) : y) as tf.Tensor4D;
     });

@@ -50,6 +50,7 @@ export {
   preprocessingAffine,
   preprocessingLayer,
   preprocessTensor,
+  toThreeChannels,
   upsampleNearest,
 } from "./preprocess.ts";
 export type { ChannelAffine } from "./preprocess.ts";

@@ -85,6 +85,16 @@ export function preprocessTensor(x: tf.Tensor4D, mode: Preprocessing): tf.Tensor
   );
 }
 
+/**
+ * Repeats a 1-channel batch to 3 identical channels (3-channel input is returned as is).
+ * A 1×1 convolution, which TF.js's wasm backend runs far faster than `tf.tile`.
+ */
+export function toThreeChannels(x: tf.Tensor4D): tf.Tensor4D {
+  if (x.shape[3] === 3) return x;
+  if (x.shape[3] !== 1) throw new Error(`Expected 1 or 3 channels, got ${x.shape[3]}`);
+  return tf.tidy(() => tf.conv2d(x, tf.ones([1, 1, 1, 3]) as tf.Tensor4D, 1, "valid"));
+}
+
 /** The `[1, 1, channels, 3]` kernel (row-major) and bias of a mode's affine map. */
 function affineKernel(
   mode: Preprocessing,
