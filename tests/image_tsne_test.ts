@@ -207,6 +207,17 @@ Deno.test("t-SNE on 5 Gaussian blobs × 200 in 50-D: 5-NN accuracy ≥ 0.95, sam
   assert(other.data.some((v, i) => v !== map.data[i]), "another seed gives another map");
 });
 
+Deno.test("Barnes–Hut with worker threads gives the same map as one thread", async () => {
+  const { points } = blobs(4, 150, 20, 3, 8);
+  const options = { seed: 3, method: "barnes_hut" as const, nIter: 300 };
+  const one = new TSNE({ ...options, threads: 1 });
+  const two = new TSNE({ ...options, threads: 2 });
+  const a = await one.fitTransform(points);
+  const b = await two.fitTransform(points);
+  assertEquals(b.data, a.data);
+  assertEquals(two.klDivergence_, one.klDivergence_);
+});
+
 Deno.test("t-SNE KL agrees with tsne-js within 10% on the same affinities", async () => {
   // tsne-js builds P from plain (not squared) Euclidean distances; we give ours the same
   // distances as a precomputed matrix so both minimise the same objective.

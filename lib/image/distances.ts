@@ -23,7 +23,7 @@ export interface DistanceOptions {
   threads?: number;
   /** Rows per block (default 512). */
   blockSize?: number;
-  /** Dimensions per pass; longer vectors are processed in chunks (default 8192). */
+  /** Dimensions per pass; longer vectors are processed in chunks (default 4096). */
   chunkSize?: number;
   /** Called after each block product with `{done, total}` block products. */
   onProgress?: (done: number, total: number) => void;
@@ -106,22 +106,31 @@ export async function runGramTask(task: GramTask): Promise<void> {
     const dc = Math.min(chunkSize, d - c0);
     const left = new Map<number, tf.Tensor2D>();
     const right = new Map<number, tf.Tensor2D>();
+    // Staging buffers reused across blocks (tf.tensor2d copies them into the wasm heap).
+    const a = new Float32Array(blockSize * dc);
+    const at = new Float32Array(dc * blockSize);
+    const tile = 32;
     for (const b of needed) {
       const r0 = b * blockSize;
       const rows = Math.min(blockSize, n - r0);
-      const a = new Float32Array(rows * dc);
-      const at = new Float32Array(dc * rows);
       for (let r = 0; r < rows; r++) {
         const src = (r0 + r) * d + c0;
         const dst = r * dc;
-        for (let c = 0; c < dc; c++) {
-          const v = points[src + c] - means[c0 + c];
-          a[dst + c] = v;
-          at[c * rows + r] = v;
+        for (let c = 0; c < dc; c++) a[dst + c] = points[src + c] - means[c0 + c];
+      }
+      // Transpose in tiles for cache locality.
+      for (let rt = 0; rt < rows; rt += tile) {
+        const re = Math.min(rows, rt + tile);
+        for (let ct = 0; ct < dc; ct += tile) {
+          const ce = Math.min(dc, ct + tile);
+          for (let r = rt; r < re; r++) {
+            const src = r * dc;
+            for (let c = ct; c < ce; c++) at[c * rows + r] = a[src + c];
+          }
         }
       }
-      left.set(b, tf.tensor2d(a, [rows, dc]));
-      right.set(b, tf.tensor2d(at, [dc, rows]));
+      left.set(b, tf.tensor2d(a.subarray(0, rows * dc), [rows, dc]));
+      right.set(b, tf.tensor2d(at.subarray(0, dc * rows), [dc, rows]));
     }
     for (const [bi, bj] of pairs) {
       const product = tf.matMul(left.get(bi)!, right.get(bj)!);
@@ -147,7 +156,8 @@ export async function runGramTask(task: GramTask): Promise<void> {
   }
 }
 
-function defaultThreads(): number {
+/** Threads used when not specified: the number of cores, at most 4. */
+export function defaultThreads(): number {
   const cores = typeof navigator !== "undefined" ? navigator.hardwareConcurrency ?? 1 : 1;
   return Math.max(1, Math.min(4, cores));
 }
@@ -178,7 +188,7 @@ function checkPoints(points: Matrix): [number, number] {
 export async function gramMatrix(points: Matrix, options: DistanceOptions = {}): Promise<Gram> {
   const [n, d] = checkPoints(points);
   const blockSize = options.blockSize ?? 512;
-  const chunkSize = options.chunkSize ?? 8192;
+  const chunkSize = options.chunkSize ?? 4096;
   const blocks = Math.ceil(n / blockSize);
   const totalPairs = (blocks * (blocks + 1)) / 2;
   // Small problems are not worth a worker's start-up (about a second).
@@ -278,11 +288,37 @@ export async function gramMatrix(points: Matrix, options: DistanceOptions = {}):
   return { gram, sqNorms, n };
 }
 
+/** Direct double loop, for problems too small to be worth the wasm backend's start-up. */
+function squaredDistancesDirect(points: Matrix): Float32Array {
+  const [n, d] = points.shape;
+  const out = new Float32Array(n * n);
+  const x = points.data;
+  for (let i = 0; i < n; i++) {
+    for (let j = i + 1; j < n; j++) {
+      let s = 0;
+      for (let a = 0, bi = i * d, bj = j * d; a < d; a++) {
+        const t = x[bi + a] - x[bj + a];
+        s += t * t;
+      }
+      out[i * n + j] = s;
+      out[j * n + i] = s;
+    }
+  }
+  return out;
+}
+
+/** Below this many multiply-adds (`n²·d`) distances are computed directly. */
+const DIRECT_LIMIT = 5e7;
+
 /** Full `n × n` squared Euclidean distances (float32, zero diagonal) of the rows of `points`. */
 export async function squaredDistances(
   points: Matrix,
   options: DistanceOptions = {},
 ): Promise<Float32Array> {
+  const [n0, d0] = checkPoints(points);
+  if (n0 * n0 * d0 <= DIRECT_LIMIT && options.blockSize === undefined) {
+    return squaredDistancesDirect(points);
+  }
   const { gram, sqNorms, n } = await gramMatrix(points, options);
   for (let i = 0; i < n; i++) {
     const row = i * n;
@@ -394,6 +430,9 @@ export async function nearestNeighbors(
 ): Promise<Neighbors> {
   const n = points.shape[0];
   if (k < 1 || k > n - 1) throw new Error(`k must be in 1..${n - 1} for ${n} points, got ${k}`);
+  if (n * n * points.shape[1] <= DIRECT_LIMIT && options.blockSize === undefined) {
+    return neighborsFromDistances(squaredDistancesDirect(points), n, k);
+  }
   const { gram, sqNorms } = await gramMatrix(points, options);
   const indices = new Int32Array(n * k);
   const sqDistances = new Float64Array(n * k);

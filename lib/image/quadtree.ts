@@ -183,12 +183,24 @@ export class QuadTree {
   }
 }
 
+/** The arrays a traversal needs (a {@link FlatTree}, or its shared-memory view in a worker). */
+export interface FlatTreeArrays {
+  /** Per node, stride 4: centre-of-mass x, y, opening threshold, point count. */
+  nodes: Float32Array;
+  /** Per node: index of the next node after its subtree. */
+  skip: Int32Array;
+  /** The points in leaf preorder. */
+  order: Int32Array;
+  /** Nodes in use. */
+  size: number;
+}
+
 /**
  * The tree's non-empty nodes in depth-first preorder, for stackless traversal: opening a
  * node moves to the next node (its first child), summarising it jumps to `skip`, past its
  * subtree.
  */
-export class FlatTree {
+export class FlatTree implements FlatTreeArrays {
   /** Nodes in use. */
   size = 0;
   /** Per node, stride 4: centre-of-mass x, y, opening threshold, point count. */
@@ -196,29 +208,42 @@ export class FlatTree {
   /** Per node: index of the next node after its subtree. */
   skip: Int32Array;
   /** The points in leaf preorder (spatially coherent; traversing in this order is faster). */
-  order: Int32Array = new Int32Array(0);
+  order: Int32Array;
+  /** Whether the arrays live in shared memory (fixed capacity). */
+  readonly shared: boolean;
   #stack = new Int32Array(8192);
 
-  /** Allocates room for `capacity` nodes (grown on demand). */
-  constructor(capacity = 1024) {
-    this.nodes = new Float32Array(4 * capacity);
-    this.skip = new Int32Array(capacity);
+  /**
+   * Allocates room for `capacity` nodes. With `shared`, the arrays are backed by
+   * `SharedArrayBuffer`s (for workers) and never grow: {@link flatten} then reports overflow.
+   */
+  constructor(capacity = 1024, options: { shared?: boolean; points?: number } = {}) {
+    this.shared = options.shared ?? false;
+    const make = (bytes: number) =>
+      this.shared ? new SharedArrayBuffer(bytes) : new ArrayBuffer(bytes);
+    this.nodes = new Float32Array(make(16 * capacity));
+    this.skip = new Int32Array(make(4 * capacity));
+    this.order = new Int32Array(make(4 * (options.points ?? 0)));
   }
 
   /**
    * Copies `tree` in preorder. An internal node's threshold is its squared largest side; a
    * leaf's is tiny (`θ²·δ²` with δ ≈ 2·10⁻⁶ of the largest coordinate, above float32
    * rounding), so the test `threshold ≥ θ²·d²` opens an internal node that is too close and
-   * "opens" (skips) only the leaf holding the point itself (and its duplicates).
+   * "opens" (skips) only the leaf holding the point itself (and its duplicates). Returns
+   * false (and changes nothing) when shared arrays are too small.
    */
-  flatten(tree: QuadTree, thetaSq: number, n: number): void {
-    if (this.skip.length < tree.size) {
-      this.nodes = new Float32Array(4 * tree.size);
-      this.skip = new Int32Array(tree.size);
+  flatten(tree: QuadTree, thetaSq: number, n: number): boolean {
+    if (this.skip.length < tree.size || this.order.length !== n) {
+      if (this.shared) return false;
+      if (this.skip.length < tree.size) {
+        this.nodes = new Float32Array(4 * tree.size);
+        this.skip = new Int32Array(tree.size);
+      }
+      if (this.order.length !== n) this.order = new Int32Array(n);
     }
     const nodes = this.nodes, skip = this.skip;
     const first = tree.firstChild, count = tree.count;
-    if (this.order.length !== n) this.order = new Int32Array(n);
     const order = this.order, next = tree.next;
     let scale = 1;
     for (let node = 0; node < tree.size; node++) {
@@ -264,6 +289,7 @@ export class FlatTree {
       for (let c = 3; c >= 0; c--) if (count[f + c] > 0) stack[top++] = f + c;
     }
     this.size = out;
+    return true;
   }
 }
 
@@ -275,7 +301,7 @@ export class FlatTree {
  * value the tree was flattened with.
  */
 export function negativeForces(
-  tree: FlatTree,
+  tree: FlatTreeArrays,
   positions: Float64Array,
   start: number,
   end: number,

@@ -248,8 +248,8 @@ export class ImageTransformer {
     if (features < 2) throw new Error(`need at least 2 features, got ${features}`);
     const report = options.onProgress ?? (() => {});
     report({ phase: "scale", done: 0, total: 1 });
-    const scaled = this.scaler_.fitTransform(X);
-    const points = transposeMatrix(scaled);
+    this.scaler_.fit(X);
+    const points = this.#scaledPoints(X);
     report({ phase: "scale", done: 1, total: 1 });
     let embedding: Matrix;
     this.klDivergence_ = undefined;
@@ -277,6 +277,31 @@ export class ImageTransformer {
     this.#setEmbedding(embedding);
     report({ phase: "layout", done: 1, total: 1 });
     return this;
+  }
+
+  /**
+   * The t-SNE input: the scaled matrix transposed (features are the points), built batch by
+   * batch straight into shared memory, so distance workers use it without another copy.
+   */
+  #scaledPoints(X: Matrix): Matrix {
+    const [samples, features] = X.shape;
+    const out = new Float32Array(new SharedArrayBuffer(4 * samples * features));
+    const batch = 512;
+    for (let r0 = 0; r0 < samples; r0 += batch) {
+      const r1 = Math.min(samples, r0 + batch);
+      const scaled = this.scaler_.transform({
+        data: X.data.subarray(r0 * features, r1 * features),
+        shape: [r1 - r0, features],
+      }).data;
+      for (let c0 = 0; c0 < features; c0 += 64) {
+        const c1 = Math.min(features, c0 + 64);
+        for (let r = r0; r < r1; r++) {
+          const base = (r - r0) * features;
+          for (let c = c0; c < c1; c++) out[c * samples + r] = scaled[base + c];
+        }
+      }
+    }
+    return { data: out, shape: [features, samples] };
   }
 
   #setEmbedding(embedding: Matrix, coords?: PixelCoords): void {

@@ -24,6 +24,8 @@ import {
 } from "./affinities.ts";
 import { nearestNeighbors, neighborsFromDistances, squaredDistances } from "./distances.ts";
 import { randomizedPca } from "./linalg.ts";
+import { BarnesHutPool, CHUNK } from "./barnes_hut_pool.ts";
+import { defaultThreads } from "./distances.ts";
 import { effectiveThetaSq, FlatTree, negativeForces, QuadTree } from "./quadtree.ts";
 
 const MACHINE_EPSILON = 2.220446049250313e-16;
@@ -61,7 +63,10 @@ export interface TsneOptions {
   seed?: number;
   /** Reduce the points to this many principal components before the distances (default: off). */
   pcaComponents?: number;
-  /** Workers for the distance products (default: cores, at most 4). */
+  /**
+   * Threads for the distance products and the Barnes–Hut forces (default: 1 for small
+   * problems, else the number of cores, at most 4).
+   */
   threads?: number;
   /** Draw a progress bar on stderr (default false). */
   verbose?: boolean;
@@ -110,8 +115,61 @@ type Objective = (
   computeError: boolean,
 ) => number;
 
+/**
+ * Exact objective specialised to a 2-D map with one degree of freedom (the common case), in
+ * one pass over the pairs: with `w = 1/(1+d²)` and `Z = Σ w`, the gradient
+ * `4 Σ_j (p − w/Z)·w·(yᵢ − yⱼ)` splits into `Σ p·w·Δ` and `Σ w²·Δ / Z`, and the KL into
+ * `Σ p·log p − Σ p·log w + (Σ p)·log Z`, so Z is not needed before the loop. (scikit-learn
+ * also floors Q at machine epsilon; that only matters for pairs 10⁸ apart.)
+ */
+function exactObjective2D(P: Float64Array, n: number): Objective {
+  const attract = new Float64Array(2 * n);
+  const repulse = new Float64Array(2 * n);
+  return (y, grad, exaggeration, computeError) => {
+    attract.fill(0);
+    repulse.fill(0);
+    let z = 0, plogp = 0, plogw = 0, psum = 0;
+    for (let i = 0; i < n; i++) {
+      const xi = y[2 * i], yi = y[2 * i + 1];
+      const row = i * n;
+      let ax = 0, ay = 0, rx = 0, ry = 0;
+      for (let j = i + 1; j < n; j++) {
+        const dx = xi - y[2 * j], dy = yi - y[2 * j + 1];
+        const w = 1 / (1 + dx * dx + dy * dy);
+        const p = exaggeration * P[row + j];
+        z += w;
+        const a = p * w, r = w * w;
+        const fax = a * dx, fay = a * dy, frx = r * dx, fry = r * dy;
+        ax += fax;
+        ay += fay;
+        rx += frx;
+        ry += fry;
+        attract[2 * j] -= fax;
+        attract[2 * j + 1] -= fay;
+        repulse[2 * j] -= frx;
+        repulse[2 * j + 1] -= fry;
+        if (computeError) {
+          plogp += p * Math.log(Math.max(p, MACHINE_EPSILON));
+          plogw += p * Math.log(w);
+          psum += p;
+        }
+      }
+      attract[2 * i] += ax;
+      attract[2 * i + 1] += ay;
+      repulse[2 * i] += rx;
+      repulse[2 * i + 1] += ry;
+    }
+    const sum = Math.max(2 * z, MACHINE_EPSILON);
+    const inv = 1 / sum;
+    for (let t = 0; t < 2 * n; t++) grad[t] = 4 * (attract[t] - repulse[t] * inv);
+    // Pairs i < j carry half the mass: KL = 2 Σ_{i<j} p·log(p / (w/sum)).
+    return computeError ? 2 * (plogp - plogw + psum * Math.log(sum)) : NaN;
+  };
+}
+
 /** Exact t-SNE objective over dense P (any map dimension, Student-t with `dof`). */
 function exactObjective(P: Float64Array, n: number, dims: number, dof: number): Objective {
+  if (dims === 2 && dof === 1) return exactObjective2D(P, n);
   const qNum = new Float64Array(n * n);
   const c = (2 * (dof + 1)) / dof;
   const exponent = (dof + 1) / 2;
@@ -152,20 +210,37 @@ function exactObjective(P: Float64Array, n: number, dims: number, dof: number): 
   };
 }
 
-/** Barnes–Hut t-SNE objective over sparse P (2-D map, one degree of freedom). */
-function barnesHutObjective(P: SparseSymmetric, theta: number): Objective {
+/**
+ * Barnes–Hut t-SNE objective over sparse P (2-D map, one degree of freedom). With
+ * `workers > 0` the repulsive forces are shared with a {@link BarnesHutPool} (then `y` must
+ * be in shared memory); the attractive forces run on the main thread meanwhile. Results do
+ * not depend on the number of workers.
+ */
+async function barnesHutObjective(
+  P: SparseSymmetric,
+  theta: number,
+  y: Float64Array,
+  workers: number,
+): Promise<{ objective: Objective; pool?: BarnesHutPool }> {
   const n = P.n;
   const tree = new QuadTree(Math.max(64, 8 * n));
-  const flat = new FlatTree(Math.max(64, 8 * n));
-  const neg = new Float64Array(2 * n);
+  const local = new FlatTree(Math.max(64, 8 * n));
+  const localNeg = new Float64Array(2 * n);
+  const pos = new Float64Array(2 * n);
   const thetaSq = effectiveThetaSq(theta);
   const { rowStart, columns, values } = P;
-  return (y, grad, exaggeration, computeError) => {
-    tree.build(y, n);
-    flat.flatten(tree, thetaSq, n);
-    const sumQ = negativeForces(flat, y, 0, n, thetaSq, neg);
-    const invSumQ = 1 / sumQ;
-    let kl = 0;
+  let pool: BarnesHutPool | undefined;
+  let shared: FlatTree | undefined;
+  if (workers > 0) {
+    shared = new FlatTree(Math.max(64, 8 * n), { shared: true, points: n });
+    pool = await BarnesHutPool.start(workers, n, y, shared);
+  }
+  const chunks = Math.ceil(n / CHUNK);
+  let klSum = 0, pSum = 0;
+  let exaggeration = 1, computeError = false;
+  // Attractive forces (and the Z-free part of the KL: Σ p·log p − Σ p·log q).
+  const attractive = () => {
+    let kl = 0, ps = 0;
     for (let i = 0; i < n; i++) {
       const xi = y[2 * i], yi = y[2 * i + 1];
       let fx = 0, fy = 0;
@@ -177,15 +252,48 @@ function barnesHutObjective(P: SparseSymmetric, theta: number): Objective {
         const m = p * q;
         fx += m * dx;
         fy += m * dy;
-        if (computeError) {
-          kl += p * Math.log(Math.max(p, FLOAT32_TINY) / Math.max(q * invSumQ, FLOAT32_TINY));
+        if (computeError && p > 0) {
+          kl += p * (Math.log(Math.max(p, FLOAT32_TINY)) - Math.log(q));
+          ps += p;
         }
       }
-      grad[2 * i] = 4 * (fx - neg[2 * i] * invSumQ);
-      grad[2 * i + 1] = 4 * (fy - neg[2 * i + 1] * invSumQ);
+      pos[2 * i] = fx;
+      pos[2 * i + 1] = fy;
     }
-    return computeError ? kl : NaN;
+    klSum = kl;
+    pSum = ps;
   };
+  const objective: Objective = (yy, grad, exag, withError) => {
+    if (yy !== y) throw new Error("internal: Barnes–Hut objective called with another map");
+    exaggeration = exag;
+    computeError = withError;
+    tree.build(y, n);
+    let sumQ = 0;
+    let neg: Float64Array;
+    if (pool && shared!.flatten(tree, thetaSq, n)) {
+      sumQ = pool.run(shared!.size, thetaSq, attractive);
+      neg = pool.shared.negForce;
+    } else {
+      local.flatten(tree, thetaSq, n);
+      for (let c = 0; c < chunks; c++) {
+        sumQ += negativeForces(
+          local,
+          y,
+          c * CHUNK,
+          Math.min(n, (c + 1) * CHUNK),
+          thetaSq,
+          localNeg,
+        );
+      }
+      attractive();
+      neg = localNeg;
+    }
+    const invSumQ = 1 / sumQ;
+    for (let t = 0; t < 2 * n; t++) grad[t] = 4 * (pos[t] - neg[t] * invSumQ);
+    // KL = Σ p·log(p / (q/Z)) = Σ p·log p − Σ p·log q + (Σ p)·log Z.
+    return withError ? klSum + pSum * Math.log(sumQ) : NaN;
+  };
+  return { objective, pool };
 }
 
 /** The KL divergence of a map `y` `[n, dims]` against dense joint probabilities `P` (Student-t, dof = max(dims − 1, 1)). */
@@ -316,7 +424,8 @@ export class TSNE {
     t0 = performance.now();
     const onDistances = (done: number, total: number) =>
       report({ phase: "distances", done, total });
-    let objective: Objective;
+    let objective: Objective | undefined;
+    let sparseP: SparseSymmetric | undefined;
     if (method === "exact") {
       const sq = o.metric === "precomputed"
         ? points.data
@@ -341,14 +450,18 @@ export class TSNE {
         o.perplexity,
       );
       this.meanSigma_ = meanSigma;
-      objective = barnesHutObjective(P, o.theta);
+      sparseP = P;
     }
     timings.affinities = (performance.now() - t0) / 1000;
     report({ phase: "affinities", done: 1, total: 1 });
 
     // Initial map.
     t0 = performance.now();
-    const y = new Float64Array(n * dims);
+    // Barnes–Hut shares the repulsive forces with workers for larger maps.
+    const bhThreads = sparseP ? (o.threads ?? (n >= 2000 ? defaultThreads() : 1)) : 1;
+    const y = bhThreads > 1
+      ? new Float64Array(new SharedArrayBuffer(8 * n * dims))
+      : new Float64Array(n * dims);
     if (o.init === "random") {
       const rng = new Random(o.seed);
       for (let i = 0; i < y.length; i++) y[i] = 1e-4 * rng.normal();
@@ -374,6 +487,11 @@ export class TSNE {
       : o.learningRate;
     this.learningRate_ = learningRate;
 
+    let pool: BarnesHutPool | undefined;
+    if (sparseP) {
+      ({ objective, pool } = await barnesHutObjective(sparseP, o.theta, y, bhThreads - 1));
+    }
+    const f = objective!;
     const grad = new Float64Array(n * dims);
     const update = new Float64Array(n * dims);
     const gains = new Float64Array(n * dims);
@@ -391,7 +509,7 @@ export class TSNE {
       for (; i < end; i++) {
         const check = (i + 1) % 50 === 0;
         const computeError = check || i === end - 1;
-        const e = objective(y, grad, exaggeration, computeError);
+        const e = f(y, grad, exaggeration, computeError);
         if (computeError) error = e;
         let norm = 0;
         for (let t = 0; t < y.length; t++) {
@@ -422,9 +540,14 @@ export class TSNE {
       return [Math.min(i, end - 1), error];
     };
     const explore = Math.min(o.explorationIterations, o.nIter);
-    let [it, kl] = stage(0, explore, 0.5, o.earlyExaggeration, explore);
-    if (it < explore - 1 || o.nIter > explore) {
-      [it, kl] = stage(it + 1, o.nIter, 0.8, 1, o.nIterWithoutProgress);
+    let it: number, kl: number;
+    try {
+      [it, kl] = stage(0, explore, 0.5, o.earlyExaggeration, explore);
+      if (it < explore - 1 || o.nIter > explore) {
+        [it, kl] = stage(it + 1, o.nIter, 0.8, 1, o.nIterWithoutProgress);
+      }
+    } finally {
+      pool?.stop();
     }
     timings.optimize = (performance.now() - t0) / 1000;
     bar?.finish();
