@@ -1,5 +1,12 @@
 import { assertAlmostEquals, assertEquals, assertThrows } from "@std/assert";
-import { confusionMatrix, evaluateBinary, rocAuc, wilsonInterval } from "../lib/eval/metrics.ts";
+import {
+  binomialTwoSided,
+  confusionMatrix,
+  evaluateBinary,
+  mcnemarTest,
+  rocAuc,
+  wilsonInterval,
+} from "../lib/eval/metrics.ts";
 
 Deno.test("confusion matrix, accuracy, precision, recall and F1 match a hand count", () => {
   //            0  1  2  3  4  5  6  7  8  9
@@ -80,4 +87,21 @@ Deno.test("Wilson interval matches hand-computed values", () => {
 Deno.test("metrics reject mismatched lengths and labels other than 0/1", () => {
   assertThrows(() => evaluateBinary(Uint8Array.from([0, 1]), [0.1]), Error, "2 labels");
   assertThrows(() => confusionMatrix(Uint8Array.from([2]), [0]), Error, "0 or 1");
+});
+
+Deno.test("McNemar's exact test counts discordant rows and matches hand-computed p-values", () => {
+  // binomial tails at p = 1/2, by hand: P(X ≤ 1 | n = 10) = 11/1024
+  assertAlmostEquals(binomialTwoSided(1, 10), 22 / 1024, 1e-12);
+  assertAlmostEquals(binomialTwoSided(9, 10), 22 / 1024, 1e-12);
+  assertAlmostEquals(binomialTwoSided(0, 5), 2 / 32, 1e-12);
+  assertAlmostEquals(binomialTwoSided(2, 5), 1, 1e-12); // 2·(1 + 5 + 10)/32 = 1
+  assertEquals(binomialTwoSided(0, 0), 1);
+  const y = Uint8Array.from([1, 1, 0, 0, 1, 0]);
+  const a = [0.9, 0.8, 0.2, 0.6, 0.7, 0.1]; // right on rows 0, 1, 2, 4, 5
+  const b = [0.2, 0.8, 0.7, 0.4, 0.3, 0.1]; // right on rows 1, 3, 5
+  const t = mcnemarTest(y, a, b);
+  assertEquals(t.onlyFirstCorrect, 3); // rows 0, 2, 4
+  assertEquals(t.onlySecondCorrect, 1); // row 3
+  assertAlmostEquals(t.pValue, binomialTwoSided(1, 4), 1e-12); // 2·(1 + 4)/16 = 0.625
+  assertAlmostEquals(t.pValue, 0.625, 1e-12);
 });

@@ -142,3 +142,48 @@ export function evaluateBinary(
     confusion,
   };
 }
+
+/** McNemar's exact test of two classifiers on the same rows. */
+export interface McNemarResult {
+  /** Rows only the first classifier gets right. */
+  onlyFirstCorrect: number;
+  /** Rows only the second classifier gets right. */
+  onlySecondCorrect: number;
+  /** Two-sided exact binomial p-value of "both are equally accurate". */
+  pValue: number;
+}
+
+/**
+ * McNemar's exact test comparing two classifiers' probabilities of the positive class
+ * (thresholded at 0.5) on the same rows: a two-sided binomial test on the discordant rows.
+ */
+export function mcnemarTest(
+  yTrue: Labels,
+  first: ArrayLike<number>,
+  second: ArrayLike<number>,
+): McNemarResult {
+  checkLengths(yTrue, first, "mcnemarTest");
+  checkLengths(yTrue, second, "mcnemarTest");
+  let b = 0, c = 0;
+  for (let i = 0; i < yTrue.length; i++) {
+    const okA = (first[i] > 0.5 ? 1 : 0) === yTrue[i];
+    const okB = (second[i] > 0.5 ? 1 : 0) === yTrue[i];
+    if (okA && !okB) b++;
+    else if (okB && !okA) c++;
+  }
+  return { onlyFirstCorrect: b, onlySecondCorrect: c, pValue: binomialTwoSided(b, b + c) };
+}
+
+/** Two-sided exact binomial p-value of `k` successes in `n` trials at p = 1/2. */
+export function binomialTwoSided(k: number, n: number): number {
+  if (n === 0) return 1;
+  const m = Math.min(k, n - k);
+  // log C(n, i) − n log 2, summed in a numerically stable way
+  let logTerm = -n * Math.LN2; // i = 0
+  let tail = Math.exp(logTerm);
+  for (let i = 1; i <= m; i++) {
+    logTerm += Math.log(n - i + 1) - Math.log(i);
+    tail += Math.exp(logTerm);
+  }
+  return Math.min(1, 2 * tail);
+}
