@@ -169,6 +169,9 @@ Deno.test("setPixels re-bins without refitting; save/load restores the same imag
   } finally {
     await Deno.remove(path);
   }
+  const rgb = await new ImageTransformer({ featureExtractor: extractor, pixels: [4, 6] })
+    .fitTransform(X, { channels: 3 });
+  assertEquals(rgb.shape, [20, 4, 6, 3]);
   assertThrows(() => new ImageTransformer().transform(X), Error, "not fitted");
   assertThrows(
     () => it.transform({ data: new Float32Array(10), shape: [1, 10] }),

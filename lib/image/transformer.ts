@@ -341,6 +341,16 @@ export class ImageTransformer {
     this.#empty = Int32Array.from(empty);
   }
 
+  /** `fit(X)` then `transform(X)`: `[n, H, W]`. */
+  fitTransform(
+    X: Matrix,
+    options?: ImageTransformerFitOptions & { channels?: 1 },
+  ): Promise<ImageBatch>;
+  /** `fit(X)` then `transform(X, { channels: 3 })`: `[n, H, W, 3]`. */
+  fitTransform(
+    X: Matrix,
+    options: ImageTransformerFitOptions & { channels: 3 },
+  ): Promise<FeatureBatch>;
   /** `fit(X)` then `transform(X)`. */
   async fitTransform(
     X: Matrix,
