@@ -40,7 +40,8 @@ export const SMALL_PARAMETERS: Readonly<Record<string, unknown>> = {
   pixels: 24,
   tsneIterations: 500,
   projectionSize: 300,
-  batchSize: 32,
+  backbones: ["darknet_reference", "mobilenet_v1"],
+  ablationBackbone: "darknet_reference",
 };
 
 /** A notebook cell as stored in `.ipynb` (nbformat 4). */

@@ -948,8 +948,8 @@ export interface EpochMetrics {
   epoch: number;
   /** Mean training loss of the epoch. */
   trainLoss: number;
-  /** Training accuracy of the epoch. */
-  trainAccuracy: number;
+  /** Training accuracy of the epoch, if measured. */
+  trainAccuracy?: number;
   /** Validation loss after the epoch, if measured. */
   validationLoss?: number;
   /** Validation accuracy after the epoch, if measured. */
@@ -975,16 +975,22 @@ export function trainingCurves(
   const points: LinePoint[] = [];
   for (const { model, history } of histories) {
     for (const record of history) {
-      points.push(
-        { x: record.epoch, y: record.trainLoss, series: "train", facet: model, row: "loss" },
-        {
+      points.push({
+        x: record.epoch,
+        y: record.trainLoss,
+        series: "train",
+        facet: model,
+        row: "loss",
+      });
+      if (record.trainAccuracy !== undefined) {
+        points.push({
           x: record.epoch,
           y: record.trainAccuracy,
           series: "train",
           facet: model,
           row: "accuracy",
-        },
-      );
+        });
+      }
       if (record.validationLoss !== undefined) {
         points.push({
           x: record.epoch,

@@ -265,7 +265,7 @@ export function renderLegend(color: Plot.ScaleOptions, width: number): SvgElemen
     marginRight: 16,
     marginTop: 20,
     marginBottom: 22,
-    x: { domain, label: null, ticks: 5 },
+    x: { domain, label: null, ticks: Math.max(2, Math.min(6, Math.floor(legendWidth / 70))) },
     y: { axis: null },
     color: { ...color, label: undefined },
     marks,
