@@ -25,6 +25,7 @@ import type { FeatureBatch, Labels } from "../types.ts";
 import type { ArchitectureSpec } from "./architecture.ts";
 import { getArchitecture } from "./architecture.ts";
 import { Adam } from "./adam.ts";
+import { Collective } from "./collective.ts";
 import { loadCheckpoint, saveCheckpoint } from "./checkpoint.ts";
 import { registerTrainingKernels } from "./kernels.ts";
 import type { BatchNormStats, NamedArrays } from "./network.ts";
@@ -92,6 +93,14 @@ export interface ImageClassifierOptions {
   onEpoch?: (record: EpochRecord) => void;
   /** Stops training between batches (the last checkpoint stays). */
   signal?: AbortSignal;
+  /**
+   * Train data-parallel on this many Deno workers (one core each; default 1: this thread).
+   * Each worker takes a share of every batch; BatchNorm statistics are those of the whole
+   * batch and gradients are summed, so the arithmetic is that of one batch of `batchSize`
+   * (up to floating-point order and dropout masks). Inputs must be shareable: feature maps
+   * in memory, or images through a backbone loadable from its registry spec.
+   */
+  workers?: number;
 }
 
 /** Inputs accepted by {@link ImageClassifier}: a source, or feature maps in memory. */
@@ -122,6 +131,29 @@ function labelHash(y: Labels): string {
   let h = 2166136261;
   for (let i = 0; i < y.length; i++) h = Math.imul(h ^ y[i], 16777619);
   return `${y.length}:${(h >>> 0).toString(16)}`;
+}
+
+/** Sums gradients over the ranks of `collective` (in place: replaces the tensors). */
+function allReduceGrads(
+  grads: Record<string, tf.Tensor>,
+  vars: tf.Variable[],
+  collective: Collective,
+): void {
+  const total = vars.reduce((s, v) => s + v.size, 0);
+  const flat = new Float32Array(total);
+  let offset = 0;
+  for (const v of vars) {
+    const g = grads[v.name];
+    if (g) flat.set(g.dataSync() as Float32Array, offset);
+    offset += v.size;
+  }
+  collective.allReduceSum(flat);
+  offset = 0;
+  for (const v of vars) {
+    grads[v.name]?.dispose();
+    grads[v.name] = tf.tensor(flat.subarray(offset, offset + v.size), v.shape, "float32");
+    offset += v.size;
+  }
 }
 
 function oneHot(labels: ArrayLike<number>): tf.Tensor2D {
@@ -193,10 +225,47 @@ export class ImageClassifier {
     y: Labels,
     validation?: { x: ClassifierInput; y: Labels },
   ): Promise<this> {
+    const workers = this.options.workers ?? 1;
+    if (workers > 1) {
+      const { fitDataParallel } = await import("./parallel.ts");
+      await fitDataParallel(
+        this,
+        asSource(x),
+        y,
+        validation && {
+          x: asSource(validation.x),
+          y: validation.y,
+        },
+        workers,
+      );
+      return this;
+    }
+    return await this.fitRank(
+      asSource(x),
+      y,
+      validation && { x: asSource(validation.x), y: validation.y },
+      Collective.single(),
+    );
+  }
+
+  /**
+   * The training loop as rank `collective.rank` of a data-parallel group (`fit` calls it
+   * with a group of one; `fit` with `workers > 1` runs it in every worker). Each rank trains
+   * on its contiguous share of every batch; gradients, BatchNorm statistics and metrics are
+   * summed across ranks, so all replicas stay identical. A last batch smaller than the
+   * number of ranks is skipped.
+   */
+  async fitRank(
+    source: FeatureSource,
+    y: Labels,
+    validation: { x: FeatureSource; y: Labels } | undefined,
+    collective: Collective,
+  ): Promise<this> {
     registerTrainingKernels();
     const started = performance.now();
-    const source = asSource(x);
-    const valSource = validation ? asSource(validation.x) : undefined;
+    const { rank, size } = collective;
+    const lead = rank === 0;
+    const valSource = validation?.x;
     if (source.length !== y.length) {
       throw new Error(`fit: ${source.length} inputs but ${y.length} labels`);
     }
@@ -273,59 +342,81 @@ export class ImageClassifier {
 
       for (let epoch = startEpoch; epoch < epochs; epoch++) {
         const order = new Random(deriveSeed(seed, epoch + 1)).permutation(n);
-        const bar = (this.options.progressBar ?? true)
+        const bar = lead && (this.options.progressBar ?? true)
           ? new ProgressBar(`${label} epoch ${epoch + 1}/${epochs}`, batchesPerEpoch, {
             unit: "batches",
           })
           : undefined;
         const t0 = performance.now();
-        let lossSum = 0, correct = 0;
+        let lossSum = 0, correct = 0, seen = 0;
         for (let b = 0; b < batchesPerEpoch; b++) {
           this.options.signal?.throwIfAborted();
-          const idx = order.slice(b * batchSize, Math.min(n, (b + 1) * batchSize));
+          const batch = order.slice(b * batchSize, Math.min(n, (b + 1) * batchSize));
+          if (batch.length < size) continue; // too small to share out (data-parallel only)
+          // This rank's contiguous share of the batch.
+          const idx = batch.slice(
+            Math.floor((rank * batch.length) / size),
+            Math.floor(((rank + 1) * batch.length) / size),
+          );
           const labels = idx.map((i) => y[i]);
           const xb = source.gather(idx);
           const yb = oneHot(labels);
           const stats: BatchNormStats = { blocks: [] };
           let predicted: tf.Tensor1D | undefined;
+          let localLoss: tf.Scalar | undefined;
           const { value, grads } = tf.variableGrads(() => {
             const logits = network.apply(xb, {
               training: true,
-              dropoutSeed: deriveSeed(seed, epoch + 1, b + 1),
+              dropoutSeed: deriveSeed(seed, epoch + 1, b + 1 + rank * 1_000_003),
               stats,
+              collective,
             });
             predicted = tf.keep(tf.argMax(logits, 1) as tf.Tensor1D);
-            return tf.losses.softmaxCrossEntropy(yb, logits) as tf.Scalar;
+            const loss = tf.losses.softmaxCrossEntropy(yb, logits) as tf.Scalar;
+            if (size === 1) return loss;
+            // The batch's mean loss is the sum over ranks of (share / batch) × share mean.
+            localLoss = tf.keep(loss);
+            return tf.mul(loss, idx.length / batch.length) as tf.Scalar;
           }, vars);
+          if (size > 1) allReduceGrads(grads, vars, collective);
           adam.applyGradients(grads);
           network.updateRunningStats(stats);
-          const lossValue = (await value.data())[0];
+          const lossValue = (await (localLoss ?? value).data())[0];
           const pred = (await predicted!.data()) as Int32Array;
           for (let i = 0; i < labels.length; i++) if (pred[i] === labels[i]) correct++;
           lossSum += lossValue * labels.length;
+          seen += labels.length;
           tf.dispose([xb, yb, value, predicted!, ...Object.values(grads)]);
+          if (localLoss) localLoss.dispose();
           if (!Number.isFinite(lossValue)) {
+            collective.abort();
             throw new Error(
               `${label}: the training loss became ${lossValue} at epoch ${epoch + 1}, batch ` +
                 `${b + 1}; lower the learning rates.`,
             );
           }
           bar?.update(b + 1);
-          this.options.onProgress?.({ done: epoch * batchesPerEpoch + b + 1, total: totalBatches });
+          if (lead) {
+            this.options.onProgress?.({
+              done: epoch * batchesPerEpoch + b + 1,
+              total: totalBatches,
+            });
+          }
           // Let timers and signals run between batches.
           if (b % 8 === 7) await new Promise((r) => setTimeout(r, 0));
         }
         bar?.finish();
+        const sums = collective.allReduceSum(Float64Array.of(lossSum, correct, seen));
         const trainSeconds = (performance.now() - t0) / 1000;
         const record: EpochRecord = {
           epoch: epoch + 1,
-          trainLoss: lossSum / n,
-          trainAccuracy: correct / n,
+          trainLoss: sums[0] / sums[2],
+          trainAccuracy: sums[1] / sums[2],
           trainSeconds,
-          imagesPerSecond: n / trainSeconds,
+          imagesPerSecond: sums[2] / trainSeconds,
         };
         if (valSource) {
-          const v = this.#evaluate(valSource, validation!.y);
+          const v = this.#evaluate(valSource, validation!.y, 64, collective);
           record.validationLoss = v.loss;
           record.validationAccuracy = v.accuracy;
           const best = bestEpoch === null ? undefined : history[bestEpoch - 1];
@@ -338,8 +429,8 @@ export class ImageClassifier {
           }
         }
         history.push(record);
-        this.options.onEpoch?.(record);
-        if (dir) {
+        if (lead) this.options.onEpoch?.(record);
+        if (dir && lead) {
           const arrays: NamedArrays = { ...network.getWeights() };
           const state = adam.getState();
           for (const [name, arr] of Object.entries(state.moments)) arrays[`adam/${name}`] = arr;
@@ -380,10 +471,11 @@ export class ImageClassifier {
     source: FeatureSource,
     batchSize: number,
     each: (logits: tf.Tensor2D, start: number) => void,
+    [from, to]: [number, number] = [0, source.length],
   ): void {
     const network = this.#network();
-    for (let start = 0; start < source.length; start += batchSize) {
-      const end = Math.min(source.length, start + batchSize);
+    for (let start = from; start < to; start += batchSize) {
+      const end = Math.min(to, start + batchSize);
       const idx = Array.from({ length: end - start }, (_, i) => start + i);
       tf.tidy(() => {
         const xb = source.gather(idx);
@@ -392,7 +484,15 @@ export class ImageClassifier {
     }
   }
 
-  #evaluate(source: FeatureSource, y: Labels, batchSize = 64): LossAccuracy {
+  #evaluate(
+    source: FeatureSource,
+    y: Labels,
+    batchSize = 64,
+    collective?: Collective,
+  ): LossAccuracy {
+    const rank = collective?.rank ?? 0, size = collective?.size ?? 1;
+    const from = Math.floor((rank * source.length) / size);
+    const to = Math.floor(((rank + 1) * source.length) / size);
     let lossSum = 0, correct = 0;
     this.#forwardBatches(source, batchSize, (logits, start) => {
       const k = logits.shape[0];
@@ -411,8 +511,12 @@ export class ImageClassifier {
         lossSum += l[i];
         if (pred[i] === labels[i]) correct++;
       }
-    });
-    return { loss: lossSum / source.length, accuracy: correct / source.length };
+    }, [from, to]);
+    const sums = collective ? collective.allReduceSum(Float64Array.of(lossSum, correct)) : [
+      lossSum,
+      correct,
+    ];
+    return { loss: sums[0] / source.length, accuracy: sums[1] / source.length };
   }
 
   /** Mean cross-entropy and accuracy on `x` (inference mode). */

@@ -11,6 +11,9 @@
  * - Inputs ({@link FeatureSource}): cached frozen features ({@link cachedFeatureSource},
  *   the fast path) or images through the paper's input pipeline and the frozen backbone per
  *   batch ({@link backboneFeatureSource}, end to end).
+ * - Data-parallel training (`workers: 2` in {@link ImageClassifier}): one replica per Deno
+ *   worker, whole-batch BatchNorm and summed gradients through shared memory
+ *   ({@link Collective}).
  * - {@link registerTrainingKernels}: the wasm backend's missing/slow gradient kernels
  *   (`Conv2DBackpropFilter`, `Conv2DBackpropInput`, transposed `BatchMatMul`) expressed
  *   through its fast XNNPACK kernels.
@@ -55,6 +58,7 @@ export {
   cachedFeatureSource,
   imageStats,
   paperInput,
+  sourceFromShared,
   zNormalizeImages,
 } from "./sources.ts";
 export type {
@@ -62,6 +66,7 @@ export type {
   FeatureSource,
   FrozenBackbone,
   ImageStats,
+  SharedSourceSpec,
 } from "./sources.ts";
 export { deriveSeed, ImageClassifier } from "./classifier.ts";
 export type {
@@ -71,3 +76,7 @@ export type {
   LossAccuracy,
 } from "./classifier.ts";
 export { registerTrainingKernels } from "./kernels.ts";
+export { Collective, createCollectiveBuffers } from "./collective.ts";
+export type { CollectiveBuffers } from "./collective.ts";
+export { fitDataParallel } from "./parallel.ts";
+export type { RankResult, SerializableClassifierOptions } from "./parallel.ts";

@@ -16,6 +16,7 @@ import { tf } from "../tf.ts";
 import { Random } from "../random.ts";
 import type { ArchitectureSpec } from "./architecture.ts";
 import { resolvePadding } from "./architecture.ts";
+import type { Collective } from "./collective.ts";
 
 /** Which optimizer group a parameter belongs to. */
 export type ParamGroupName = "conv" | "head";
@@ -81,23 +82,53 @@ export function adaptiveAvgPool(x: tf.Tensor4D, pool: tf.Tensor2D, out: number):
  * fused expression instead of TF.js's generic one, which tiles per-channel values to the
  * full tensor): `dx = γ·σ⁻¹/N · (N·dy − Σdy − x̂·Σ(dy·x̂))`. The batch mean and biased
  * variance go to `stats` for the running averages.
+ *
+ * With a `collective` of several ranks (data-parallel training, each rank holding part of
+ * the batch), the statistics are those of the whole batch: the ranks sum their counts, sums
+ * and squared deviations in the forward pass, and Σdy, Σ(dy·x̂) in the backward pass, so the
+ * result equals BatchNorm over the whole batch (not per-shard "ghost" statistics). The
+ * returned γ and β gradients are this rank's part (they are summed with the others later).
  */
 export function batchNormTraining(
   x: tf.Tensor4D,
   gamma: tf.Tensor,
   beta: tf.Tensor,
   stats?: BatchNormStats,
+  collective?: Collective,
 ): tf.Tensor4D {
   const shape = x.shape;
   const c = shape[3], n = x.size / c;
+  const synced = collective !== undefined && collective.size > 1;
+  let total = n;
   const op = tf.customGrad(
     (...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
       const [input, g, bt] = args as tf.Tensor[];
       const save = args[3] as tf.GradSaveFunc;
       const x2 = tf.reshape(input, [n, c]);
-      const mean = tf.mean(x2, 0);
-      const centered = tf.sub(x2, mean);
-      const variance = tf.mean(tf.square(centered), 0);
+      let mean = tf.mean(x2, 0);
+      let centered = tf.sub(x2, mean);
+      let variance = tf.mean(tf.square(centered), 0);
+      if (synced) {
+        // [count, Σx (c), Σx² about 0 (c)] over all ranks, in float64
+        const m = mean.dataSync(), v = variance.dataSync();
+        const buf = new Float64Array(1 + 2 * c);
+        buf[0] = n;
+        for (let j = 0; j < c; j++) {
+          buf[1 + j] = n * m[j];
+          buf[1 + c + j] = n * v[j] + n * m[j] * m[j];
+        }
+        collective!.allReduceSum(buf);
+        total = buf[0];
+        const gm = new Float32Array(c), gv = new Float32Array(c);
+        for (let j = 0; j < c; j++) {
+          const mu = buf[1 + j] / total;
+          gm[j] = mu;
+          gv[j] = Math.max(0, buf[1 + c + j] / total - mu * mu);
+        }
+        mean = tf.tensor1d(gm);
+        variance = tf.tensor1d(gv);
+        centered = tf.sub(x2, mean);
+      }
       const invStd = tf.rsqrt(tf.add(variance, BN_EPSILON));
       const xhat = tf.mul(centered, invStd);
       const value = tf.reshape(tf.add(tf.mul(xhat, g), bt), shape);
@@ -105,7 +136,7 @@ export function batchNormTraining(
         stats.blocks.push({
           mean: tf.keep(mean as tf.Tensor1D),
           variance: tf.keep(variance as tf.Tensor1D),
-          count: n,
+          count: total,
         });
       }
       save([xhat, invStd, g]);
@@ -116,9 +147,21 @@ export function batchNormTraining(
           const dy2 = tf.reshape(dy, [n, c]);
           const dBeta = tf.sum(dy2, 0);
           const dGamma = tf.sum(tf.mul(dy2, xh), 0);
+          let sumDy: tf.Tensor = dBeta, sumDyXhat: tf.Tensor = dGamma;
+          if (synced) {
+            const b = dBeta.dataSync(), gg = dGamma.dataSync();
+            const buf = new Float64Array(2 * c);
+            for (let j = 0; j < c; j++) {
+              buf[j] = b[j];
+              buf[c + j] = gg[j];
+            }
+            collective!.allReduceSum(buf);
+            sumDy = tf.tensor1d(Float32Array.from(buf.subarray(0, c)));
+            sumDyXhat = tf.tensor1d(Float32Array.from(buf.subarray(c)));
+          }
           const dx = tf.mul(
-            tf.sub(tf.sub(tf.mul(dy2, n), dBeta), tf.mul(xh, dGamma)),
-            tf.div(tf.mul(gm, inv), n),
+            tf.sub(tf.sub(tf.mul(dy2, total), sumDy), tf.mul(xh, sumDyXhat)),
+            tf.div(tf.mul(gm, inv), total),
           );
           return [tf.reshape(dx, shape), dGamma, dBeta];
         },
@@ -156,6 +199,8 @@ export interface ApplyOptions {
   dropoutSeed?: number;
   /** Where to put the batch statistics (training only). */
   stats?: BatchNormStats;
+  /** Data-parallel group: BatchNorm statistics over the whole batch across ranks. */
+  collective?: Collective;
 }
 
 /** The trainable part of an image classifier. Create with its architecture and input shape. */
@@ -287,7 +332,7 @@ export class TrainableNetwork {
           activation: "relu",
         });
         if (training) {
-          h = batchNormTraining(h, b.gamma, b.beta, options.stats);
+          h = batchNormTraining(h, b.gamma, b.beta, options.stats, options.collective);
         } else {
           h = tf.batchNorm(
             h,

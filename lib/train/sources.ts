@@ -19,6 +19,30 @@
 import { tf } from "../tf.ts";
 import type { FeatureBatch, ImageBatch } from "../types.ts";
 
+/**
+ * A source described in shared memory, so data-parallel workers can rebuild it without a
+ * copy per worker (see {@link FeatureSource.share}).
+ */
+export type SharedSourceSpec =
+  | { kind: "features"; data: Float32Array; shape: [number, number, number, number] }
+  | {
+    kind: "backbone";
+    /** Grayscale images `[n, h, w]` in shared memory. */
+    images: Float32Array;
+    shape: [number, number, number];
+    /** The backbone's registry spec (workers load it with `loadBackbone`). */
+    backbone: unknown;
+    upsample: number;
+    normalization: "batch" | ImageStats;
+  };
+
+/** Copies `data` into a `SharedArrayBuffer`. */
+function sharedCopy(data: Float32Array): Float32Array {
+  const out = new Float32Array(new SharedArrayBuffer(data.byteLength));
+  out.set(data);
+  return out;
+}
+
 /** Rows of inputs for a classifier, served as tensors. */
 export interface FeatureSource {
   /** Number of rows. */
@@ -29,6 +53,8 @@ export interface FeatureSource {
   readonly kind: "cached" | "end-to-end";
   /** Feature maps of rows `indices` as `[k, h, w, c]`; the caller disposes the tensor. */
   gather(indices: ArrayLike<number>): tf.Tensor4D;
+  /** The source in shared memory for workers (data-parallel training); absent: not shareable. */
+  share?(): SharedSourceSpec;
 }
 
 /** A {@link FeatureSource} over feature maps already in memory. */
@@ -41,10 +67,18 @@ export function cachedFeatureSource(features: FeatureBatch): FeatureSource {
         `${features.data.length}`,
     );
   }
+  let shared: SharedSourceSpec | undefined;
   return {
     length: n,
     featureShape: [h, w, c],
     kind: "cached",
+    share() {
+      const data = features.data.buffer instanceof SharedArrayBuffer
+        ? features.data
+        : sharedCopy(features.data);
+      shared ??= { kind: "features", data, shape: [n, h, w, c] };
+      return shared;
+    },
     gather(indices) {
       const k = indices.length;
       const out = new Float32Array(k * row);
@@ -116,6 +150,18 @@ export function paperInput(
   });
 }
 
+/** Rebuilds a source from {@link SharedSourceSpec} (in a worker). */
+export async function sourceFromShared(spec: SharedSourceSpec): Promise<FeatureSource> {
+  if (spec.kind === "features") return cachedFeatureSource({ data: spec.data, shape: spec.shape });
+  // Loaded on demand, so lib/train does not need lib/vision unless a worker runs a backbone.
+  const { loadBackbone } = await import("../vision/mod.ts");
+  const backbone = await loadBackbone(spec.backbone as Parameters<typeof loadBackbone>[0]);
+  return backboneFeatureSource({ data: spec.images, shape: spec.shape }, backbone, {
+    upsample: spec.upsample,
+    normalization: spec.normalization,
+  });
+}
+
 /** The part of a frozen backbone an end-to-end source needs (e.g. lib/vision's `Backbone`). */
 export interface FrozenBackbone {
   /** Registry name. */
@@ -152,10 +198,31 @@ export function backboneFeatureSource(
   const norm = options.normalization ?? "batch";
   const featureShape = backbone.outputShape([h * upsample, w * upsample]);
   const pixels = h * w;
+  let shared: SharedSourceSpec | undefined;
   return {
     length: n,
     featureShape,
     kind: "end-to-end",
+    share() {
+      const spec = (backbone as { spec?: unknown }).spec;
+      if (!spec) {
+        throw new Error(
+          `backbone "${backbone.name}" has no registry spec, so workers cannot load it; ` +
+            `train with workers: 1, or on its cached features.`,
+        );
+      }
+      shared ??= {
+        kind: "backbone",
+        images: images.data.buffer instanceof SharedArrayBuffer
+          ? images.data
+          : sharedCopy(images.data),
+        shape: [n, h, w],
+        backbone: spec,
+        upsample,
+        normalization: norm,
+      };
+      return shared;
+    },
     gather(indices) {
       const k = indices.length;
       const batch = new Float32Array(k * pixels);
