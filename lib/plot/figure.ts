@@ -13,7 +13,7 @@ import { mkdir, writeFile } from "node:fs/promises";
 import { dirname } from "node:path";
 
 /** The symbol a Deno Jupyter kernel calls to get an object's MIME bundle. */
-export const jupyterDisplay = Symbol.for("Jupyter.display");
+export const jupyterDisplay: unique symbol = Symbol.for("Jupyter.display");
 
 /** A Jupyter MIME bundle: MIME type → data (text, or base64 for binary types). */
 export type MimeBundle = Record<string, string>;

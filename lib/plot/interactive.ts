@@ -32,7 +32,9 @@ export function interactiveSpecs(figures: Figure | readonly Figure[]): Interacti
 
 /**
  * Opens `figures` in the browser with nodeplotlib (plotly.js). Starts nodeplotlib's local
- * server (it keeps the process alive until the browser tab is closed).
+ * server on a free port, which prints its address (`[Nodeplotlib] Server running at
+ * http://localhost:PORT`) and tries to open a browser tab; the page loads plotly.js from a
+ * CDN. The server keeps the process alive until the page has been served and closed.
  */
 export async function showInteractive(figures: Figure | readonly Figure[]): Promise<void> {
   const specs = interactiveSpecs(figures);

@@ -62,3 +62,4 @@ export {
 } from "./png.ts";
 export { type Cell, Table, table, type TableOptions } from "./table.ts";
 export { interactiveSpecs, showInteractive } from "./interactive.ts";
+export type { FeatureBatch, ImageBatch } from "../types.ts";
