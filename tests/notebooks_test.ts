@@ -18,6 +18,8 @@ import {
   missingFigures,
   type Notebook,
   notebookPaths,
+  notebookToTypeScript,
+  readNotebook,
   SMALL_PARAMETERS,
 } from "../tools/notebooks.ts";
 import { shared } from "./_shared.ts";
@@ -65,6 +67,44 @@ function outputText(notebook: Notebook, cell: number): string {
     String(output.text ?? "") + JSON.stringify(output.data ?? {})
   ).join("");
 }
+
+Deno.test("notebook tools: figure check, code extraction with a line map back to cells", () => {
+  const notebook = notebookOf([
+    codeCell("const a = 1;\nconst b = 2;", ["parameters"]),
+    codeCell("a + b", ["figure"]),
+    codeCell("b", ["figure"]),
+  ]);
+  notebook.cells.splice(1, 0, { cell_type: "markdown", source: "# text", metadata: {} });
+  notebook.cells[2].outputs = [{ output_type: "display_data", data: { "image/png": "AA==" } }];
+  notebook.cells[3].outputs = [{ output_type: "execute_result", data: { "text/plain": "2" } }];
+  assertEquals(figureCells(notebook), [2, 3]);
+  assertEquals(missingFigures(notebook), [3]);
+  const { code, lineCell, lineInCell } = notebookToTypeScript(notebook);
+  const lines = code.split("\n");
+  const at = lines.indexOf("const b = 2;");
+  assertEquals([lineCell[at], lineInCell[at]], [0, 2]);
+  const sum = lines.indexOf("a + b");
+  assertEquals([lineCell[sum], lineInCell[sum]], [2, 1]);
+  assert(!code.includes("# text"), "markdown cells are not code");
+});
+
+Deno.test("notebooks: one parameters cell first, figure cells tagged, no outputs committed", async () => {
+  const paths = notebookPaths();
+  assertEquals(paths.length, 6);
+  for (const path of paths) {
+    const notebook = await readNotebook(path);
+    const code = notebook.cells.filter((cell) => cell.cell_type === "code");
+    assert(code[0].metadata.tags?.includes("parameters"), `${path}: first code cell`);
+    assertEquals(
+      code.filter((cell) => cell.metadata.tags?.includes("parameters")).length,
+      1,
+      `${path}: exactly one parameters cell`,
+    );
+    assert(figureCells(notebook).length > 0, `${path} has no figure cell`);
+    assert(code.every((cell) => (cell.outputs ?? []).length === 0), `${path} has outputs`);
+    assertEquals((notebook.metadata.kernelspec as { name: string }).name, "deno");
+  }
+});
 
 Deno.test({
   name: "runner: late outputs kept, parameters overridden, cell errors fail and name the cell",
