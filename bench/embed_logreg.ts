@@ -122,7 +122,7 @@ for (const [name, from, width] of blocks) {
   const Xtr = columns(train, from, width);
   const Xte = columns(test, from, width);
   start = performance.now();
-  const model = new LogisticRegression({ l2, maxIter: 2000 }).fit(Xtr, yTrain);
+  const model = new LogisticRegression({ l2 }).fit(Xtr, yTrain);
   const seconds = (performance.now() - start) / 1000;
   const accuracy = model.score(Xte, yTest);
   const reference = await sklearnAccuracy(Xtr, yTrain, Xte, yTest);
