@@ -41,3 +41,4 @@ export type {
   RunExperimentOptions,
 } from "./experiment.ts";
 export { formatResultsSummary, formatResultsTable, RESULT_COLUMNS, resultRow } from "./report.ts";
+export { describeFindings } from "./findings.ts";

@@ -88,3 +88,4 @@ export {
   textWidth,
   writePng,
 } from "./png.ts";
+export { type ClassMeanImages, classMeanImages, type SingleImage } from "./class_means.ts";
