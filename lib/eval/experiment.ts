@@ -27,7 +27,7 @@ import type { Progress } from "../progress.ts";
 import { ready, tf } from "../tf.ts";
 import { architectureFor, imageStats, zNormalizeImages } from "../train/mod.ts";
 import type { ArchitectureSpec, EpochRecord } from "../train/mod.ts";
-import type { ImageBatch, Matrix } from "../types.ts";
+import type { ImageBatch, Labels, Matrix } from "../types.ts";
 import { BACKBONES, cacheFeatures, loadableBackbones, loadBackbone } from "../vision/mod.ts";
 import type { Backbone, FeatureDtype } from "../vision/mod.ts";
 import { permutePixels, randomlyInitialisedBackbone } from "./ablations.ts";
@@ -342,22 +342,46 @@ interface StoredJobResult extends Omit<TrainJobResult, "validationProba" | "test
   testProba: number[];
 }
 
+/** The inputs every model of a run shares: splits, labels, embeddings, the fitted layout, images. */
+export interface ExperimentInputs {
+  /** The configuration with defaults filled in. */
+  cfg: ResolvedExperimentConfig;
+  /** The reviews of each part. */
+  split: { train: Review[]; validation: Review[]; test: Review[] };
+  /** Labels of each part. */
+  labels: { train: Labels; validation: Labels; test: Labels };
+  /** The text encoder. */
+  encoder: TextEncoderModel;
+  /** Embeddings of train, validation and test rows, in that order. */
+  embeddings: Matrix;
+  /** Embeddings of each part (views into {@link ExperimentInputs.embeddings}). */
+  features: { train: Matrix; validation: Matrix; test: Matrix };
+  /** The fitted image transformer, and the key of its cached JSON. */
+  transformer: ImageTransformer;
+  transformerKey: string;
+  /** Whether the transformer came from the cache. */
+  transformerCached: boolean;
+  /** Images of each part. */
+  images: { train: ImageBatch; validation: ImageBatch; test: ImageBatch };
+  /** Pixels no feature maps to. */
+  emptyPixels: number;
+  /** Seconds spent on embeddings and on images. */
+  seconds: { embeddings: number; images: number };
+}
+
 /**
- * Runs the experiment `config` (see {@link ExperimentConfig}) and returns every model's
- * metrics, timings and parameter counts. Needs the IMDB archive, the encoder's weights and
- * the backbones' weights (each with a clear error when missing).
+ * Stages 1–3 of a run: reviews and splits, embeddings (embedding store) and the DeepInsight
+ * images (fitted transformer cached as JSON). {@link runExperiment} starts with it; reports
+ * and notebooks call it again after a run to get the same images from the caches.
  */
-export async function runExperiment(
+export async function prepareInputs(
   config: ExperimentConfig,
   options: RunExperimentOptions = {},
-): Promise<ExperimentResults> {
-  const started = performance.now();
-  const startedAt = new Date().toISOString();
+): Promise<ExperimentInputs> {
   const cfg = resolveExperimentConfig(config);
   const log = options.log ?? ((line: string) => console.error(line));
   const report = (p: ExperimentProgress) => options.onProgress?.(p);
   const signal = options.signal;
-  const notes: string[] = [];
   await Deno.mkdir(cfg.cacheDir, { recursive: true });
   await ready();
 
@@ -380,7 +404,6 @@ export async function runExperiment(
   const yTrain = labelsOf(split.train),
     yVal = labelsOf(split.validation),
     yTest = labelsOf(split.test);
-  const hasValidation = nVal > 0;
   log(
     `data: ${nTrain} train / ${nVal} validation / ${nTest} test reviews (${cfg.data.scheme} split)`,
   );
@@ -440,6 +463,46 @@ export async function runExperiment(
       `${transformerCached ? " (cached)" : ""}, ${emptyPixels} empty pixels`,
   );
   signal?.throwIfAborted();
+  return {
+    cfg,
+    split,
+    labels: { train: yTrain, validation: yVal, test: yTest },
+    encoder,
+    embeddings,
+    features: { train: xTrain, validation: xVal, test: xTest },
+    transformer,
+    transformerKey,
+    transformerCached,
+    images,
+    emptyPixels,
+    seconds: { embeddings: embeddingSeconds, images: imageSeconds },
+  };
+}
+
+/**
+ * Runs the experiment `config` (see {@link ExperimentConfig}) and returns every model's
+ * metrics, timings and parameter counts. Needs the IMDB archive, the encoder's weights and
+ * the backbones' weights (each with a clear error when missing).
+ */
+export async function runExperiment(
+  config: ExperimentConfig,
+  options: RunExperimentOptions = {},
+): Promise<ExperimentResults> {
+  const started = performance.now();
+  const startedAt = new Date().toISOString();
+  const log = options.log ?? ((line: string) => console.error(line));
+  const report = (p: ExperimentProgress) => options.onProgress?.(p);
+  const signal = options.signal;
+  const notes: string[] = [];
+  const inputs = await prepareInputs(config, options);
+  const { cfg, encoder, embeddings, transformer, transformerKey, transformerCached, images } =
+    inputs;
+  const { train: yTrain, validation: yVal, test: yTest } = inputs.labels;
+  const { train: xTrain, validation: xVal, test: xTest } = inputs.features;
+  const [nTrain, nVal, nTest] = [yTrain.length, yVal.length, yTest.length];
+  const hasValidation = nVal > 0;
+  const emptyPixels = inputs.emptyPixels;
+  const { embeddings: embeddingSeconds, images: imageSeconds } = inputs.seconds;
 
   // 4. Baselines on the embeddings.
   const models: ModelResult[] = [];

@@ -30,9 +30,10 @@ export { runTrainJob } from "./train_job.ts";
 export type { TrainJob, TrainJobResult } from "./train_job.ts";
 export { runTrainJobs } from "./pool.ts";
 export type { TrainingPoolCallbacks } from "./pool.ts";
-export { resolveExperimentConfig, runExperiment } from "./experiment.ts";
+export { prepareInputs, resolveExperimentConfig, runExperiment } from "./experiment.ts";
 export type {
   ExperimentConfig,
+  ExperimentInputs,
   ExperimentProgress,
   ExperimentResults,
   ModelResult,
