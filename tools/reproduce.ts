@@ -126,7 +126,13 @@ function reportMarkdown(
   ].join("\n");
 }
 
-const { config, path: configPath } = readConfig();
+let config: ExperimentConfig, configPath: string;
+try {
+  ({ config, path: configPath } = readConfig());
+} catch (e) {
+  console.error(`reproduce: ${(e as Error).message}`);
+  Deno.exit(2);
+}
 const outDir = resolve(flag("out") ?? join(projectRoot, "results"), config.name);
 const command = `deno task reproduce ${Deno.args.join(" ")}`.trim();
 console.error(`experiment "${config.name}" from ${relative(projectRoot, configPath)}`);
