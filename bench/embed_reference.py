@@ -1,9 +1,11 @@
 #!/usr/bin/python3
 """Reference for bench/embed.ts: the tiny BERT of tools/make_tiny_bert.py run eagerly in
-PyTorch (float32, torch.set_num_threads(2)) on the same texts, with that script's own
-WordPiece tokenizer, batched by length with attention masks like the TypeScript side.
+PyTorch (float32, torch.set_num_threads(THREADS), 2 unless given) on the same texts, with
+that script's own WordPiece tokenizer, batched by length with attention masks like the
+TypeScript side.
 
 Usage: /usr/bin/python3 bench/embed_reference.py MODEL_DIR TEXTS_JSON OUT_F32 LAYERS BATCH SEED
+           [THREADS]
 
 Writes the [CLS] vectors of hidden states LAYERS (comma-separated) for every text to OUT_F32
 (little-endian float32, row-major, layer-major columns) and prints JSON with the token ids'
@@ -37,6 +39,8 @@ def peak_rss_mb():
 def main():
     model_dir, texts_path, out_path, layers_arg, batch_arg, seed_arg = sys.argv[1:7]
     seed = int(seed_arg)
+    if len(sys.argv) > 7:
+        torch.set_num_threads(int(sys.argv[7]))
     layers = [int(x) for x in layers_arg.split(",")]
     batch_size = int(batch_arg)
     with open(os.path.join(model_dir, "config.json")) as f:
