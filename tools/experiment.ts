@@ -45,7 +45,13 @@ Deno.addSignalListener("SIGINT", () => {
   console.error("\ninterrupted: finished work stays cached; run the same command to resume");
   controller.abort();
 });
-const results = await runExperiment(config, { signal: controller.signal });
+let results;
+try {
+  results = await runExperiment(config, { signal: controller.signal });
+} catch (e) {
+  if (controller.signal.aborted) Deno.exit(130);
+  throw e;
+}
 const out = flag("out") ?? join(resolved.cacheDir, "results.json");
 await Deno.writeTextFile(out, JSON.stringify(results, null, 2));
 console.log(formatResultsSummary(results));

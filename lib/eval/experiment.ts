@@ -37,7 +37,7 @@ import type { BinaryMetrics } from "./metrics.ts";
 import { MLPClassifier } from "./mlp.ts";
 import type { MLPClassifierOptions } from "./mlp.ts";
 import { runTrainJobs } from "./pool.ts";
-import type { TrainJob, TrainJobResult } from "./train_job.ts";
+import type { TrainJob, TrainJobInputs, TrainJobResult } from "./train_job.ts";
 
 /** What to run. Every field but `name` has a default (see {@link resolveExperimentConfig}). */
 export interface ExperimentConfig {
@@ -106,12 +106,25 @@ export interface ExperimentConfig {
     lrHead?: number;
     /** Storage type of cached backbone features (default float16). */
     featureDtype?: FeatureDtype;
+    /**
+     * `cache` (default): the backbone runs once per image, its features are cached on disk
+     * and only the trainable part runs per epoch. `end-to-end`: the backbone runs on every
+     * batch (no disk; for large runs whose features would not fit, e.g. 50k images at
+     * 150×150 need ~35 GB per VGG/ResNet slice in float16).
+     */
+    features?: "cache" | "end-to-end";
+    /**
+     * z-normalisation before the backbone: `train` (one mean and std over the training
+     * images; the only choice with cached features) or `batch` (the paper: per batch;
+     * end-to-end only). Default: `train` for cached features, `batch` end to end.
+     */
+    normalization?: "train" | "batch";
     /** Trainings (and feature computations) run at once, one per core (default 2). */
     workers?: number;
   };
   /** Baselines on the same embeddings. */
   baselines?: {
-    /** Logistic regression; `l2` candidates chosen on the validation set (default [0.01 … 100]). */
+    /** Logistic regression; `l2` candidates chosen on the validation set (default 0.01 … 10,000 by decades). */
     logistic?: boolean | { l2?: number[] };
     /** A small MLP (default options of `MLPClassifier`). */
     mlp?: boolean | MLPClassifierOptions;
@@ -154,7 +167,7 @@ export function resolveExperimentConfig(config: ExperimentConfig): ResolvedExper
   const d = config.data ?? {}, e = config.embedding ?? {}, i = config.image ?? {};
   const m = config.models ?? {}, b = config.baselines ?? {}, a = config.ablations ?? {};
   const logistic = b.logistic ?? true, mlp = b.mlp ?? true;
-  return {
+  const resolved: ResolvedExperimentConfig = {
     name: config.name,
     data: {
       source: d.source,
@@ -182,11 +195,14 @@ export function resolveExperimentConfig(config: ExperimentConfig): ResolvedExper
       lrConv: m.lrConv,
       lrHead: m.lrHead,
       featureDtype: m.featureDtype ?? "float16",
+      features: m.features ?? "cache",
+      normalization: m.normalization ?? (m.features === "end-to-end" ? "batch" : "train"),
       workers: m.workers ?? 2,
     },
     baselines: {
       logistic: logistic === false ? false : {
-        l2: (typeof logistic === "object" ? logistic.l2 : undefined) ?? [0.01, 0.1, 1, 10, 100],
+        l2: (typeof logistic === "object" ? logistic.l2 : undefined) ??
+          [0.01, 0.1, 1, 10, 100, 1000, 10000],
       },
       mlp: mlp === false ? false : (typeof mlp === "object" ? mlp : {}),
     },
@@ -198,6 +214,13 @@ export function resolveExperimentConfig(config: ExperimentConfig): ResolvedExper
     },
     cacheDir: config.cacheDir ?? join(dataDir(), "experiments", config.name),
   };
+  if (resolved.models.features === "cache" && resolved.models.normalization === "batch") {
+    throw new Error(
+      `models.normalization "batch" (per-batch z-normalisation) needs models.features ` +
+        `"end-to-end": cached features cannot depend on the batch an image lands in.`,
+    );
+  }
+  return resolved;
 }
 
 /** Parameter counts of a model. */
@@ -312,6 +335,13 @@ function matrixHash(m: Matrix): string {
   hash.update(JSON.stringify(m.shape));
   hash.update(new Uint8Array(m.data.buffer, m.data.byteOffset, m.data.byteLength));
   return hash.digest("hex");
+}
+
+/** A copy of `images` in shared memory (posted to training workers without a copy each). */
+function sharedImages(images: ImageBatch): ImageBatch {
+  const data = new Float32Array(new SharedArrayBuffer(images.data.byteLength));
+  data.set(images.data);
+  return { data, shape: images.shape };
 }
 
 function rows(m: Matrix, start: number, end: number): Matrix {
@@ -516,7 +546,7 @@ export async function runExperiment(
     let best: { l2: number; model: LogisticRegression; accuracy: number } | undefined;
     const candidates = hasValidation ? cfg.baselines.logistic.l2 : [1];
     for (const l2 of candidates) {
-      const model = new LogisticRegression({ l2, standardize: true, maxIter: 1000 }).fit(
+      const model = new LogisticRegression({ l2, standardize: true }).fit(
         xTrain,
         yTrain,
       );
@@ -687,7 +717,9 @@ export async function runExperiment(
       permutation: v.permutation ?? null,
       randomSeed: v.weights === "random" ? cfg.ablations.seed : null,
       upsample,
-      dtype: cfg.models.featureDtype,
+      dtype: cfg.models.features === "cache" ? cfg.models.featureDtype : null,
+      features: cfg.models.features,
+      normalization: cfg.models.normalization,
       training,
     })).slice(0, 16);
     const path = join(cfg.cacheDir, "models", `${v.id}-${key}.json`);
@@ -709,21 +741,37 @@ export async function runExperiment(
       continue;
     }
     const t = performance.now();
-    const dirs: Record<string, string> = {};
-    for (const part of ["train", "validation", "test"] as const) {
-      if (part === "validation" && !hasValidation) continue;
-      const z = zNormalizeImages(v.images[part], stats);
-      const cache = await cacheFeatures(backbone, z, {
-        preprocess: false,
+    let inputs: TrainJobInputs;
+    if (cfg.models.features === "cache") {
+      const dirs: Record<string, string> = {};
+      for (const part of ["train", "validation", "test"] as const) {
+        if (part === "validation" && !hasValidation) continue;
+        const z = zNormalizeImages(v.images[part], stats);
+        const cache = await cacheFeatures(backbone, z, {
+          preprocess: false,
+          upsample,
+          dtype: cfg.models.featureDtype,
+          // Workers load a backbone from its registry spec: never for re-initialised weights.
+          workers: v.weights === "random" ? 1 : cfg.models.workers,
+          signal,
+          onProgress: (p) =>
+            report({ stage: "features", done: p.done, total: p.total, detail: `${v.id} ${part}` }),
+        });
+        dirs[part] = cache.dir;
+      }
+      inputs = { kind: "cache", train: dirs.train, validation: dirs.validation, test: dirs.test };
+    } else {
+      inputs = {
+        kind: "images",
+        train: sharedImages(v.images.train),
+        validation: hasValidation ? sharedImages(v.images.validation) : undefined,
+        test: sharedImages(v.images.test),
+        backbone: v.backbone,
+        weights: v.weights,
+        randomSeed: cfg.ablations.seed,
         upsample,
-        dtype: cfg.models.featureDtype,
-        // Workers load a backbone from its registry spec: never for re-initialised weights.
-        workers: v.weights === "random" ? 1 : cfg.models.workers,
-        signal,
-        onProgress: (p) =>
-          report({ stage: "features", done: p.done, total: p.total, detail: `${v.id} ${part}` }),
-      });
-      dirs[part] = cache.dir;
+        normalization: cfg.models.normalization === "batch" ? "batch" : stats,
+      };
     }
     const featureSeconds = (performance.now() - t) / 1000;
     const featureShape = backbone.outputShape([
@@ -732,7 +780,8 @@ export async function runExperiment(
     ]);
     const job: TrainJob = {
       id: v.id,
-      features: { train: dirs.train, validation: dirs.validation, test: dirs.test },
+      inputs,
+      runKey: key,
       labels: { train: yTrain, validation: hasValidation ? yVal : undefined, test: yTest },
       ...training,
       checkpointDir: join(cfg.cacheDir, "checkpoints", `${v.id}-${key}`),
@@ -757,7 +806,10 @@ export async function runExperiment(
           ...training,
           upsample,
           imageSize: cfg.image.pixels,
-          normalization: "z-score with the training images' mean and std",
+          features: cfg.models.features,
+          normalization: cfg.models.normalization === "batch"
+            ? "z-score per batch (the paper)"
+            : "z-score with the training images' mean and std",
           featureDtype: cfg.models.featureDtype,
         },
         frozen: backbone.model.countParams(),
@@ -873,9 +925,14 @@ export async function runExperiment(
           ? "all rows (transductive, as the official code)"
           : "the training rows only"
       }.`,
-    `Backbone features are computed once per image and cached; the z-normalisation uses one mean ` +
-      `and standard deviation over the training images instead of per batch (the paper), so the ` +
-      `cached features do not depend on batch composition.`,
+    cfg.models.features === "cache"
+      ? `Backbone features are computed once per image and cached; the z-normalisation uses one ` +
+        `mean and standard deviation over the training images instead of per batch (the paper), ` +
+        `so the cached features do not depend on batch composition.`
+      : `The backbone runs on every batch (end to end, frozen); z-normalisation ` +
+        (cfg.models.normalization === "batch"
+          ? `per batch, as the paper.`
+          : `with one mean and standard deviation over the training images.`),
     `Epochs: ${cfg.models.epochs} (the paper: 15); the kept weights are those of the epoch with the ` +
       `best validation accuracy${hasValidation ? "" : " (no validation set: the last epoch)"}.`,
     `Backbones stand in for the paper's networks (${
