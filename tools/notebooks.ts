@@ -34,6 +34,7 @@ export const jupyterPython: string = Deno.env.get("JUPYTER_PYTHON") ?? "/usr/bin
  * small images. Names a notebook does not declare are ignored for that notebook.
  */
 export const SMALL_PARAMETERS: Readonly<Record<string, unknown>> = {
+  runName: "notebooks-small",
   trainSize: 300,
   testSize: 200,
   epochs: 1,
