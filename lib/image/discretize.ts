@@ -58,6 +58,17 @@ function checkGrid(pixels: [number, number]): void {
   }
 }
 
+/** Smallest and largest coordinate of the points `[n, 2]` along `axis` (0 or 1). */
+function axisRange(points: Matrix, axis: number): [number, number] {
+  let min = Infinity, max = -Infinity;
+  for (let i = 0; i < points.shape[0]; i++) {
+    const v = points.data[2 * i + axis];
+    if (v < min) min = v;
+    if (v > max) max = v;
+  }
+  return [min, max];
+}
+
 /**
  * The paper's `bin` discretisation of rotated coordinates `[n, 2]` onto `[H, W]`:
  * `row = digitize(x₀, linspace(min x₀, max x₀, H)) − 1` and likewise for the column.
@@ -67,12 +78,7 @@ export function binCoordinates(rotated: Matrix, pixels: [number, number]): Pixel
   const n = rotated.shape[0];
   const out = new Int32Array(2 * n);
   for (let axis = 0; axis < 2; axis++) {
-    let min = Infinity, max = -Infinity;
-    for (let i = 0; i < n; i++) {
-      const v = rotated.data[2 * i + axis];
-      if (v < min) min = v;
-      if (v > max) max = v;
-    }
+    const [min, max] = axisRange(rotated, axis);
     const size = pixels[axis];
     const edges = linspace(min, max, size);
     for (let i = 0; i < n; i++) {
@@ -202,12 +208,7 @@ export function lsaCoordinates(
   const n = rotated.shape[0];
   const scaled = new Float32Array(2 * n);
   for (let axis = 0; axis < 2; axis++) {
-    let min = Infinity, max = -Infinity;
-    for (let i = 0; i < n; i++) {
-      const v = rotated.data[2 * i + axis];
-      if (v < min) min = v;
-      if (v > max) max = v;
-    }
+    const [min, max] = axisRange(rotated, axis);
     const span = max > min ? max - min : 1;
     const size = axis === 0 ? h : w;
     for (let i = 0; i < n; i++) {
