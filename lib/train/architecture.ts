@@ -33,6 +33,12 @@ export interface HeadSpec {
   hidden: number[];
   /** Dropout after each hidden layer, one rate per hidden layer. */
   hiddenDropout: number[];
+  /**
+   * Gain of the Xavier-uniform initialisation of the dense layers: hidden layers and the
+   * output layer (default √2 for both, the official code's `calculate_gain("relu")` on
+   * every linear layer).
+   */
+  xavierGain?: { hidden: number; output: number };
 }
 
 /** One of the paper's trainable architectures and its learning rates. */

@@ -265,7 +265,9 @@ export class TrainableNetwork {
     let inF = poolSize * poolSize * pc;
     [...hidden, 2].forEach((outF, i) => {
       const name = i < hidden.length ? `dense${i + 1}` : "logits";
-      const gain = Math.SQRT2; // calculate_gain("relu"), as the official code
+      // calculate_gain("relu") on every layer, as the official code, unless the spec says otherwise
+      const gains = spec.head.xavierGain ?? { hidden: Math.SQRT2, output: Math.SQRT2 };
+      const gain = i < hidden.length ? gains.hidden : gains.output;
       const limit = gain * Math.sqrt(6 / (inF + outF));
       const kernel = this.#param(
         `${name}/kernel`,
