@@ -13,9 +13,10 @@
  * experiment.
  *
  * Ours trains data-parallel on two Deno workers (one wasm backend each, BatchNorm over the
- * whole batch, summed gradients; `workers: 2`), PyTorch on two threads; ours on one worker
+ * whole batch, gradients summed and the Adam update split between the workers; `workers: 2`),
+ * PyTorch on two threads; ours on one worker
  * is reported too. Each measurement runs in its own process; ours and PyTorch's alternate
- * (two rounds), each side keeping its best round. The machine is shared with other work, so
+ * (three rounds), each side keeping its best round. The machine is shared with other work, so
  * images/s per CPU-second is reported too.
  * Target: ours ≥ 0.5× PyTorch's images/s at both sizes. Ends with one JSON line.
  *
@@ -156,10 +157,10 @@ async function runChild(args: string[], command: string): Promise<Rate & Record<
 const round = (x: number) => Math.round(x * 1000) / 1000;
 
 async function main() {
-  const rounds = argument("--rounds", 2);
+  const rounds = argument("--rounds", 3);
   const sizes = [
     { key: "150", image: 50, upsample: 3, padding: "valid", steps: argument("--steps150", 2) },
-    { key: "50", image: 50, upsample: 1, padding: "same", steps: argument("--steps50", 4) },
+    { key: "50", image: 50, upsample: 1, padding: "same", steps: argument("--steps50", 8) },
   ];
   const self = fileURLToPath(import.meta.url);
   const reference = fileURLToPath(new URL("./train_reference.py", import.meta.url));

@@ -151,7 +151,55 @@ Deno.test("Adam follows PyTorch's update rule, per group learning rate", async (
   ]);
   other.setState(state);
   assertEquals(other.getState(), state);
-  adam.dispose();
-  other.dispose();
   tf.dispose([p1, p2]);
+});
+
+Deno.test("Adam's fused update is bit for bit TF.js' op-by-op update (decay, frozen group, missing gradient)", async () => {
+  await ready("wasm");
+  const shapes = [[3, 5], [7], [4]];
+  const random = (n: number, scale: number) =>
+    Float32Array.from({ length: n }, (_, i) => scale * Math.sin(1.7 * i + n));
+  const start = shapes.map((s, k) => random(s.reduce((a, b) => a * b, 1), k + 1));
+  const ours = shapes.map((s, k) => tf.variable(tf.tensor(start[k], s)));
+  const ref = shapes.map((s, k) => tf.variable(tf.tensor(start[k], s)));
+  const lrs = [3e-3, 1e-2, 0];
+  const decay = 1e-2;
+  const adam = new Adam(
+    ours.map((v, k) => ({ name: `g${k}`, lr: lrs[k], params: [{ name: `p${k}`, variable: v }] })),
+    { weightDecay: decay },
+  );
+  // The reference: the update written as TF.js float32 ops, one after another.
+  const m: tf.Tensor[] = ref.map((v) => tf.zerosLike(v));
+  const v2: tf.Tensor[] = ref.map((v) => tf.zerosLike(v));
+  for (let t = 1; t <= 4; t++) {
+    const grads = shapes.map((s, k) => tf.tensor(random(start[k].length, t * 0.37 + k), s));
+    // The second parameter has no gradient at step 2: it must stay as it is.
+    const given = (k: number) => !(k === 1 && t === 2);
+    adam.applyGradients(
+      Object.fromEntries(ours.flatMap((v, k) => given(k) ? [[v.name, grads[k]]] : [])),
+    );
+    ref.forEach((p, k) => {
+      if (!given(k) || lrs[k] === 0) return;
+      tf.tidy(() => {
+        const g = grads[k].add(p.mul(decay));
+        const m1 = m[k].mul(0.9).add(g.mul(1 - 0.9));
+        const v1 = v2[k].mul(0.999).add(g.square().mul(1 - 0.999));
+        const denom = v1.sqrt().div(Math.sqrt(1 - 0.999 ** t)).add(1e-8);
+        p.assign(p.sub(m1.div(denom).mul(lrs[k] / (1 - 0.9 ** t))));
+        m[k].dispose();
+        v2[k].dispose();
+        m[k] = tf.keep(m1);
+        v2[k] = tf.keep(v1);
+      });
+    });
+    tf.dispose(grads);
+  }
+  ours.forEach((v, k) => {
+    assertEquals(Array.from(v.dataSync()), Array.from(ref[k].dataSync()), `parameter ${k}`);
+  });
+  assertEquals(Array.from(ours[2].dataSync()), Array.from(start[2]), "lr 0 leaves it unchanged");
+  const state = adam.getState();
+  assertEquals(Array.from(state.moments["m/p0"].data), Array.from(m[0].dataSync()));
+  assertEquals(Array.from(state.moments["v/p1"].data), Array.from(v2[1].dataSync()));
+  tf.dispose([...ours, ...ref, ...m, ...v2]);
 });

@@ -7,6 +7,7 @@ import { assert, assertEquals } from "@std/assert";
 import { ready } from "../lib/tf.ts";
 import { Collective, createCollectiveBuffers, ImageClassifier } from "../lib/train/mod.ts";
 import type { ArchitectureSpec, NamedArrays } from "../lib/train/mod.ts";
+import { join } from "node:path";
 import { featureData, TINY } from "./_train_fixtures.ts";
 
 const NO_DROPOUT: ArchitectureSpec = {
@@ -39,6 +40,41 @@ Deno.test("a group of one sums nothing; buffers reject a bad size", () => {
     threw = true;
   }
   assert(threw);
+});
+
+Deno.test("three ranks split an update and gather its parts across slot-sized chunks", async () => {
+  const ranks = 3, length = 23, capacity = 5; // five chunks, the last one short
+  const buffers = createCollectiveBuffers(ranks, capacity);
+  const replies = await Promise.all(
+    Array.from({ length: ranks }, (_, rank) => {
+      const worker = new Worker(new URL("./_collective_worker.ts", import.meta.url), {
+        type: "module",
+      });
+      return new Promise<{ values: number[]; seen: number[]; owners: number[] }>(
+        (resolve, reject) => {
+          worker.onmessage = (e) => {
+            worker.terminate();
+            resolve(e.data);
+          };
+          worker.onerror = (e) => {
+            worker.terminate();
+            reject(e);
+          };
+          worker.postMessage({ buffers, rank, length });
+        },
+      );
+    }),
+  );
+  // Σ_r (r + 1)(i + 1) = 6(i + 1), then 10 · sum + i, on every rank.
+  const expected = Array.from({ length }, (_, i) => 10 * 6 * (i + 1) + i);
+  for (const reply of replies) assertEquals(reply.values, expected);
+  // Every index was updated by exactly one rank, and each rank did about a third.
+  const seen = replies.flatMap((r) => r.seen).sort((a, b) => a - b);
+  assertEquals(seen, Array.from({ length }, (_, i) => i));
+  for (const reply of replies) assert(reply.seen.length >= 5 && reply.seen.length <= 9);
+  // allGatherParts hands every rank every owner's part.
+  const owners = Array.from({ length }, (_, i) => replies.findIndex((r) => r.seen.includes(i)));
+  for (const reply of replies) assertEquals(reply.owners, owners);
 });
 
 Deno.test("two workers train the same model as one thread (dropout off)", async () => {
@@ -75,4 +111,35 @@ Deno.test("two workers train the same model as one thread (dropout off)", async 
   // Deterministic: the same run twice gives the same bits.
   assertEquals(two.weights, again.weights);
   assertEquals(Array.from(two.proba), Array.from(again.proba));
+});
+
+Deno.test("a data-parallel run resumed from its checkpoint ends as the uninterrupted one", async () => {
+  await ready("wasm");
+  const train = featureData(80, 4), validation = featureData(32, 5);
+  const root = await Deno.makeTempDir();
+  const fit = async (dir: string, epochs: number) => {
+    const clf = new ImageClassifier({
+      architecture: TINY,
+      epochs,
+      batchSize: 16,
+      seed: 9,
+      workers: 2,
+      progressBar: false,
+      checkpointDir: join(root, dir),
+    });
+    await clf.fit(train.x, train.y, validation);
+    const out = { weights: clf.network_!.getWeights(), resumed: clf.resumedEpochs_ };
+    clf.dispose();
+    return out;
+  };
+  try {
+    const whole = await fit("a", 3);
+    await fit("b", 1);
+    const resumed = await fit("b", 3);
+    assertEquals(resumed.resumed, 1);
+    // Equal bits: the optimizer state the ranks kept in parts was gathered and restored.
+    assertEquals(resumed.weights, whole.weights);
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
 });

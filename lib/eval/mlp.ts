@@ -190,7 +190,6 @@ export class MLPClassifier {
       }
     } finally {
       tf.dispose([xs, ys]);
-      adam.dispose();
     }
     this.fitSeconds_ = (performance.now() - started) / 1000;
     return this;

@@ -6,11 +6,18 @@
  *     m ← β₁m + (1−β₁)g,  v ← β₂v + (1−β₂)g²
  *     p ← p − (lr / (1−β₁ᵗ)) · m / (√v / √(1−β₂ᵗ) + ε)
  *
+ * One fused pass over flat arrays instead of a dozen TF.js ops over every parameter (each a
+ * full read and write of millions of values): every operation is rounded to float32 as
+ * TF.js' float32 ops would round it, so the result is bit for bit the op-by-op update.
+ * In data-parallel training ({@link AdamOptions.collective}) the ranks split the update:
+ * each sums and updates its part of the gradients and the ranks exchange the new values.
+ *
  * Its state (step count, m, v) can be read and restored exactly, for checkpoints.
  *
  * @module
  */
-import { tf } from "../tf.ts";
+import { readValues, tf } from "../tf.ts";
+import type { Collective } from "./collective.ts";
 import type { NamedArrays } from "./network.ts";
 
 /** A group of variables sharing a learning rate. */
@@ -33,7 +40,23 @@ export interface AdamOptions {
   epsilon?: number;
   /** L2 penalty added to the gradient, as PyTorch's `weight_decay` (default 0). */
   weightDecay?: number;
+  /**
+   * Data-parallel group: gradients are summed over its ranks before the update, and each
+   * rank updates only its part (every rank then calls {@link Adam.getState} together).
+   */
+  collective?: Collective;
 }
+
+/** Where a parameter sits in the flat arrays. */
+interface Slot {
+  name: string;
+  variable: tf.Variable;
+  lr: number;
+  offset: number;
+  size: number;
+}
+
+const f32 = Math.fround;
 
 /** Adam over parameter groups. */
 export class Adam {
@@ -45,8 +68,13 @@ export class Adam {
   readonly #beta2: number;
   readonly #epsilon: number;
   readonly #weightDecay: number;
-  readonly #m = new Map<string, tf.Variable>();
-  readonly #v = new Map<string, tf.Variable>();
+  readonly #collective?: Collective;
+  readonly #slots: Slot[] = [];
+  /** First and second moments, gradients (then new values) and parameters, flat. */
+  readonly #m: Float32Array;
+  readonly #v: Float32Array;
+  readonly #values: Float32Array;
+  readonly #params: Float32Array;
 
   /** Creates the optimizer; moments start at zero. */
   constructor(groups: ParamGroup[], options: AdamOptions = {}) {
@@ -55,13 +83,21 @@ export class Adam {
     this.#beta2 = options.beta2 ?? 0.999;
     this.#epsilon = options.epsilon ?? 1e-8;
     this.#weightDecay = options.weightDecay ?? 0;
+    this.#collective = options.collective;
+    const names = new Set<string>();
+    let offset = 0;
     for (const group of groups) {
       for (const { name, variable } of group.params) {
-        if (this.#m.has(name)) throw new Error(`Adam: parameter name ${name} is used twice`);
-        this.#m.set(name, tf.tidy(() => tf.variable(tf.zerosLike(variable), false)));
-        this.#v.set(name, tf.tidy(() => tf.variable(tf.zerosLike(variable), false)));
+        if (names.has(name)) throw new Error(`Adam: parameter name ${name} is used twice`);
+        names.add(name);
+        this.#slots.push({ name, variable, lr: group.lr, offset, size: variable.size });
+        offset += variable.size;
       }
     }
+    this.#m = new Float32Array(offset);
+    this.#v = new Float32Array(offset);
+    this.#values = new Float32Array(offset);
+    this.#params = new Float32Array(offset);
   }
 
   /** The variables of every group, in order (for `tf.variableGrads`). */
@@ -72,40 +108,78 @@ export class Adam {
   /**
    * Applies one update from `grads` (keyed by variable name, as `tf.variableGrads`
    * returns). A variable without a gradient is left unchanged. Does not dispose `grads`.
+   * With a collective, `grads` are this rank's and every rank must call it.
    */
   applyGradients(grads: Record<string, tf.Tensor>): void {
     this.step_++;
-    const t = this.step_;
-    const b1 = this.#beta1, b2 = this.#beta2;
-    const bc1 = 1 - b1 ** t, bc2 = 1 - b2 ** t;
+    const values = this.#values, params = this.#params;
+    const updated = this.#slots.map((slot) => {
+      const g = grads[slot.variable.name];
+      const end = slot.offset + slot.size;
+      if (g) values.set(readValues(g), slot.offset);
+      else values.fill(0, slot.offset, end);
+      params.set(readValues(slot.variable), slot.offset);
+      return g !== undefined && slot.lr !== 0;
+    });
+    const update = (from: number, to: number) => this.#update(updated, from, to);
+    if (this.#collective) this.#collective.allReduceUpdate(values, update);
+    else update(0, values.length);
     tf.tidy(() => {
-      for (const group of this.groups) {
-        if (group.lr === 0) continue;
-        const stepSize = group.lr / bc1;
-        const sqrtBc2 = Math.sqrt(bc2);
-        for (const { name, variable } of group.params) {
-          let g = grads[variable.name];
-          if (!g) continue;
-          if (this.#weightDecay > 0) g = g.add(variable.mul(this.#weightDecay));
-          const m = this.#m.get(name)!, v = this.#v.get(name)!;
-          const m1 = m.mul(b1).add(g.mul(1 - b1));
-          const v1 = v.mul(b2).add(g.square().mul(1 - b2));
-          m.assign(m1);
-          v.assign(v1);
-          const denom = v1.sqrt().div(sqrtBc2).add(this.#epsilon);
-          variable.assign(variable.sub(m1.div(denom).mul(stepSize)));
-        }
+      this.#slots.forEach((slot, i) => {
+        if (!updated[i]) return;
+        const { variable, offset, size } = slot;
+        variable.assign(tf.tensor(values.subarray(offset, offset + size), variable.shape));
+      });
+    });
+  }
+
+  /**
+   * Turns the gradients in `values[from, to)` into new parameter values (and moves the
+   * moments), rounding every operation to float32 in the order of the op-by-op update.
+   */
+  #update(updated: boolean[], from: number, to: number): void {
+    const t = this.step_;
+    const values = this.#values, params = this.#params, m = this.#m, v = this.#v;
+    const b1 = f32(this.#beta1), b2 = f32(this.#beta2);
+    const oneMinusB1 = f32(1 - this.#beta1), oneMinusB2 = f32(1 - this.#beta2);
+    const epsilon = f32(this.#epsilon), decay = f32(this.#weightDecay);
+    const sqrtBc2 = f32(Math.sqrt(1 - this.#beta2 ** t));
+    this.#slots.forEach((slot, k) => {
+      const lo = Math.max(from, slot.offset), hi = Math.min(to, slot.offset + slot.size);
+      if (lo >= hi) return;
+      if (!updated[k]) {
+        for (let i = lo; i < hi; i++) values[i] = params[i];
+        return;
+      }
+      const stepSize = f32(slot.lr / (1 - this.#beta1 ** t));
+      for (let i = lo; i < hi; i++) {
+        const p = params[i];
+        let g = values[i];
+        if (decay !== 0) g = f32(g + f32(p * decay));
+        const mi = f32(f32(m[i] * b1) + f32(g * oneMinusB1));
+        const vi = f32(f32(v[i] * b2) + f32(f32(g * g) * oneMinusB2));
+        m[i] = mi;
+        v[i] = vi;
+        const denom = f32(f32(f32(Math.sqrt(vi)) / sqrtBc2) + epsilon);
+        values[i] = f32(p - f32(f32(mi / denom) * stepSize));
       }
     });
   }
 
-  /** The state: step count and first/second moments per parameter name (copies). */
+  /**
+   * The state: step count and first/second moments per parameter name (copies). With a
+   * collective every rank must call it (the ranks hold different parts of the moments).
+   */
   getState(): { step: number; moments: NamedArrays } {
+    if (this.#collective) {
+      this.#collective.allGatherParts(this.#m);
+      this.#collective.allGatherParts(this.#v);
+    }
     const moments: NamedArrays = {};
-    for (const [name, m] of this.#m) {
-      moments[`m/${name}`] = { data: m.dataSync() as Float32Array, shape: m.shape.slice() };
-      const v = this.#v.get(name)!;
-      moments[`v/${name}`] = { data: v.dataSync() as Float32Array, shape: v.shape.slice() };
+    for (const { name, variable, offset, size } of this.#slots) {
+      const shape = variable.shape.slice();
+      moments[`m/${name}`] = { data: this.#m.slice(offset, offset + size), shape };
+      moments[`v/${name}`] = { data: this.#v.slice(offset, offset + size), shape: shape.slice() };
     }
     return { step: this.step_, moments };
   }
@@ -113,19 +187,14 @@ export class Adam {
   /** Restores a state saved with {@link getState}. */
   setState(state: { step: number; moments: NamedArrays }): void {
     for (const [prefix, table] of [["m", this.#m], ["v", this.#v]] as const) {
-      for (const [name, variable] of table) {
+      for (const { name, offset, size } of this.#slots) {
         const saved = state.moments[`${prefix}/${name}`];
-        if (!saved || saved.data.length !== variable.size) {
+        if (!saved || saved.data.length !== size) {
           throw new Error(`Adam.setState: missing or misshapen state ${prefix}/${name}`);
         }
-        tf.tidy(() => variable.assign(tf.tensor(saved.data, variable.shape, "float32")));
+        table.set(saved.data, offset);
       }
     }
     this.step_ = state.step;
-  }
-
-  /** Frees the moment variables. */
-  dispose(): void {
-    for (const v of [...this.#m.values(), ...this.#v.values()]) v.dispose();
   }
 }

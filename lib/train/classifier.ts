@@ -134,28 +134,6 @@ function labelHash(y: Labels): string {
 }
 
 /** Sums gradients over the ranks of `collective` (in place: replaces the tensors). */
-function allReduceGrads(
-  grads: Record<string, tf.Tensor>,
-  vars: tf.Variable[],
-  collective: Collective,
-): void {
-  const total = vars.reduce((s, v) => s + v.size, 0);
-  const flat = new Float32Array(total);
-  let offset = 0;
-  for (const v of vars) {
-    const g = grads[v.name];
-    if (g) flat.set(g.dataSync() as Float32Array, offset);
-    offset += v.size;
-  }
-  collective.allReduceSum(flat);
-  offset = 0;
-  for (const v of vars) {
-    grads[v.name]?.dispose();
-    grads[v.name] = tf.tensor(flat.subarray(offset, offset + v.size), v.shape, "float32");
-    offset += v.size;
-  }
-}
-
 function oneHot(labels: ArrayLike<number>): tf.Tensor2D {
   const out = new Float32Array(labels.length * 2);
   for (let i = 0; i < labels.length; i++) out[i * 2 + labels[i]] = 1;
@@ -286,10 +264,11 @@ export class ImageClassifier {
     this.network_?.dispose();
     const network = new TrainableNetwork(cfg.architecture, source.featureShape, seed);
     this.network_ = network;
+    // With several ranks, Adam sums the gradients over them and splits the update.
     const adam = new Adam([
       { name: "conv", lr: cfg.lrConv, params: network.params.filter((p) => p.group === "conv") },
       { name: "head", lr: cfg.lrHead, params: network.params.filter((p) => p.group === "head") },
-    ]);
+    ], { collective: size > 1 ? collective : undefined });
     const fingerprint = JSON.stringify({
       architecture: cfg.architecture,
       batchSize,
@@ -309,159 +288,155 @@ export class ImageClassifier {
     let bestWeights: NamedArrays | undefined;
     let startEpoch = 0;
     const dir = this.options.checkpointDir;
-    try {
-      if (dir) {
-        const ck = await loadCheckpoint<CheckpointRecord>(dir);
-        if (ck) {
-          if (ck.record.fingerprint !== fingerprint) {
-            throw new Error(
-              `${dir} holds a checkpoint of a different run (other data, architecture or ` +
-                `hyper-parameters); delete it or choose another checkpointDir.`,
-            );
-          }
-          const weights: NamedArrays = {}, moments: NamedArrays = {}, best: NamedArrays = {};
-          for (const [name, arr] of Object.entries(ck.arrays)) {
-            if (name.startsWith("adam/")) moments[name.slice(5)] = arr;
-            else if (name.startsWith("best/")) best[name.slice(5)] = arr;
-            else weights[name] = arr;
-          }
-          network.setWeights(weights);
-          adam.setState({ step: ck.record.adamStep, moments });
-          history = ck.record.history;
-          bestEpoch = ck.record.bestEpoch;
-          if (Object.keys(best).length > 0) bestWeights = best;
-          startEpoch = ck.record.epochsDone;
+    if (dir) {
+      const ck = await loadCheckpoint<CheckpointRecord>(dir);
+      if (ck) {
+        if (ck.record.fingerprint !== fingerprint) {
+          throw new Error(
+            `${dir} holds a checkpoint of a different run (other data, architecture or ` +
+              `hyper-parameters); delete it or choose another checkpointDir.`,
+          );
         }
+        const weights: NamedArrays = {}, moments: NamedArrays = {}, best: NamedArrays = {};
+        for (const [name, arr] of Object.entries(ck.arrays)) {
+          if (name.startsWith("adam/")) moments[name.slice(5)] = arr;
+          else if (name.startsWith("best/")) best[name.slice(5)] = arr;
+          else weights[name] = arr;
+        }
+        network.setWeights(weights);
+        adam.setState({ step: ck.record.adamStep, moments });
+        history = ck.record.history;
+        bestEpoch = ck.record.bestEpoch;
+        if (Object.keys(best).length > 0) bestWeights = best;
+        startEpoch = ck.record.epochsDone;
       }
-      this.resumedEpochs_ = Math.min(startEpoch, epochs);
-      const n = source.length;
-      const batchesPerEpoch = Math.ceil(n / batchSize);
-      const totalBatches = batchesPerEpoch * epochs;
-      const label = this.options.label ?? cfg.architecture.name;
-      const vars = adam.variables();
+    }
+    this.resumedEpochs_ = Math.min(startEpoch, epochs);
+    const n = source.length;
+    const batchesPerEpoch = Math.ceil(n / batchSize);
+    const totalBatches = batchesPerEpoch * epochs;
+    const label = this.options.label ?? cfg.architecture.name;
+    const vars = adam.variables();
 
-      for (let epoch = startEpoch; epoch < epochs; epoch++) {
-        const order = new Random(deriveSeed(seed, epoch + 1)).permutation(n);
-        const bar = lead && (this.options.progressBar ?? true)
-          ? new ProgressBar(`${label} epoch ${epoch + 1}/${epochs}`, batchesPerEpoch, {
-            unit: "batches",
-          })
-          : undefined;
-        const t0 = performance.now();
-        let lossSum = 0, correct = 0, seen = 0;
-        for (let b = 0; b < batchesPerEpoch; b++) {
-          this.options.signal?.throwIfAborted();
-          const batch = order.slice(b * batchSize, Math.min(n, (b + 1) * batchSize));
-          if (batch.length < size) continue; // too small to share out (data-parallel only)
-          // This rank's contiguous share of the batch.
-          const idx = batch.slice(
-            Math.floor((rank * batch.length) / size),
-            Math.floor(((rank + 1) * batch.length) / size),
+    for (let epoch = startEpoch; epoch < epochs; epoch++) {
+      const order = new Random(deriveSeed(seed, epoch + 1)).permutation(n);
+      const bar = lead && (this.options.progressBar ?? true)
+        ? new ProgressBar(`${label} epoch ${epoch + 1}/${epochs}`, batchesPerEpoch, {
+          unit: "batches",
+        })
+        : undefined;
+      const t0 = performance.now();
+      let lossSum = 0, correct = 0, seen = 0;
+      for (let b = 0; b < batchesPerEpoch; b++) {
+        this.options.signal?.throwIfAborted();
+        const batch = order.slice(b * batchSize, Math.min(n, (b + 1) * batchSize));
+        if (batch.length < size) continue; // too small to share out (data-parallel only)
+        // This rank's contiguous share of the batch.
+        const idx = batch.slice(
+          Math.floor((rank * batch.length) / size),
+          Math.floor(((rank + 1) * batch.length) / size),
+        );
+        const labels = idx.map((i) => y[i]);
+        const xb = source.gather(idx);
+        const yb = oneHot(labels);
+        const stats: BatchNormStats = { blocks: [] };
+        let predicted: tf.Tensor1D | undefined;
+        let localLoss: tf.Scalar | undefined;
+        const { value, grads } = tf.variableGrads(() => {
+          const logits = network.apply(xb, {
+            training: true,
+            dropoutSeed: deriveSeed(seed, epoch + 1, b + 1 + rank * 1_000_003),
+            stats,
+            collective,
+          });
+          predicted = tf.keep(tf.argMax(logits, 1) as tf.Tensor1D);
+          const loss = tf.losses.softmaxCrossEntropy(yb, logits) as tf.Scalar;
+          if (size === 1) return loss;
+          // The batch's mean loss is the sum over ranks of (share / batch) × share mean.
+          localLoss = tf.keep(loss);
+          return tf.mul(loss, idx.length / batch.length) as tf.Scalar;
+        }, vars);
+        adam.applyGradients(grads);
+        network.updateRunningStats(stats);
+        const lossValue = (await (localLoss ?? value).data())[0];
+        const pred = (await predicted!.data()) as Int32Array;
+        for (let i = 0; i < labels.length; i++) if (pred[i] === labels[i]) correct++;
+        lossSum += lossValue * labels.length;
+        seen += labels.length;
+        tf.dispose([xb, yb, value, predicted!, ...Object.values(grads)]);
+        if (localLoss) localLoss.dispose();
+        if (!Number.isFinite(lossValue)) {
+          collective.abort();
+          throw new Error(
+            `${label}: the training loss became ${lossValue} at epoch ${epoch + 1}, batch ` +
+              `${b + 1}; lower the learning rates.`,
           );
-          const labels = idx.map((i) => y[i]);
-          const xb = source.gather(idx);
-          const yb = oneHot(labels);
-          const stats: BatchNormStats = { blocks: [] };
-          let predicted: tf.Tensor1D | undefined;
-          let localLoss: tf.Scalar | undefined;
-          const { value, grads } = tf.variableGrads(() => {
-            const logits = network.apply(xb, {
-              training: true,
-              dropoutSeed: deriveSeed(seed, epoch + 1, b + 1 + rank * 1_000_003),
-              stats,
-              collective,
-            });
-            predicted = tf.keep(tf.argMax(logits, 1) as tf.Tensor1D);
-            const loss = tf.losses.softmaxCrossEntropy(yb, logits) as tf.Scalar;
-            if (size === 1) return loss;
-            // The batch's mean loss is the sum over ranks of (share / batch) × share mean.
-            localLoss = tf.keep(loss);
-            return tf.mul(loss, idx.length / batch.length) as tf.Scalar;
-          }, vars);
-          if (size > 1) allReduceGrads(grads, vars, collective);
-          adam.applyGradients(grads);
-          network.updateRunningStats(stats);
-          const lossValue = (await (localLoss ?? value).data())[0];
-          const pred = (await predicted!.data()) as Int32Array;
-          for (let i = 0; i < labels.length; i++) if (pred[i] === labels[i]) correct++;
-          lossSum += lossValue * labels.length;
-          seen += labels.length;
-          tf.dispose([xb, yb, value, predicted!, ...Object.values(grads)]);
-          if (localLoss) localLoss.dispose();
-          if (!Number.isFinite(lossValue)) {
-            collective.abort();
-            throw new Error(
-              `${label}: the training loss became ${lossValue} at epoch ${epoch + 1}, batch ` +
-                `${b + 1}; lower the learning rates.`,
-            );
-          }
-          bar?.update(b + 1);
-          if (lead) {
-            this.options.onProgress?.({
-              done: epoch * batchesPerEpoch + b + 1,
-              total: totalBatches,
-            });
-          }
-          // Let timers and signals run between batches.
-          if (b % 8 === 7) await new Promise((r) => setTimeout(r, 0));
         }
-        bar?.finish();
-        const sums = collective.allReduceSum(Float64Array.of(lossSum, correct, seen));
-        const trainSeconds = (performance.now() - t0) / 1000;
-        const record: EpochRecord = {
-          epoch: epoch + 1,
-          trainLoss: sums[0] / sums[2],
-          trainAccuracy: sums[1] / sums[2],
-          trainSeconds,
-          imagesPerSecond: sums[2] / trainSeconds,
+        bar?.update(b + 1);
+        if (lead) {
+          this.options.onProgress?.({
+            done: epoch * batchesPerEpoch + b + 1,
+            total: totalBatches,
+          });
+        }
+        // Let timers and signals run between batches.
+        if (b % 8 === 7) await new Promise((r) => setTimeout(r, 0));
+      }
+      bar?.finish();
+      const sums = collective.allReduceSum(Float64Array.of(lossSum, correct, seen));
+      const trainSeconds = (performance.now() - t0) / 1000;
+      const record: EpochRecord = {
+        epoch: epoch + 1,
+        trainLoss: sums[0] / sums[2],
+        trainAccuracy: sums[1] / sums[2],
+        trainSeconds,
+        imagesPerSecond: sums[2] / trainSeconds,
+      };
+      if (valSource) {
+        const v = this.#evaluate(valSource, validation!.y, 64, collective);
+        record.validationLoss = v.loss;
+        record.validationAccuracy = v.accuracy;
+        const best = bestEpoch === null ? undefined : history[bestEpoch - 1];
+        if (
+          !best || v.accuracy > best.validationAccuracy! ||
+          (v.accuracy === best.validationAccuracy && v.loss < best.validationLoss!)
+        ) {
+          bestEpoch = epoch + 1;
+          bestWeights = selection === "best-validation" ? network.getWeights() : undefined;
+        }
+      }
+      history.push(record);
+      if (lead) this.options.onEpoch?.(record);
+      // Every rank takes part in gathering the optimizer state; the lead saves it.
+      const state = dir ? adam.getState() : undefined;
+      if (dir && lead) {
+        const arrays: NamedArrays = { ...network.getWeights() };
+        for (const [name, arr] of Object.entries(state!.moments)) arrays[`adam/${name}`] = arr;
+        if (bestWeights) {
+          for (const [name, arr] of Object.entries(bestWeights)) arrays[`best/${name}`] = arr;
+        }
+        const ckRecord: CheckpointRecord = {
+          fingerprint,
+          epochsDone: epoch + 1,
+          history,
+          bestEpoch,
+          adamStep: state!.step,
+          rng: { seed, nextEpoch: epoch + 2 },
         };
-        if (valSource) {
-          const v = this.#evaluate(valSource, validation!.y, 64, collective);
-          record.validationLoss = v.loss;
-          record.validationAccuracy = v.accuracy;
-          const best = bestEpoch === null ? undefined : history[bestEpoch - 1];
-          if (
-            !best || v.accuracy > best.validationAccuracy! ||
-            (v.accuracy === best.validationAccuracy && v.loss < best.validationLoss!)
-          ) {
-            bestEpoch = epoch + 1;
-            bestWeights = selection === "best-validation" ? network.getWeights() : undefined;
-          }
-        }
-        history.push(record);
-        if (lead) this.options.onEpoch?.(record);
-        if (dir && lead) {
-          const arrays: NamedArrays = { ...network.getWeights() };
-          const state = adam.getState();
-          for (const [name, arr] of Object.entries(state.moments)) arrays[`adam/${name}`] = arr;
-          if (bestWeights) {
-            for (const [name, arr] of Object.entries(bestWeights)) arrays[`best/${name}`] = arr;
-          }
-          const ckRecord: CheckpointRecord = {
-            fingerprint,
-            epochsDone: epoch + 1,
-            history,
-            bestEpoch,
-            adamStep: state.step,
-            rng: { seed, nextEpoch: epoch + 2 },
-          };
-          await saveCheckpoint(
-            dir,
-            `epoch-${String(epoch + 1).padStart(4, "0")}`,
-            ckRecord,
-            arrays,
-          );
-        }
+        await saveCheckpoint(
+          dir,
+          `epoch-${String(epoch + 1).padStart(4, "0")}`,
+          ckRecord,
+          arrays,
+        );
       }
-      this.history_ = history.slice(0, epochs);
-      if (selection === "best-validation" && bestWeights && bestEpoch !== null) {
-        network.setWeights(bestWeights);
-        this.selectedEpoch_ = bestEpoch;
-      } else {
-        this.selectedEpoch_ = Math.min(epochs, history.length);
-      }
-    } finally {
-      adam.dispose();
+    }
+    this.history_ = history.slice(0, epochs);
+    if (selection === "best-validation" && bestWeights && bestEpoch !== null) {
+      network.setWeights(bestWeights);
+      this.selectedEpoch_ = bestEpoch;
+    } else {
+      this.selectedEpoch_ = Math.min(epochs, history.length);
     }
     this.fitSeconds_ = (performance.now() - started) / 1000;
     return this;

@@ -101,21 +101,69 @@ export class Collective {
    * length, in the same order of calls.
    */
   allReduceSum<T extends Float32Array | Float64Array>(values: T): T {
-    if (this.size === 1) return values;
-    const n = values.length;
-    const capacity = this.#capacity;
-    for (let start = 0; start < n; start += capacity) {
-      const end = Math.min(n, start + capacity);
-      const mine = this.#slots.subarray(this.rank * capacity, this.rank * capacity + end - start);
-      for (let i = start; i < end; i++) mine[i - start] = values[i];
-      this.barrier();
-      for (let i = start; i < end; i++) {
-        let sum = 0;
-        for (let r = 0; r < this.size; r++) sum += this.#slots[r * capacity + i - start];
-        values[i] = sum;
-      }
-      this.barrier();
-    }
+    this.allReduceUpdate(values, () => {});
     return values;
+  }
+
+  /**
+   * Sums `values` over all ranks as {@link allReduceSum}, but each rank then transforms only
+   * its own part of the sum, in place, with `update(from, to)` on `values[from, to)` (e.g. an
+   * optimizer step on summed gradients), and the ranks exchange the transformed parts, so
+   * every rank ends with all of them: the work of `update` is split, not repeated. `update`
+   * must compute the same function of the sum on every rank. The parts a rank owns are
+   * those {@link allGatherParts} shares.
+   */
+  allReduceUpdate<T extends Float32Array | Float64Array>(
+    values: T,
+    update: (from: number, to: number) => void,
+  ): void {
+    if (this.size === 1) {
+      update(0, values.length);
+      return;
+    }
+    const slots = this.#slots, size = this.size;
+    this.#chunks(values.length, (start, length, from, to) => {
+      const mine = this.rank * this.#capacity;
+      for (let i = 0; i < length; i++) slots[mine + i] = values[start + i];
+      this.barrier();
+      // Rank r sums its part of the chunk into rank 0's slot; parts are disjoint, so no
+      // rank reads what another writes.
+      for (let i = from; i < to; i++) {
+        let sum = 0;
+        for (let r = 0; r < size; r++) sum += slots[r * this.#capacity + i];
+        values[start + i] = sum;
+      }
+      update(start + from, start + to);
+      for (let i = from; i < to; i++) slots[i] = values[start + i];
+      this.barrier();
+      for (let i = 0; i < length; i++) values[start + i] = slots[i];
+      this.barrier();
+    });
+  }
+
+  /**
+   * Gives every rank the parts of `values` each rank owns in {@link allReduceUpdate} (e.g.
+   * optimizer moments that each rank kept for its part only). Every rank must call it.
+   */
+  allGatherParts<T extends Float32Array | Float64Array>(values: T): T {
+    if (this.size === 1) return values;
+    const slots = this.#slots;
+    this.#chunks(values.length, (start, length, from, to) => {
+      for (let i = from; i < to; i++) slots[i] = values[start + i];
+      this.barrier();
+      for (let i = 0; i < length; i++) values[start + i] = slots[i];
+      this.barrier();
+    });
+    return values;
+  }
+
+  /** Walks `n` values in slot-sized chunks, with this rank's part `[from, to)` of each. */
+  #chunks(n: number, each: (start: number, length: number, from: number, to: number) => void) {
+    for (let start = 0; start < n; start += this.#capacity) {
+      const length = Math.min(n, start + this.#capacity) - start;
+      const from = Math.floor((this.rank * length) / this.size);
+      const to = Math.floor(((this.rank + 1) * length) / this.size);
+      each(start, length, from, to);
+    }
   }
 }
