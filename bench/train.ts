@@ -14,10 +14,9 @@
  *
  * Ours trains data-parallel on two Deno workers (one wasm backend each, BatchNorm over the
  * whole batch, gradients summed and the Adam update split between the workers; `workers: 2`),
- * PyTorch on two threads; ours on one worker
- * is reported too. Each measurement runs in its own process; ours and PyTorch's alternate
- * (three rounds), each side keeping its best round. The machine is shared with other work, so
- * images/s per CPU-second is reported too.
+ * PyTorch on two threads; ours on one worker is reported too. Each measurement runs in its
+ * own process; ours and PyTorch's alternate (three rounds), each side keeping its best round.
+ * The machine is shared with other work, so images/s per CPU-second is reported too.
  * Target: ours ≥ 0.5× PyTorch's images/s at both sizes. Ends with one JSON line.
  *
  * Usage: deno run -A bench/train.ts [--steps150 N] [--steps50 N] [--rounds R]
