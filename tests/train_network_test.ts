@@ -5,6 +5,8 @@ import {
   Adam,
   adaptivePoolMatrix,
   batchNormTraining,
+  cachedFeatureSource,
+  fitFeatureStandardization,
   getArchitecture,
   resolvePadding,
   TrainableNetwork,
@@ -202,4 +204,39 @@ Deno.test("Adam's fused update is bit for bit TF.js' op-by-op update (decay, fro
   assertEquals(Array.from(state.moments["m/p0"].data), Array.from(m[0].dataSync()));
   assertEquals(Array.from(state.moments["v/p1"].data), Array.from(v2[1].dataSync()));
   tf.dispose([...ours, ...ref, ...m, ...v2]);
+});
+
+Deno.test("feature standardisation: mean per value, spread per channel, applied before the conv stack", async () => {
+  await ready("wasm");
+  // Three rows of 1×2×2 maps (positions p0, p1; channels c0, c1).
+  const rows = [
+    [1, 10, 3, 20],
+    [2, 10, 5, 26],
+    [3, 10, 7, 23],
+  ];
+  const source = cachedFeatureSource({ data: Float32Array.from(rows.flat()), shape: [3, 1, 2, 2] });
+  const { mean, scale } = fitFeatureStandardization(source, undefined, 2);
+  assertEquals(Array.from(mean), [2, 10, 5, 23]);
+  // c0: variances across rows 2/3 (p0) and 8/3 (p1) → 5/3; c1: 0 (p0) and 6 (p1) → 3.
+  assertAlmostEquals(scale[0], 1 / Math.sqrt(5 / 3 + 1e-5), 1e-6);
+  assertAlmostEquals(scale[1], 1 / Math.sqrt(3 + 1e-5), 1e-6);
+  // A network with the standardisation sees the training mean map as all zeros: the same
+  // logits as a network without it fed zeros.
+  const spec = getArchitecture("vgg16");
+  const small = {
+    ...spec,
+    convStack: { ...spec.convStack, channels: [4, 4, 4, 4], kernelSize: 1 },
+    head: { ...spec.head, poolSize: 1, hidden: [3], hiddenDropout: [0] },
+  };
+  const withInput = new TrainableNetwork(small, [1, 2, 2], 5, { standardizeInput: true });
+  const plain = new TrainableNetwork(small, [1, 2, 2], 5);
+  withInput.setStandardization({ mean, scale });
+  const a = withInput.apply(tf.tensor4d(mean, [1, 1, 2, 2]), { training: false });
+  const b = plain.apply(tf.zeros([1, 1, 2, 2]) as tf.Tensor4D, { training: false });
+  assertEquals(Array.from(a.dataSync()), Array.from(b.dataSync()));
+  // It is saved with the weights.
+  assertEquals(Array.from(withInput.getWeights()["input/mean"].data), [2, 10, 5, 23]);
+  tf.dispose([a, b]);
+  withInput.dispose();
+  plain.dispose();
 });

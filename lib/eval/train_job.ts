@@ -59,6 +59,8 @@ export interface TrainJob {
   lrConv: number;
   lrHead: number;
   seed: number;
+  /** Standardise the features before the conv stack (see `ImageClassifierOptions`). */
+  standardizeFeatures: boolean;
   /** Folder for per-epoch checkpoints (resumed when present). */
   checkpointDir: string;
 }
@@ -133,6 +135,7 @@ export async function runTrainJob(
     lrConv: job.lrConv,
     lrHead: job.lrHead,
     seed: job.seed,
+    standardizeFeatures: job.standardizeFeatures,
     checkpointDir: job.checkpointDir,
     runKey: job.runKey,
     label: job.id,

@@ -32,6 +32,7 @@ import type { BatchNormStats, NamedArrays } from "./network.ts";
 import { TrainableNetwork } from "./network.ts";
 import type { FeatureSource } from "./sources.ts";
 import { cachedFeatureSource } from "./sources.ts";
+import { fitFeatureStandardization } from "./standardize.ts";
 
 /** Loss and accuracy of one pass over a data set. */
 export interface LossAccuracy {
@@ -73,6 +74,12 @@ export interface ImageClassifierOptions {
   lrHead?: number;
   /** Seed of initialisation, shuffling and dropout (paper 42). */
   seed?: number;
+  /**
+   * Standardise the inputs of the trainable part with their training mean (per position and
+   * channel) and across-image spread (per channel), fitted at the start of `fit` (default
+   * true; `false` is the paper). See `standardize.ts` for why.
+   */
+  standardizeFeatures?: boolean;
   /**
    * Which weights `fit` ends with: `"last"` epoch's, or `"best-validation"` (highest
    * validation accuracy, ties broken by lower validation loss; the default when a
@@ -172,6 +179,7 @@ export class ImageClassifier {
     lrConv: number;
     lrHead: number;
     seed: number;
+    standardizeFeatures: boolean;
   } {
     const o = this.options;
     return {
@@ -181,6 +189,7 @@ export class ImageClassifier {
       lrConv: o.lrConv ?? this.architecture.lrConv,
       lrHead: o.lrHead ?? this.architecture.lrHead,
       seed: o.seed ?? 42,
+      standardizeFeatures: o.standardizeFeatures ?? true,
     };
   }
 
@@ -262,8 +271,13 @@ export class ImageClassifier {
     }
 
     this.network_?.dispose();
-    const network = new TrainableNetwork(cfg.architecture, source.featureShape, seed);
+    const network = new TrainableNetwork(cfg.architecture, source.featureShape, seed, {
+      standardizeInput: cfg.standardizeFeatures,
+    });
     this.network_ = network;
+    if (cfg.standardizeFeatures) {
+      network.setStandardization(fitFeatureStandardization(source, collective));
+    }
     // With several ranks, Adam sums the gradients over them and splits the update.
     const adam = new Adam([
       { name: "conv", lr: cfg.lrConv, params: network.params.filter((p) => p.group === "conv") },
@@ -275,6 +289,7 @@ export class ImageClassifier {
       lrConv: cfg.lrConv,
       lrHead: cfg.lrHead,
       seed,
+      standardizeFeatures: cfg.standardizeFeatures,
       selection,
       featureShape: source.featureShape,
       kind: source.kind,

@@ -11,6 +11,9 @@
  * - Inputs ({@link FeatureSource}): cached frozen features ({@link cachedFeatureSource},
  *   the fast path) or images through the paper's input pipeline and the frozen backbone per
  *   batch ({@link backboneFeatureSource}, end to end).
+ * - {@link fitFeatureStandardization}: the inputs' training mean map and per-channel spread,
+ *   subtracted and divided before the conv stack (default on; off is the paper), because
+ *   DeepInsight images of one data set share most of their pixels.
  * - Data-parallel training (`workers: 2` in {@link ImageClassifier}): one replica per Deno
  *   worker, whole-batch BatchNorm and summed gradients through shared memory
  *   ({@link Collective}).
@@ -49,6 +52,8 @@ export type {
   Param,
   ParamGroupName,
 } from "./network.ts";
+export { fitFeatureStandardization } from "./standardize.ts";
+export type { FeatureStandardization } from "./standardize.ts";
 export { Adam } from "./adam.ts";
 export type { AdamOptions, ParamGroup } from "./adam.ts";
 export { loadCheckpoint, saveCheckpoint } from "./checkpoint.ts";

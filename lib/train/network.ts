@@ -17,6 +17,7 @@ import { Random } from "../random.ts";
 import type { ArchitectureSpec } from "./architecture.ts";
 import { resolvePadding } from "./architecture.ts";
 import type { Collective } from "./collective.ts";
+import type { FeatureStandardization } from "./standardize.ts";
 
 /** Which optimizer group a parameter belongs to. */
 export type ParamGroupName = "conv" | "head";
@@ -220,11 +221,27 @@ export class TrainableNetwork {
   #blocks: ConvBlock[] = [];
   #dense: Dense[] = [];
   #pool: tf.Tensor2D;
+  #input?: { mean: tf.Variable; scale: tf.Variable };
 
-  /** Builds and initialises the network from `seed`. */
-  constructor(spec: ArchitectureSpec, inputShape: [number, number, number], seed: number) {
+  /**
+   * Builds and initialises the network from `seed`. With `standardizeInput`, inputs are
+   * standardised first (see `standardize.ts`; identity until {@link setStandardization}),
+   * and the standardisation is part of the saved state.
+   */
+  constructor(
+    spec: ArchitectureSpec,
+    inputShape: [number, number, number],
+    seed: number,
+    options: { standardizeInput?: boolean } = {},
+  ) {
     this.spec = spec;
     this.inputShape = inputShape;
+    if (options.standardizeInput) {
+      this.#input = {
+        mean: this.#state("input/mean", inputShape, 0),
+        scale: this.#state("input/scale", [inputShape[2]], 1),
+      };
+    }
     const { channels, kernelSize: k } = spec.convStack;
     if (channels.length === 0) throw new Error(`${spec.name}: the conv stack needs channels`);
     const { padding, outputSize } = resolvePadding(spec, [inputShape[0], inputShape[1]]);
@@ -311,6 +328,16 @@ export class TrainableNetwork {
     return variable;
   }
 
+  /** Sets the input standardisation (the network must have been built with one). */
+  setStandardization(standardization: FeatureStandardization): void {
+    if (!this.#input) throw new Error("setStandardization: built without standardizeInput");
+    const { mean, scale } = this.#input;
+    tf.tidy(() => {
+      mean.assign(tf.tensor(standardization.mean, mean.shape, "float32"));
+      scale.assign(tf.tensor(standardization.scale, scale.shape, "float32"));
+    });
+  }
+
   /** Number of trainable values. */
   countParams(): number {
     return this.params.reduce((sum, p) => sum + p.variable.size, 0);
@@ -324,6 +351,7 @@ export class TrainableNetwork {
     const { inputDropout, hiddenDropout } = this.spec.head;
     return tf.tidy(() => {
       let h: tf.Tensor4D = x;
+      if (this.#input) h = tf.mul(tf.sub(x, this.#input.mean), this.#input.scale);
       this.#blocks.forEach((b, i) => {
         h = tf.fused.conv2d({
           x: h,

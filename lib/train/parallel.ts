@@ -114,7 +114,9 @@ export async function fitDataParallel(
     });
     bar?.finish();
     clf.network_?.dispose();
-    const network = new TrainableNetwork(cfg.architecture, source.featureShape, cfg.seed);
+    const network = new TrainableNetwork(cfg.architecture, source.featureShape, cfg.seed, {
+      standardizeInput: cfg.standardizeFeatures,
+    });
     network.setWeights(result.weights);
     clf.network_ = network;
     clf.history_ = result.history;
