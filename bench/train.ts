@@ -121,6 +121,7 @@ async function child(
     batchSize: BATCH,
     progressBar: false,
     workers,
+    standardizeFeatures: false, // as the PyTorch model (it would add one subtract and multiply)
     onProgress: () => {
       times.push(performance.now());
       cpu.push(cpuSeconds());
