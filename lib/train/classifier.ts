@@ -77,7 +77,8 @@ export interface ImageClassifierOptions {
   /**
    * Standardise the inputs of the trainable part with their training mean (per position and
    * channel) and across-image spread (per channel), fitted at the start of `fit` (default
-   * true; `false` is the paper). See `standardize.ts` for why.
+   * true; `false` is the paper). See `standardize.ts` for why. Fitting reads the training
+   * inputs once (end to end: one extra frozen forward pass over the training images).
    */
   standardizeFeatures?: boolean;
   /**
