@@ -84,6 +84,8 @@ Deno.test({
       const second = await runExperiment(config, { log: (l) => again.push(l) });
       assert(again.some((l) => l.includes("(cached)")), again.join("\n"));
       assertEquals(again.filter((l) => l.includes("result cached")).length, 3, again.join("\n"));
+      assertEquals(first.cachedModels, []);
+      assertEquals(second.cachedModels, first.models.slice(2).map((m) => m.name));
       assertEquals(
         second.models.map((m) => m.metrics),
         first.models.map((m) => m.metrics),

@@ -104,6 +104,13 @@ Deno.test({
         again.models.map((m) => [m.name, m.metrics.test.accuracy]),
         results.models.map((m) => [m.name, m.metrics.test.accuracy]),
       );
+      // The report says which results an earlier run trained.
+      const secondReport = await Deno.readTextFile(join(out, "report.md"));
+      assertStringIncludes(
+        secondReport,
+        `${again.cachedModels.length} image models were trained by an earlier run`,
+      );
+      assert(again.cachedModels.includes("darknet_reference"));
     } finally {
       await Deno.remove(dir, { recursive: true });
     }

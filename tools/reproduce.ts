@@ -94,7 +94,12 @@ function reportMarkdown(
     "",
     `Reproduced with \`${command}\` (${results.finishedAt}, ${minutes} min on ` +
     `${results.environment.cores} cores, Deno ${results.environment.deno}, tfjs ` +
-    `${results.environment.backend} backend).`,
+    `${results.environment.backend} backend` +
+    (results.cachedModels.length
+      ? `; ${results.cachedModels.length} image models were trained by an earlier run of the ` +
+        `same configuration and read from its cache, their times are that run's`
+      : "") +
+    `).`,
     "",
     `- Data: IMDB, ${d.scheme} split: ${d.train} train / ${d.validation} validation / ${d.test} ` +
     `test reviews (${d.testPositives} test positives).`,

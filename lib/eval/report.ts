@@ -89,7 +89,10 @@ export function formatResultsSummary(results: ExperimentResults): string {
     `(${results.embedding.features} features); ${i.pixels}×${i.pixels} images (${i.discretization}, ` +
     `${i.scaler} scaler, layout fitted on ${i.fitOn} rows, ${i.emptyPixels} empty pixels` +
     `${i.klDivergence !== undefined ? `, t-SNE KL ${i.klDivergence.toFixed(3)}` : ""}); ` +
-    `${seconds(results.totalSeconds)} in all.`,
+    `${seconds(results.totalSeconds)} in all` +
+    (results.cachedModels.length
+      ? ` (${results.cachedModels.join(", ")} read from an earlier run's cache).`
+      : "."),
     "",
     formatResultsTable(results),
     "",
