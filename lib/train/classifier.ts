@@ -141,7 +141,6 @@ function labelHash(y: Labels): string {
   return `${y.length}:${(h >>> 0).toString(16)}`;
 }
 
-/** Sums gradients over the ranks of `collective` (in place: replaces the tensors). */
 function oneHot(labels: ArrayLike<number>): tf.Tensor2D {
   const out = new Float32Array(labels.length * 2);
   for (let i = 0; i < labels.length; i++) out[i * 2 + labels[i]] = 1;
@@ -276,9 +275,6 @@ export class ImageClassifier {
       standardizeInput: cfg.standardizeFeatures,
     });
     this.network_ = network;
-    if (cfg.standardizeFeatures) {
-      network.setStandardization(fitFeatureStandardization(source, collective));
-    }
     // With several ranks, Adam sums the gradients over them and splits the update.
     const adam = new Adam([
       { name: "conv", lr: cfg.lrConv, params: network.params.filter((p) => p.group === "conv") },
@@ -326,6 +322,11 @@ export class ImageClassifier {
         if (Object.keys(best).length > 0) bestWeights = best;
         startEpoch = ck.record.epochsDone;
       }
+    }
+    // A resumed network has its standardisation from the checkpoint; every rank takes the
+    // same branch (they read the same checkpoint).
+    if (cfg.standardizeFeatures && startEpoch === 0) {
+      network.setStandardization(fitFeatureStandardization(source, collective));
     }
     this.resumedEpochs_ = Math.min(startEpoch, epochs);
     const n = source.length;

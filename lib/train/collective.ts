@@ -126,8 +126,8 @@ export class Collective {
       const mine = this.rank * this.#capacity;
       for (let i = 0; i < length; i++) slots[mine + i] = values[start + i];
       this.barrier();
-      // Rank r sums its part of the chunk into rank 0's slot; parts are disjoint, so no
-      // rank reads what another writes.
+      // Rank r sums and updates its part of the chunk, then writes it to rank 0's slot;
+      // parts are disjoint, so no rank reads what another writes.
       for (let i = from; i < to; i++) {
         let sum = 0;
         for (let r = 0; r < size; r++) sum += slots[r * this.#capacity + i];
