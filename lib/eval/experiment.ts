@@ -25,7 +25,7 @@ import type { TsneOptions } from "../image/mod.ts";
 import { ProgressBar } from "../progress.ts";
 import type { Progress } from "../progress.ts";
 import { ready, tf } from "../tf.ts";
-import { architectureFor, imageStats, zNormalizeImages } from "../train/mod.ts";
+import { architectureFor, imageStats, sharedCopy, zNormalizeImages } from "../train/mod.ts";
 import type { ArchitectureSpec, EpochRecord } from "../train/mod.ts";
 import type { ImageBatch, Labels, Matrix } from "../types.ts";
 import { BACKBONES, cacheFeatures, loadableBackbones, loadBackbone } from "../vision/mod.ts";
@@ -362,9 +362,7 @@ function matrixHash(m: Matrix): string {
 
 /** A copy of `images` in shared memory (posted to training workers without a copy each). */
 function sharedImages(images: ImageBatch): ImageBatch {
-  const data = new Float32Array(new SharedArrayBuffer(images.data.byteLength));
-  data.set(images.data);
-  return { data, shape: images.shape };
+  return { data: sharedCopy(images.data), shape: images.shape };
 }
 
 function rows(m: Matrix, start: number, end: number): Matrix {

@@ -63,6 +63,7 @@ export {
   cachedFeatureSource,
   imageStats,
   paperInput,
+  sharedCopy,
   sourceFromShared,
   zNormalizeImages,
 } from "./sources.ts";

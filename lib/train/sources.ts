@@ -36,8 +36,11 @@ export type SharedSourceSpec =
     normalization: "batch" | ImageStats;
   };
 
-/** Copies `data` into a `SharedArrayBuffer`. */
-function sharedCopy(data: Float32Array): Float32Array {
+/**
+ * Copies `data` into a `SharedArrayBuffer`, so that posting it to workers shares it instead
+ * of copying it once per worker.
+ */
+export function sharedCopy(data: Float32Array): Float32Array {
   const out = new Float32Array(new SharedArrayBuffer(data.byteLength));
   out.set(data);
   return out;
