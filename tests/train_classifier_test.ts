@@ -1,9 +1,17 @@
 /**
- * ImageClassifier end to end: it learns a separable image task through a frozen backbone,
- * and a run that is interrupted (aborted, or killed as a separate process) resumes from its
- * last checkpoint to exactly the weights and history of an uninterrupted run.
+ * ImageClassifier end to end: its configuration is TRAINING_DEFAULTS resolved for the
+ * architecture, it learns a separable image task through a frozen backbone, and a run that
+ * is interrupted (aborted, or killed as a separate process) resumes from its last checkpoint
+ * to exactly the weights and history of an uninterrupted run. Early stopping:
+ * `train_early_stopping_test.ts`.
  */
-import { assert, assertEquals, assertGreater, assertRejects } from "@std/assert";
+import {
+  assert,
+  assertAlmostEquals,
+  assertEquals,
+  assertGreater,
+  assertRejects,
+} from "@std/assert";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { ready, tf } from "../lib/tf.ts";
@@ -15,8 +23,11 @@ import {
   ImageClassifier,
   imageStats,
   loadCheckpoint,
+  PAPER_ARCHITECTURES,
+  PAPER_TRAINING,
+  TRAINING_DEFAULTS,
 } from "../lib/train/mod.ts";
-import { patchImages, resumeFixture, TINY } from "./_train_fixtures.ts";
+import { featureData, patchImages, resumeFixture, TINY } from "./_train_fixtures.ts";
 
 /** A frozen one-layer "backbone" with fixed random weights. */
 function tinyBackbone(): FrozenBackbone & { dispose(): void } {
@@ -40,6 +51,68 @@ function tinyBackbone(): FrozenBackbone & { dispose(): void } {
   };
 }
 
+Deno.test("config: TRAINING_DEFAULTS, with rates and gains resolved for the architecture", () => {
+  const SQRT2 = Math.SQRT2;
+  const alexnet = PAPER_ARCHITECTURES.alexnet;
+  const clf = new ImageClassifier({ architecture: "alexnet", epochs: undefined });
+  const { architecture, lrConv, lrHead, initGain, ...rest } = clf.config;
+  const { lrConv: _c, lrHead: _h, initGain: _g, ...plain } = TRAINING_DEFAULTS;
+  assertEquals(rest, plain); // an option given as undefined keeps its default
+  assertEquals(TRAINING_DEFAULTS.lrConv, "paper");
+  assertEquals(lrConv, alexnet.lrConv);
+  assertEquals(lrHead, 1e-4);
+  assertEquals(initGain, { hidden: SQRT2, output: 0.1 });
+  assertEquals(architecture.head.xavierGain, { hidden: SQRT2, output: 0.1 });
+  const { xavierGain: _x, ...head } = architecture.head;
+  assertEquals({ ...architecture, head }, alexnet);
+  assertEquals(alexnet.head.xavierGain, undefined); // the registry's spec is not modified
+  assertEquals(clf.architecture, architecture);
+
+  const paper = new ImageClassifier({ architecture: "alexnet", ...PAPER_TRAINING }).config;
+  assertEquals([paper.lrConv, paper.lrHead], [alexnet.lrConv, alexnet.lrHead]);
+  assertEquals(paper.architecture.head.xavierGain, { hidden: SQRT2, output: SQRT2 });
+  assertEquals([paper.patience, paper.standardizeFeatures, paper.epochs], [null, false, 15]);
+
+  // initGain replaces the gains of a spec that has its own.
+  const own = { ...TINY, head: { ...TINY.head, xavierGain: { hidden: 3, output: 3 } } };
+  const given = new ImageClassifier({
+    architecture: own,
+    lrConv: 0.01,
+    lrHead: 0.02,
+    initGain: { hidden: 1, output: 0.5 },
+  }).config;
+  assertEquals([given.lrConv, given.lrHead], [0.01, 0.02]);
+  assertEquals(given.architecture.head.xavierGain, { hidden: 1, output: 0.5 });
+});
+
+Deno.test("the network is built with the configured gains", async () => {
+  await ready("wasm");
+  const data = featureData(32, 1);
+  const kernels = async (initGain: "paper" | { hidden: number; output: number }) => {
+    const clf = new ImageClassifier({
+      architecture: TINY,
+      epochs: 0,
+      initGain,
+      progressBar: false,
+    });
+    await clf.fit(data.x, data.y);
+    const w = clf.network_!.getWeights();
+    clf.dispose();
+    return { hidden: w["dense1/kernel"].data, output: w["logits/kernel"].data };
+  };
+  const paper = await kernels("paper");
+  const standard = await kernels(TRAINING_DEFAULTS.initGain);
+  const zero = await kernels({ hidden: Math.SQRT2, output: 0 });
+  // Same draws, scaled by the gain: hidden layers √2 in all three, the output 0.1/√2 and 0.
+  assertEquals(standard.hidden, paper.hidden);
+  assertEquals(zero.hidden, paper.hidden);
+  assert(paper.output.some((v) => Math.abs(v) > 0.1));
+  paper.output.forEach((v, i) =>
+    assertAlmostEquals(standard.output[i], v * 0.1 / Math.SQRT2, 1e-6)
+  );
+  assert(zero.output.every((v) => v === 0));
+});
+
 Deno.test("a tiny model learns a separable synthetic image task end to end (> 95%)", async () => {
   await ready("wasm");
   const train = patchImages(256, 1);
@@ -51,6 +124,11 @@ Deno.test("a tiny model learns a separable synthetic image task end to end (> 95
     architecture: TINY,
     epochs: 6,
     seed: 42,
+    // The settings this test was made for: TINY's own learning rates, the official gains,
+    // every epoch.
+    lrHead: "paper",
+    initGain: "paper",
+    patience: null,
     progressBar: false,
     onEpoch: (r) => epochs.push(r),
   });

@@ -3,8 +3,11 @@
  * of a frozen backbone slice, fast enough on two cores.
  *
  * - {@link ImageClassifier}: the estimator (Adam with separate conv-stack and head learning
- *   rates, batch 32, seeded shuffling and dropout, per-epoch history, crash-safe per-epoch
- *   checkpoints that resume to the same result, progress bar with batches/s and ETA).
+ *   rates, batch 32, seeded shuffling and dropout, per-epoch history, early stopping,
+ *   crash-safe per-epoch checkpoints that resume to the same result, progress bar with
+ *   batches/s and ETA). Its hyper-parameters are {@link TrainingOptions}, defaults
+ *   {@link TRAINING_DEFAULTS} (the project's recommended settings); {@link PAPER_TRAINING}
+ *   holds the paper's.
  * - {@link TrainableNetwork}: 4 × [Conv, ReLU, BatchNorm] (+ dropout) → adaptive average
  *   pool → MLP → 2 logits, Xavier-initialised; {@link PAPER_ARCHITECTURES} holds the five
  *   variants of the official code.
@@ -74,12 +77,14 @@ export type {
   ImageStats,
   SharedSourceSpec,
 } from "./sources.ts";
-export { deriveSeed, ImageClassifier } from "./classifier.ts";
+export { deriveSeed, ImageClassifier, PAPER_TRAINING, TRAINING_DEFAULTS } from "./classifier.ts";
 export type {
+  ClassifierConfig,
   ClassifierInput,
   EpochRecord,
   ImageClassifierOptions,
   LossAccuracy,
+  TrainingOptions,
 } from "./classifier.ts";
 export { registerTrainingKernels } from "./kernels.ts";
 export { Collective, createCollectiveBuffers } from "./collective.ts";

@@ -19,9 +19,15 @@ import type { FeatureSource, SharedSourceSpec } from "./sources.ts";
 
 /** What rank 0 sends back when training is done. */
 export interface RankResult {
+  /** The final weights (the selected epoch's). */
   weights: NamedArrays;
+  /** Per-epoch records of the epochs run. */
   history: EpochRecord[];
+  /** The epoch whose weights these are (1-based). */
   selectedEpoch: number;
+  /** Whether early stopping ended the training (`ImageClassifier.stoppedEarly_`). */
+  stoppedEarly: boolean;
+  /** Epochs loaded from a checkpoint instead of trained. */
   resumedEpochs: number;
 }
 
@@ -121,6 +127,7 @@ export async function fitDataParallel(
     clf.network_ = network;
     clf.history_ = result.history;
     clf.selectedEpoch_ = result.selectedEpoch;
+    clf.stoppedEarly_ = result.stoppedEarly;
     clf.resumedEpochs_ = result.resumedEpochs;
   } finally {
     for (const worker of pool) worker.terminate();

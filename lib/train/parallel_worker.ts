@@ -57,6 +57,7 @@ scope.onmessage = async (event: MessageEvent) => {
         weights: clf.network_!.getWeights(),
         history: clf.history_,
         selectedEpoch: clf.selectedEpoch_ ?? clf.history_.length,
+        stoppedEarly: clf.stoppedEarly_,
         resumedEpochs: clf.resumedEpochs_,
       };
       scope.postMessage({ type: "result", result });
