@@ -57,6 +57,220 @@ function maxAbs(a: Float64Array): number {
   return m;
 }
 
+/** Objective and gradient at `theta`: writes the gradient into `grad`, returns the objective. */
+type Objective = (theta: Float64Array, grad: Float64Array) => number;
+
+/** Throws unless `X` and `y` are a finite `[n, d]` matrix and `n` labels of both classes 0/1. */
+function checkData(X: Matrix, y: Labels): void {
+  const [n, d] = X.shape;
+  if (X.data.length !== n * d) {
+    throw new Error(`X.data has ${X.data.length} values, shape [${n}, ${d}]`);
+  }
+  if (y.length !== n) throw new Error(`X has ${n} rows but y has ${y.length} labels`);
+  let positives = 0;
+  for (let i = 0; i < n; i++) {
+    if (y[i] !== 0 && y[i] !== 1) throw new Error(`Label ${i} is ${y[i]}; labels must be 0 or 1`);
+    positives += y[i];
+  }
+  if (positives === 0 || positives === n) {
+    throw new Error("Logistic regression needs both classes in y; all labels are equal");
+  }
+  for (let i = 0; i < X.data.length; i++) {
+    if (!Number.isFinite(X.data[i])) {
+      throw new Error(`X holds ${X.data[i]} at row ${Math.floor(i / d)}, column ${i % d}`);
+    }
+  }
+}
+
+/**
+ * The feature transform `x' = (x − shift) · scale`: with `standardize`, the column means and
+ * the inverse population standard deviations (1 for a constant column), as `StandardScaler`;
+ * else the identity.
+ */
+function featureTransform(
+  X: Matrix,
+  standardize: boolean,
+): { shift: Float64Array; scale: Float64Array } {
+  const [n, d] = X.shape;
+  const shift = new Float64Array(d);
+  const scale = new Float64Array(d).fill(1);
+  if (standardize) {
+    const sq = new Float64Array(d);
+    for (let i = 0; i < n; i++) {
+      const row = i * d;
+      for (let j = 0; j < d; j++) shift[j] += X.data[row + j];
+    }
+    for (let j = 0; j < d; j++) shift[j] /= n;
+    for (let i = 0; i < n; i++) {
+      const row = i * d;
+      for (let j = 0; j < d; j++) {
+        const c = X.data[row + j] - shift[j];
+        sq[j] += c * c;
+      }
+    }
+    for (let j = 0; j < d; j++) {
+      const std = Math.sqrt(sq[j] / n);
+      scale[j] = std > 0 ? 1 / std : 1;
+    }
+  }
+  return { shift, scale };
+}
+
+/**
+ * The penalised logistic loss (the module's objective) and its gradient at
+ * `theta = [w, b]`, `w` in the transformed feature space, evaluated on the original `X`
+ * without materialising the transformed features.
+ */
+function logisticObjective(
+  X: Matrix,
+  y: Labels,
+  shift: Float64Array,
+  scale: Float64Array,
+  l2: number,
+  fitIntercept: boolean,
+): Objective {
+  const [n, d] = X.shape;
+  const data = X.data;
+  const effective = new Float64Array(d);
+  return (theta, grad) => {
+    let offset = fitIntercept ? theta[d] : 0;
+    for (let j = 0; j < d; j++) {
+      effective[j] = theta[j] * scale[j];
+      offset -= effective[j] * shift[j];
+    }
+    let loss = 0;
+    let residualSum = 0;
+    grad.fill(0);
+    // One pass over X: the row is still in cache when its gradient term is added.
+    for (let i = 0; i < n; i++) {
+      const row = i * d;
+      let z = offset;
+      for (let j = 0; j < d; j++) z += data[row + j] * effective[j];
+      loss += softplus(z) - (y[i] === 1 ? z : 0);
+      const r = sigmoid(z) - y[i];
+      residualSum += r;
+      if (r !== 0) { for (let j = 0; j < d; j++) grad[j] += r * data[row + j]; }
+    }
+    let penalty = 0;
+    for (let j = 0; j < d; j++) {
+      grad[j] = (grad[j] - shift[j] * residualSum) * scale[j] + l2 * theta[j];
+      penalty += theta[j] * theta[j];
+    }
+    if (fitIntercept) grad[d] = residualSum;
+    return loss + 0.5 * l2 * penalty;
+  };
+}
+
+/** The L-BFGS curvature pairs kept (newest last) with `rho = 1 / (s·y)`. */
+interface LbfgsMemory {
+  s: Float64Array[];
+  y: Float64Array[];
+  rho: number[];
+}
+
+/** Curvature pairs L-BFGS keeps. */
+const LBFGS_MEMORY = 10;
+
+/**
+ * L-BFGS two-loop recursion: writes `−H·grad` into `direction`, `H` the inverse-Hessian
+ * estimate from `memory` scaled by `s·y / y·y` of the newest pair; `alpha` is scratch.
+ */
+function twoLoopDirection(
+  grad: Float64Array,
+  memory: LbfgsMemory,
+  alpha: Float64Array,
+  direction: Float64Array,
+): void {
+  const size = grad.length;
+  const { s: sList, y: yList, rho: rhoList } = memory;
+  for (let k = 0; k < size; k++) direction[k] = -grad[k];
+  for (let m = sList.length - 1; m >= 0; m--) {
+    alpha[m] = rhoList[m] * dot(sList[m], direction);
+    const ym = yList[m];
+    for (let k = 0; k < size; k++) direction[k] -= alpha[m] * ym[k];
+  }
+  if (sList.length > 0) {
+    const last = sList.length - 1;
+    const gamma = dot(sList[last], yList[last]) / dot(yList[last], yList[last]);
+    for (let k = 0; k < size; k++) direction[k] *= gamma;
+  }
+  for (let m = 0; m < sList.length; m++) {
+    const beta = rhoList[m] * dot(yList[m], direction);
+    const sm = sList[m];
+    for (let k = 0; k < size; k++) direction[k] += (alpha[m] - beta) * sm[k];
+  }
+}
+
+/**
+ * Minimises `evaluate` over `size` parameters from zero with L-BFGS (memory
+ * {@link LBFGS_MEMORY}) and a backtracking Armijo line search, until the largest gradient
+ * component is at most `tol` times its starting value, `maxIter` iterations have run, or the
+ * objective stops decreasing at float64 precision. Returns the parameters, the iterations run
+ * and whether the tolerance was reached.
+ */
+function minimizeLbfgs(
+  evaluate: Objective,
+  size: number,
+  maxIter: number,
+  tol: number,
+): { theta: Float64Array; iter: number; converged: boolean } {
+  const theta = new Float64Array(size);
+  const grad = new Float64Array(size);
+  let f = evaluate(theta, grad);
+  const g0 = Math.max(maxAbs(grad), 1e-300);
+  const memory: LbfgsMemory = { s: [], y: [], rho: [] };
+  const direction = new Float64Array(size);
+  const alpha = new Float64Array(LBFGS_MEMORY);
+  const trial = new Float64Array(size);
+  const trialGrad = new Float64Array(size);
+  let iter = 0;
+  let converged = maxAbs(grad) <= tol * g0;
+  while (!converged && iter < maxIter) {
+    iter++;
+    twoLoopDirection(grad, memory, alpha, direction);
+    let slope = dot(grad, direction);
+    if (!(slope < 0)) {
+      for (let k = 0; k < size; k++) direction[k] = -grad[k];
+      slope = dot(grad, direction);
+      memory.s.length = memory.y.length = memory.rho.length = 0;
+    }
+    // Backtracking line search (Armijo); the first step is scaled to a unit move.
+    let step = memory.s.length === 0 ? Math.min(1, 1 / Math.sqrt(dot(direction, direction))) : 1;
+    let fTrial = Infinity;
+    for (let tries = 0; tries < 60; tries++) {
+      for (let k = 0; k < size; k++) trial[k] = theta[k] + step * direction[k];
+      fTrial = evaluate(trial, trialGrad);
+      if (fTrial <= f + 1e-4 * step * slope) break;
+      step *= 0.5;
+    }
+    if (!(fTrial <= f)) break; // no progress possible at float64 precision
+    const s = new Float64Array(size);
+    const yv = new Float64Array(size);
+    for (let k = 0; k < size; k++) {
+      s[k] = trial[k] - theta[k];
+      yv[k] = trialGrad[k] - grad[k];
+    }
+    const sy = dot(s, yv);
+    if (sy > 1e-12 * Math.sqrt(dot(s, s) * dot(yv, yv))) {
+      if (memory.s.length === LBFGS_MEMORY) {
+        memory.s.shift();
+        memory.y.shift();
+        memory.rho.shift();
+      }
+      memory.s.push(s);
+      memory.y.push(yv);
+      memory.rho.push(1 / sy);
+    }
+    const previous = f;
+    theta.set(trial);
+    grad.set(trialGrad);
+    f = fTrial;
+    converged = maxAbs(grad) <= tol * g0;
+    if (!converged && previous - f <= 1e-15 * Math.max(1, Math.abs(f))) break;
+  }
+  return { theta, iter, converged };
+}
+
 /** Binary logistic regression (scikit-learn-like estimator). */
 export class LogisticRegression {
   /** L2 penalty strength (`1/C`). */
@@ -91,158 +305,14 @@ export class LogisticRegression {
 
   /** Fits the model to rows of `X` with labels `y` (0/1). */
   fit(X: Matrix, y: Labels): this {
-    const [n, d] = X.shape;
-    if (X.data.length !== n * d) {
-      throw new Error(`X.data has ${X.data.length} values, shape [${n}, ${d}]`);
-    }
-    if (y.length !== n) throw new Error(`X has ${n} rows but y has ${y.length} labels`);
-    let positives = 0;
-    for (let i = 0; i < n; i++) {
-      if (y[i] !== 0 && y[i] !== 1) throw new Error(`Label ${i} is ${y[i]}; labels must be 0 or 1`);
-      positives += y[i];
-    }
-    if (positives === 0 || positives === n) {
-      throw new Error("Logistic regression needs both classes in y; all labels are equal");
-    }
-    for (let i = 0; i < X.data.length; i++) {
-      if (!Number.isFinite(X.data[i])) {
-        throw new Error(`X holds ${X.data[i]} at row ${Math.floor(i / d)}, column ${i % d}`);
-      }
-    }
-
-    // Feature transform x' = (x - shift) * scale (identity without standardisation).
-    const shift = new Float64Array(d);
-    const scale = new Float64Array(d).fill(1);
-    if (this.standardize) {
-      const sq = new Float64Array(d);
-      for (let i = 0; i < n; i++) {
-        const row = i * d;
-        for (let j = 0; j < d; j++) shift[j] += X.data[row + j];
-      }
-      for (let j = 0; j < d; j++) shift[j] /= n;
-      for (let i = 0; i < n; i++) {
-        const row = i * d;
-        for (let j = 0; j < d; j++) {
-          const c = X.data[row + j] - shift[j];
-          sq[j] += c * c;
-        }
-      }
-      for (let j = 0; j < d; j++) {
-        const std = Math.sqrt(sq[j] / n);
-        scale[j] = std > 0 ? 1 / std : 1;
-      }
-    }
-
-    const l2 = this.l2;
-    const fitIntercept = this.fitIntercept;
-    const data = X.data;
-    const effective = new Float64Array(d);
-    // Objective and gradient at theta = [w (transformed space), b].
-    const evaluate = (theta: Float64Array, grad: Float64Array): number => {
-      let offset = fitIntercept ? theta[d] : 0;
-      for (let j = 0; j < d; j++) {
-        effective[j] = theta[j] * scale[j];
-        offset -= effective[j] * shift[j];
-      }
-      let loss = 0;
-      let residualSum = 0;
-      grad.fill(0);
-      // One pass over X: the row is still in cache when its gradient term is added.
-      for (let i = 0; i < n; i++) {
-        const row = i * d;
-        let z = offset;
-        for (let j = 0; j < d; j++) z += data[row + j] * effective[j];
-        loss += softplus(z) - (y[i] === 1 ? z : 0);
-        const r = sigmoid(z) - y[i];
-        residualSum += r;
-        if (r !== 0) { for (let j = 0; j < d; j++) grad[j] += r * data[row + j]; }
-      }
-      let penalty = 0;
-      for (let j = 0; j < d; j++) {
-        grad[j] = (grad[j] - shift[j] * residualSum) * scale[j] + l2 * theta[j];
-        penalty += theta[j] * theta[j];
-      }
-      if (fitIntercept) grad[d] = residualSum;
-      return loss + 0.5 * l2 * penalty;
-    };
-
-    const size = d + 1;
-    const theta = new Float64Array(size);
-    const grad = new Float64Array(size);
-    let f = evaluate(theta, grad);
-    const g0 = Math.max(maxAbs(grad), 1e-300);
-    const memory = 10;
-    const sList: Float64Array[] = [];
-    const yList: Float64Array[] = [];
-    const rhoList: number[] = [];
-    const direction = new Float64Array(size);
-    const alpha = new Float64Array(memory);
-    const trial = new Float64Array(size);
-    const trialGrad = new Float64Array(size);
-    let iter = 0;
-    let converged = maxAbs(grad) <= this.tol * g0;
-    while (!converged && iter < this.maxIter) {
-      iter++;
-      // Two-loop recursion: direction = -H grad.
-      for (let k = 0; k < size; k++) direction[k] = -grad[k];
-      for (let m = sList.length - 1; m >= 0; m--) {
-        alpha[m] = rhoList[m] * dot(sList[m], direction);
-        const ym = yList[m];
-        for (let k = 0; k < size; k++) direction[k] -= alpha[m] * ym[k];
-      }
-      if (sList.length > 0) {
-        const last = sList.length - 1;
-        const gamma = dot(sList[last], yList[last]) / dot(yList[last], yList[last]);
-        for (let k = 0; k < size; k++) direction[k] *= gamma;
-      }
-      for (let m = 0; m < sList.length; m++) {
-        const beta = rhoList[m] * dot(yList[m], direction);
-        const sm = sList[m];
-        for (let k = 0; k < size; k++) direction[k] += (alpha[m] - beta) * sm[k];
-      }
-      let slope = dot(grad, direction);
-      if (!(slope < 0)) {
-        for (let k = 0; k < size; k++) direction[k] = -grad[k];
-        slope = dot(grad, direction);
-        sList.length = yList.length = rhoList.length = 0;
-      }
-      // Backtracking line search (Armijo); the first step is scaled to a unit move.
-      let step = sList.length === 0 ? Math.min(1, 1 / Math.sqrt(dot(direction, direction))) : 1;
-      let fTrial = Infinity;
-      for (let tries = 0; tries < 60; tries++) {
-        for (let k = 0; k < size; k++) trial[k] = theta[k] + step * direction[k];
-        fTrial = evaluate(trial, trialGrad);
-        if (fTrial <= f + 1e-4 * step * slope) break;
-        step *= 0.5;
-      }
-      if (!(fTrial <= f)) break; // no progress possible at float64 precision
-      const s = new Float64Array(size);
-      const yv = new Float64Array(size);
-      for (let k = 0; k < size; k++) {
-        s[k] = trial[k] - theta[k];
-        yv[k] = trialGrad[k] - grad[k];
-      }
-      const sy = dot(s, yv);
-      if (sy > 1e-12 * Math.sqrt(dot(s, s) * dot(yv, yv))) {
-        if (sList.length === memory) {
-          sList.shift();
-          yList.shift();
-          rhoList.shift();
-        }
-        sList.push(s);
-        yList.push(yv);
-        rhoList.push(1 / sy);
-      }
-      const previous = f;
-      theta.set(trial);
-      grad.set(trialGrad);
-      f = fTrial;
-      converged = maxAbs(grad) <= this.tol * g0;
-      if (!converged && previous - f <= 1e-15 * Math.max(1, Math.abs(f))) break;
-    }
-
+    checkData(X, y);
+    const d = X.shape[1];
+    const { shift, scale } = featureTransform(X, this.standardize);
+    const evaluate = logisticObjective(X, y, shift, scale, this.l2, this.fitIntercept);
+    const { theta, iter, converged } = minimizeLbfgs(evaluate, d + 1, this.maxIter, this.tol);
+    // Back to the original features: w = w' · scale, b = b' − Σ w·shift.
     const coef = new Float64Array(d);
-    let intercept = fitIntercept ? theta[d] : 0;
+    let intercept = this.fitIntercept ? theta[d] : 0;
     for (let j = 0; j < d; j++) {
       coef[j] = theta[j] * scale[j];
       intercept -= coef[j] * shift[j];

@@ -304,6 +304,98 @@ export function klDivergenceExact(P: Float64Array, y: Matrix): number {
   return objective(yy, new Float64Array(n * dims), 1, true);
 }
 
+/** Reports the progress of a fit (to the caller's callback and the progress bar). */
+type Report = (progress: TsneProgress) => void;
+
+/**
+ * Affinities ready for the descent: the objective over dense P (`"exact"`), or sparse P
+ * (`"barnes_hut"`, whose objective is built once the map is allocated).
+ */
+interface Affinities {
+  /** Exact objective. */
+  objective?: Objective;
+  /** Sparse joint probabilities for Barnes–Hut. */
+  sparseP?: SparseSymmetric;
+}
+
+/** What the stages of the gradient descent share: the objective, the map and its buffers. */
+interface Descent {
+  /** Gradient and KL of a map. */
+  objective: Objective;
+  /** The map `[n, dims]`, updated in place. */
+  y: Float64Array;
+  /** Gradient buffer (as `y`). */
+  grad: Float64Array;
+  /** Previous update, for the momentum term (as `y`). */
+  update: Float64Array;
+  /** Per-parameter gains (as `y`). */
+  gains: Float64Array;
+  /** Gradient-descent step. */
+  learningRate: number;
+  /** Total iterations of the fit (for progress reports). */
+  nIter: number;
+  /** Stop when the gradient norm falls to this. */
+  minGradNorm: number;
+  /** Progress callback. */
+  report: Report;
+}
+
+/**
+ * One stage of gradient descent (scikit-learn's `_gradient_descent`): iterations `start` to
+ * `end − 1` with `momentum` and P times `exaggeration`, per-parameter gains (+0.2 / ×0.8,
+ * floor 0.01), both reset at the start. The KL is computed every 50 iterations and at the
+ * last; the stage stops early when it has not decreased for more than `withoutProgress`
+ * iterations or when the gradient norm falls to {@link Descent.minGradNorm}. Returns the last
+ * iteration run and the last KL computed.
+ */
+function descentStage(
+  descent: Descent,
+  start: number,
+  end: number,
+  momentum: number,
+  exaggeration: number,
+  withoutProgress: number,
+): [number, number] {
+  const { objective: f, y, grad, update, gains, learningRate, nIter, minGradNorm, report } =
+    descent;
+  update.fill(0);
+  gains.fill(1);
+  let error = Number.MAX_VALUE, bestError = Number.MAX_VALUE, bestIter = start;
+  let i = start;
+  for (; i < end; i++) {
+    const check = (i + 1) % 50 === 0;
+    const computeError = check || i === end - 1;
+    const e = f(y, grad, exaggeration, computeError);
+    if (computeError) error = e;
+    let norm = 0;
+    for (let t = 0; t < y.length; t++) {
+      const g = grad[t];
+      let gain = gains[t];
+      gain = update[t] * g < 0 ? gain + 0.2 : gain * 0.8;
+      if (gain < 0.01) gain = 0.01;
+      gains[t] = gain;
+      const gg = g * gain;
+      norm += gg * gg;
+      const u = momentum * update[t] - learningRate * gg;
+      update[t] = u;
+      y[t] += u;
+    }
+    report({ phase: "optimize", done: i + 1, total: nIter });
+    if (check) {
+      const gradNorm = Math.sqrt(norm);
+      report({ phase: "optimize", done: i + 1, total: nIter, kl: error, gradNorm });
+      if (error < bestError) {
+        bestError = error;
+        bestIter = i;
+      } else if (i - bestIter > withoutProgress) {
+        break;
+      }
+      if (gradNorm <= minGradNorm) break;
+    }
+  }
+  return [Math.min(i, end - 1), error];
+}
+
 /**
  * t-SNE as an estimator: `fit(points)` learns a low-dimensional map of the rows of
  * `points`, available as `embedding_` with its final KL divergence `klDivergence_`.
@@ -382,9 +474,68 @@ export class TSNE {
 
   /**
    * Learns the map of the rows of `points` `[n, d]` (or, with `metric: "precomputed"`, of an
-   * `n × n` distance matrix).
+   * `n × n` distance matrix): the optional PCA pre-reduction, the distances and affinities,
+   * the initial map, then gradient descent.
    */
   async fit(points: Matrix, fitOptions: TsneFitOptions = {}): Promise<this> {
+    const o = this.options;
+    this.#checkPoints(points);
+    const n = points.shape[0];
+    const method = o.method === "auto"
+      ? (n <= o.exactMaxPoints || o.nComponents !== 2 ? "exact" : "barnes_hut")
+      : o.method;
+    const dims = o.nComponents;
+    const bar = o.verbose ? new ProgressBar("t-SNE", o.nIter, { unit: "it" }) : undefined;
+    const report: Report = (p) => {
+      fitOptions.onProgress?.(p);
+      if (bar && p.phase === "optimize") bar.update(p.done);
+    };
+    const timings: TsneTimings = { pca: 0, distances: 0, affinities: 0, optimize: 0 };
+    let t0 = performance.now();
+    const input = await this.#reduce(points, report);
+    timings.pca = (performance.now() - t0) / 1000;
+    const affinities = await this.#affinities(points, input, method, report, timings);
+
+    // Initial map and gradient descent.
+    t0 = performance.now();
+    // Barnes–Hut shares the repulsive forces with workers for larger maps.
+    const bhThreads = affinities.sparseP ? (o.threads ?? (n >= 2000 ? defaultThreads() : 1)) : 1;
+    const y = await this.#initialMap(input, n, bhThreads > 1);
+    const learningRate = o.learningRate === "auto"
+      ? Math.max(n / o.earlyExaggeration / 4, 50)
+      : o.learningRate;
+    this.learningRate_ = learningRate;
+    let objective = affinities.objective;
+    let pool: BarnesHutPool | undefined;
+    if (affinities.sparseP) {
+      ({ objective, pool } = await barnesHutObjective(
+        affinities.sparseP,
+        o.theta,
+        y,
+        bhThreads - 1,
+      ));
+    }
+    let it: number, kl: number;
+    try {
+      [it, kl] = this.#descend(objective!, y, learningRate, report);
+    } finally {
+      pool?.stop();
+    }
+    timings.optimize = (performance.now() - t0) / 1000;
+    bar?.finish();
+
+    const out = new Float32Array(n * dims);
+    for (let t = 0; t < out.length; t++) out[t] = y[t];
+    this.embedding_ = { data: out, shape: [n, dims] };
+    this.klDivergence_ = kl;
+    this.nIter_ = it + 1;
+    this.method_ = method;
+    this.timings_ = timings;
+    return this;
+  }
+
+  /** Throws unless `points` suits the options (shape, size, perplexity). */
+  #checkPoints(points: Matrix): void {
     const o = this.options;
     const [n, d] = points.shape;
     if (points.data.length !== n * d) {
@@ -399,33 +550,41 @@ export class TSNE {
     if (o.perplexity >= n) {
       throw new Error(`perplexity (${o.perplexity}) must be less than the number of points (${n})`);
     }
-    const method = o.method === "auto"
-      ? (n <= o.exactMaxPoints || o.nComponents !== 2 ? "exact" : "barnes_hut")
-      : o.method;
-    const dims = o.nComponents;
-    const bar = o.verbose ? new ProgressBar("t-SNE", o.nIter, { unit: "it" }) : undefined;
-    const report = (p: TsneProgress) => {
-      fitOptions.onProgress?.(p);
-      if (bar && p.phase === "optimize") bar.update(p.done);
-    };
-    const timings: TsneTimings = { pca: 0, distances: 0, affinities: 0, optimize: 0 };
-    let t0 = performance.now();
+  }
 
-    // Optional PCA pre-reduction.
-    let input = points;
-    if (o.pcaComponents !== undefined && o.metric === "euclidean" && o.pcaComponents < d) {
-      report({ phase: "pca", done: 0, total: 1 });
-      input = (await randomizedPca(points, Math.min(o.pcaComponents, n), { seed: o.seed })).scores;
-      report({ phase: "pca", done: 1, total: 1 });
+  /** The optional PCA pre-reduction of `points` ({@link TsneOptions.pcaComponents}); `points` when off. */
+  async #reduce(points: Matrix, report: Report): Promise<Matrix> {
+    const o = this.options;
+    const [n, d] = points.shape;
+    if (o.pcaComponents === undefined || o.metric !== "euclidean" || o.pcaComponents >= d) {
+      return points;
     }
-    timings.pca = (performance.now() - t0) / 1000;
+    report({ phase: "pca", done: 0, total: 1 });
+    const { scores } = await randomizedPca(points, Math.min(o.pcaComponents, n), { seed: o.seed });
+    report({ phase: "pca", done: 1, total: 1 });
+    return scores;
+  }
 
-    // Distances and affinities.
-    t0 = performance.now();
+  /**
+   * Distances of `input` (or the precomputed ones in `points`) and the joint probabilities:
+   * dense with the exact objective for `"exact"`, sparse over the 3·perplexity + 1 nearest
+   * neighbours for `"barnes_hut"`. Sets {@link meanSigma_} and the `distances` and
+   * `affinities` timings.
+   */
+  async #affinities(
+    points: Matrix,
+    input: Matrix,
+    method: "exact" | "barnes_hut",
+    report: Report,
+    timings: TsneTimings,
+  ): Promise<Affinities> {
+    const o = this.options;
+    const n = points.shape[0];
+    const dims = o.nComponents;
+    let t0 = performance.now();
     const onDistances = (done: number, total: number) =>
       report({ phase: "distances", done, total });
-    let objective: Objective | undefined;
-    let sparseP: SparseSymmetric | undefined;
+    let affinities: Affinities;
     if (method === "exact") {
       const sq = o.metric === "precomputed"
         ? points.data
@@ -434,7 +593,7 @@ export class TSNE {
       t0 = performance.now();
       const { P, meanSigma } = jointProbabilitiesDense(sq, n, o.perplexity);
       this.meanSigma_ = meanSigma;
-      objective = exactObjective(P, n, dims, Math.max(dims - 1, 1));
+      affinities = { objective: exactObjective(P, n, dims, Math.max(dims - 1, 1)) };
     } else {
       const k = Math.min(n - 1, Math.floor(3 * o.perplexity + 1));
       const nb = o.metric === "precomputed"
@@ -450,16 +609,22 @@ export class TSNE {
         o.perplexity,
       );
       this.meanSigma_ = meanSigma;
-      sparseP = P;
+      affinities = { sparseP: P };
     }
     timings.affinities = (performance.now() - t0) / 1000;
     report({ phase: "affinities", done: 1, total: 1 });
+    return affinities;
+  }
 
-    // Initial map.
-    t0 = performance.now();
-    // Barnes–Hut shares the repulsive forces with workers for larger maps.
-    const bhThreads = sparseP ? (o.threads ?? (n >= 2000 ? defaultThreads() : 1)) : 1;
-    const y = bhThreads > 1
+  /**
+   * The initial map `[n, nComponents]` as {@link TsneOptions.init} says: N(0, 1e-4²), the
+   * PCA of `input` scaled so that its first component has std 1e-4, or the given map. In
+   * shared memory when `shared` (for the Barnes–Hut workers).
+   */
+  async #initialMap(input: Matrix, n: number, shared: boolean): Promise<Float64Array> {
+    const o = this.options;
+    const dims = o.nComponents;
+    const y = shared
       ? new Float64Array(new SharedArrayBuffer(8 * n * dims))
       : new Float64Array(n * dims);
     if (o.init === "random") {
@@ -481,84 +646,37 @@ export class TSNE {
       }
       y.set(o.init.data);
     }
+    return y;
+  }
 
-    const learningRate = o.learningRate === "auto"
-      ? Math.max(n / o.earlyExaggeration / 4, 50)
-      : o.learningRate;
-    this.learningRate_ = learningRate;
-
-    let pool: BarnesHutPool | undefined;
-    if (sparseP) {
-      ({ objective, pool } = await barnesHutObjective(sparseP, o.theta, y, bhThreads - 1));
-    }
-    const f = objective!;
-    const grad = new Float64Array(n * dims);
-    const update = new Float64Array(n * dims);
-    const gains = new Float64Array(n * dims);
-    const stage = (
-      start: number,
-      end: number,
-      momentum: number,
-      exaggeration: number,
-      withoutProgress: number,
-    ): [number, number] => {
-      update.fill(0);
-      gains.fill(1);
-      let error = Number.MAX_VALUE, bestError = Number.MAX_VALUE, bestIter = start;
-      let i = start;
-      for (; i < end; i++) {
-        const check = (i + 1) % 50 === 0;
-        const computeError = check || i === end - 1;
-        const e = f(y, grad, exaggeration, computeError);
-        if (computeError) error = e;
-        let norm = 0;
-        for (let t = 0; t < y.length; t++) {
-          const g = grad[t];
-          let gain = gains[t];
-          gain = update[t] * g < 0 ? gain + 0.2 : gain * 0.8;
-          if (gain < 0.01) gain = 0.01;
-          gains[t] = gain;
-          const gg = g * gain;
-          norm += gg * gg;
-          const u = momentum * update[t] - learningRate * gg;
-          update[t] = u;
-          y[t] += u;
-        }
-        report({ phase: "optimize", done: i + 1, total: o.nIter });
-        if (check) {
-          const gradNorm = Math.sqrt(norm);
-          report({ phase: "optimize", done: i + 1, total: o.nIter, kl: error, gradNorm });
-          if (error < bestError) {
-            bestError = error;
-            bestIter = i;
-          } else if (i - bestIter > withoutProgress) {
-            break;
-          }
-          if (gradNorm <= o.minGradNorm) break;
-        }
-      }
-      return [Math.min(i, end - 1), error];
+  /**
+   * Gradient descent on the map `y` in place: {@link TsneOptions.explorationIterations} with
+   * momentum 0.5 and P exaggerated, then the remaining iterations with momentum 0.8 (also
+   * when the first stage stopped early). Returns the last iteration run and its KL.
+   */
+  #descend(
+    objective: Objective,
+    y: Float64Array,
+    learningRate: number,
+    report: Report,
+  ): [number, number] {
+    const o = this.options;
+    const descent: Descent = {
+      objective,
+      y,
+      grad: new Float64Array(y.length),
+      update: new Float64Array(y.length),
+      gains: new Float64Array(y.length),
+      learningRate,
+      nIter: o.nIter,
+      minGradNorm: o.minGradNorm,
+      report,
     };
     const explore = Math.min(o.explorationIterations, o.nIter);
-    let it: number, kl: number;
-    try {
-      [it, kl] = stage(0, explore, 0.5, o.earlyExaggeration, explore);
-      if (it < explore - 1 || o.nIter > explore) {
-        [it, kl] = stage(it + 1, o.nIter, 0.8, 1, o.nIterWithoutProgress);
-      }
-    } finally {
-      pool?.stop();
+    let [it, kl] = descentStage(descent, 0, explore, 0.5, o.earlyExaggeration, explore);
+    if (it < explore - 1 || o.nIter > explore) {
+      [it, kl] = descentStage(descent, it + 1, o.nIter, 0.8, 1, o.nIterWithoutProgress);
     }
-    timings.optimize = (performance.now() - t0) / 1000;
-    bar?.finish();
-
-    const out = new Float32Array(n * dims);
-    for (let t = 0; t < out.length; t++) out[t] = y[t];
-    this.embedding_ = { data: out, shape: [n, dims] };
-    this.klDivergence_ = kl;
-    this.nIter_ = it + 1;
-    this.method_ = method;
-    this.timings_ = timings;
-    return this;
+    return [it, kl];
   }
 }
