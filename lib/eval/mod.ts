@@ -1,12 +1,12 @@
 /**
- * Evaluation (PAPER.md §4–6): metrics computed afresh at every call, the baselines on the
- * same embeddings (logistic regression, a small MLP), the two ablations (pixels permuted,
- * randomly initialised backbone), and the whole experiment as one cached, resumable call.
+ * Evaluation (PAPER.md §4–6): metrics computed afresh at every call, statistics over seeds
+ * and paired comparisons, and the baseline estimators on the same embeddings (logistic
+ * regression, a small MLP). The experiment that uses them lives in `lib/experiment`.
  *
  * ```ts
- * import { formatResultsSummary, runExperiment } from "./lib/eval/mod.ts";
- * const results = await runExperiment({ name: "use-lite-5k", data: { trainSize: 5000, testSize: 5000 } });
- * console.log(formatResultsSummary(results));
+ * import { evaluateBinary } from "./lib/eval/mod.ts";
+ * const m = evaluateBinary(Uint8Array.of(0, 1, 1), [0.2, 0.7, 0.4]);
+ * console.log(m.accuracy); // 0.666…
  * ```
  *
  * @module
@@ -21,25 +21,15 @@ export {
   wilsonInterval,
 } from "./metrics.ts";
 export type { BinaryMetrics, ConfusionMatrix, McNemarResult } from "./metrics.ts";
+export {
+  correctness,
+  holmAdjust,
+  pairedBootstrap,
+  studentTQuantile,
+  summarizeSeeds,
+} from "./stats.ts";
+export type { PairedBootstrapResult, SeedSummary } from "./stats.ts";
 export { LogisticRegression } from "./logistic.ts";
 export type { LogisticRegressionOptions } from "./logistic.ts";
 export { MLPClassifier } from "./mlp.ts";
 export type { MLPClassifierOptions, MLPEpochRecord } from "./mlp.ts";
-export { permutePixels, pixelPermutation, randomlyInitialisedBackbone } from "./ablations.ts";
-export { runTrainJob } from "./train_job.ts";
-export type { TrainJob, TrainJobResult } from "./train_job.ts";
-export { runTrainJobs } from "./pool.ts";
-export type { TrainingPoolCallbacks } from "./pool.ts";
-export { prepareInputs, resolveExperimentConfig, runExperiment } from "./experiment.ts";
-export type {
-  ExperimentConfig,
-  ExperimentInputs,
-  ExperimentProgress,
-  ExperimentResults,
-  ModelResult,
-  ParamCounts,
-  ResolvedExperimentConfig,
-  RunExperimentOptions,
-} from "./experiment.ts";
-export { formatResultsSummary, formatResultsTable, RESULT_COLUMNS, resultRow } from "./report.ts";
-export { describeFindings } from "./findings.ts";

@@ -89,3 +89,4 @@ export {
   writePng,
 } from "./png.ts";
 export { type ClassMeanImages, classMeanImages, type SingleImage } from "./class_means.ts";
+export { permutePixels, pixelPermutation } from "./permute.ts";

@@ -278,6 +278,10 @@ export interface LinePoint {
   facet?: string;
   /** Panel row (e.g. the metric); one row of panels per value. */
   row?: string;
+  /** Lower end of an interval band around the line (drawn when both ends are given). */
+  low?: number;
+  /** Upper end of the interval band. */
+  high?: number;
 }
 
 /** Options of {@link lineChart}. */
@@ -292,7 +296,7 @@ export interface LineChartOptions extends ChartOptions {
  * Lines with a dot at every point, coloured by series, in panels by `facet` (columns) and
  * `row` (rows; each row has its own vertical scale, labelled with the row's name). One
  * `path` per series and panel, one `circle` per point. Integer x values (epochs) get integer
- * ticks.
+ * ticks. Points with `low` and `high` get a translucent band of their series' colour.
  */
 export function lineChart(points: readonly LinePoint[], options: LineChartOptions = {}): Figure {
   const rows = points.map((p) => ({ ...p, facet: p.facet ?? "", row: p.row ?? "" }));
@@ -340,6 +344,15 @@ export function lineChart(points: readonly LinePoint[], options: LineChartOption
       color,
       marks: [
         Plot.frame({ stroke: "#ddd" }),
+        Plot.areaY(selected.filter((p) => p.low !== undefined && p.high !== undefined), {
+          x: "x",
+          y1: "low",
+          y2: "high",
+          fill: "series",
+          z: "series",
+          fillOpacity: 0.15,
+          ...(faceted ? { fx: "facet" } : {}),
+        }),
         Plot.line(selected, {
           x: "x",
           y: "y",

@@ -63,4 +63,4 @@ export {
 export { type Cell, Table, table, type TableOptions } from "./table.ts";
 export { interactiveSpecs, showInteractive } from "./interactive.ts";
 export type { FeatureBatch, ImageBatch } from "../types.ts";
-export { accuracyChart, confusionMatrices, imageModelCurves } from "./results.ts";
+export { accuracyChart, confusionMatrices, imageModelCurves, sweepChart } from "./results.ts";

@@ -1,28 +1,37 @@
 /**
- * The figures of an experiment's results, shared by notebook 6 and the `reproduce` report:
- * test accuracy with intervals, confusion matrices, and training curves.
+ * The figures of an experiment's results, shared by the notebooks and the `reproduce`
+ * report: test accuracy over seeds with intervals, confusion matrices, training curves, and
+ * accuracy against a swept setting with interval bands.
  *
  * @module
  */
-import type { ExperimentResults } from "../eval/mod.ts";
-import { barChart, confusionMatrix, trainingCurves } from "./charts.ts";
+import type { ExperimentResults, VariantResults } from "../experiment/mod.ts";
+import { barChart, confusionMatrix, lineChart, trainingCurves } from "./charts.ts";
+import type { LinePoint } from "./charts.ts";
 import type { Figure } from "./figure.ts";
 
 /** Bar colours by model kind. */
 const KIND_COLORS = { baseline: "#59a14f", image: "#4e79a7", ablation: "#e15759" } as const;
 
-/** Test accuracy of every model with its 95% interval, coloured by kind; dashed line at chance. */
-export function accuracyChart(results: ExperimentResults): Figure {
+/**
+ * Mean test accuracy of every model over its seeds with the 95% interval over seeds (one
+ * seed: its Wilson interval), coloured by kind; dashed line at chance.
+ */
+export function accuracyChart(variant: VariantResults): Figure {
   return barChart(
-    results.models.map((m) => ({
-      label: m.name,
-      value: m.metrics.test.accuracy,
-      low: m.metrics.test.accuracyCI95[0],
-      high: m.metrics.test.accuracyCI95[1],
-      group: m.kind,
-    })),
+    variant.models.map((m) => {
+      const ci = m.test.accuracy.ci95 ?? m.runs[0].metrics.test.accuracyCI95;
+      return {
+        label: m.id,
+        value: m.test.accuracy.mean,
+        low: ci[0],
+        high: ci[1],
+        group: m.kind,
+      };
+    }),
     {
-      title: `Test accuracy with 95% intervals (${results.data.test} reviews; dashed: chance)`,
+      title: `Test accuracy, mean over seeds with 95% intervals (${variant.data.test} reviews; ` +
+        `dashed: chance)`,
       xLabel: "test accuracy",
       domain: [0, 1],
       reference: 0.5,
@@ -31,29 +40,63 @@ export function accuracyChart(results: ExperimentResults): Figure {
   );
 }
 
-/** One confusion matrix per model (rows true labels, columns predictions at 0.5). */
-export function confusionMatrices(results: ExperimentResults): { model: string; figure: Figure }[] {
-  return results.models.map((m) => {
-    const c = m.metrics.test.confusion;
+/** One confusion matrix per model, of its first seed (rows true labels, columns predictions). */
+export function confusionMatrices(variant: VariantResults): { model: string; figure: Figure }[] {
+  return variant.models.map((m) => {
+    const run = m.runs[0];
+    const c = run.metrics.test.confusion;
     return {
-      model: m.name,
+      model: m.id,
       figure: confusionMatrix([[c.tn, c.fp], [c.fn, c.tp]], ["negative", "positive"], {
-        title: m.name,
+        title: run.seed === null ? m.id : `${m.id} (seed ${run.seed})`,
         cellSize: 60,
       }),
     };
   });
 }
 
-/** Loss and accuracy per epoch of every trained image model (`undefined` when none has any). */
-export function imageModelCurves(results: ExperimentResults): Figure | undefined {
-  const trained = results.models.filter((m) => m.input === "image" && m.history?.length);
+/**
+ * Loss and accuracy per epoch of every trained image model's first seed (`undefined` when
+ * none has any).
+ */
+export function imageModelCurves(variant: VariantResults): Figure | undefined {
+  const trained = variant.models.filter((m) => m.input === "image" && m.runs[0].history?.length);
   if (trained.length === 0) return undefined;
   return trainingCurves(
-    trained.map((m) => ({ model: m.name.replace("ablation-", "abl. "), history: m.history! })),
+    trained.map((m) => ({
+      model: m.id.replace("ablation-", "abl. "),
+      history: m.runs[0].history!,
+    })),
     {
-      title: "Image models: loss and accuracy per epoch",
+      title: `Image models (first seed): loss and accuracy per epoch`,
       width: Math.max(640, 220 * trained.length),
     },
   );
+}
+
+/**
+ * Mean test accuracy of each model against the swept value of `field`, with the 95%
+ * interval over seeds as a band (`undefined` when the run swept nothing numeric).
+ */
+export function sweepChart(results: ExperimentResults, field: string): Figure | undefined {
+  const points: LinePoint[] = [];
+  for (const v of results.variants) {
+    const x = v.values[field];
+    if (typeof x !== "number") return undefined;
+    for (const m of v.models) {
+      const s = m.test.accuracy;
+      points.push({
+        x,
+        y: s.mean,
+        series: m.id,
+        ...(s.ci95 ? { low: s.ci95[0], high: s.ci95[1] } : {}),
+      });
+    }
+  }
+  if (points.length === 0) return undefined;
+  return lineChart(points, {
+    title: `Test accuracy against ${field} (mean over seeds, band: 95% interval)`,
+    xLabel: field,
+    yLabel: "test accuracy",
+  });
 }

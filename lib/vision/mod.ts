@@ -88,3 +88,4 @@ export {
 export { decodeJpeg, loadJpeg, resizeBilinear } from "./photo.ts";
 export { saveLayersModel } from "./save.ts";
 export type { SaveLayersModelOptions } from "./save.ts";
+export { randomlyInitialisedBackbone } from "./random_init.ts";

@@ -1,24 +1,34 @@
 /**
- * Runs several image-classifier trainings at once, one per core. TF.js's wasm backend is
- * single-threaded under Deno, and the experiment trains several independent models, so the
- * cheapest way to use two cores is two Deno workers, each training whole models on its own
- * backend (no change to any model's arithmetic: a job gives the same result in a worker as
- * in this thread).
+ * Runs a run's jobs several at once, one per core. TF.js's wasm backend is single-threaded
+ * under Deno, and the experiment trains many independent models, so the cheapest way to use
+ * two cores is two Deno workers, each running whole jobs on its own backend (no change to
+ * any model's arithmetic: a job gives the same result in a worker as in this thread).
  *
  * @module
  */
+import type { MLPEpochRecord } from "../eval/mlp.ts";
 import type { EpochRecord } from "../train/mod.ts";
-import { runTrainJob } from "./train_job.ts";
-import type { TrainJob, TrainJobResult } from "./train_job.ts";
+import { runJob } from "./jobs.ts";
+import type { Job, JobResult } from "./jobs.ts";
 
-/** Callbacks of {@link runTrainJobs}. */
-export interface TrainingPoolCallbacks {
+/** Message to a worker: run this job. */
+export type ToWorker = { type: "run"; job: Job };
+
+/** Message from a worker. */
+export type FromWorker =
+  | { type: "progress"; id: string; done: number; total: number }
+  | { type: "epoch"; id: string; record: EpochRecord | MLPEpochRecord }
+  | { type: "result"; result: JobResult }
+  | { type: "error"; id: string; message: string };
+
+/** Callbacks of {@link runJobs}. */
+export interface PoolCallbacks {
   /** Batches done / total of job `id`. */
   onProgress?: (id: string, done: number, total: number) => void;
   /** An epoch of job `id` finished. */
-  onEpoch?: (id: string, record: EpochRecord) => void;
+  onEpoch?: (id: string, record: EpochRecord | MLPEpochRecord) => void;
   /** Job `id` finished. */
-  onResult?: (result: TrainJobResult) => void | Promise<void>;
+  onResult?: (result: JobResult) => void | Promise<void>;
 }
 
 /**
@@ -27,17 +37,17 @@ export interface TrainingPoolCallbacks {
  * failure, or `signal`, stops the pool (terminating the workers; checkpoints stay) and
  * rejects.
  */
-export async function runTrainJobs(
-  jobs: TrainJob[],
+export async function runJobs(
+  jobs: Job[],
   workers: number,
-  callbacks: TrainingPoolCallbacks = {},
+  callbacks: PoolCallbacks = {},
   signal?: AbortSignal,
-): Promise<TrainJobResult[]> {
-  const results = new Map<string, TrainJobResult>();
+): Promise<JobResult[]> {
+  const results = new Map<string, JobResult>();
   if (workers <= 1 || jobs.length <= 1) {
     for (const job of jobs) {
       signal?.throwIfAborted();
-      const result = await runTrainJob(job, {
+      const result = await runJob(job, {
         signal,
         onProgress: (p) => callbacks.onProgress?.(job.id, p.done, p.total ?? 0),
         onEpoch: (r) => callbacks.onEpoch?.(job.id, r),
@@ -65,22 +75,22 @@ export async function runTrainJobs(
           return;
         }
         running++;
-        worker.postMessage({ type: "run", job });
+        worker.postMessage({ type: "run", job } satisfies ToWorker);
       };
       for (let i = 0; i < Math.min(workers, jobs.length); i++) {
-        const worker = new Worker(new URL("./train_worker.ts", import.meta.url), {
+        const worker = new Worker(new URL("./job_worker.ts", import.meta.url), {
           type: "module",
         });
         pool.push(worker);
         worker.onmessage = async (event: MessageEvent) => {
-          const msg = event.data as Record<string, unknown>;
+          const msg = event.data as FromWorker;
           if (failed) return;
           if (msg.type === "progress") {
-            callbacks.onProgress?.(msg.id as string, msg.done as number, msg.total as number);
+            callbacks.onProgress?.(msg.id, msg.done, msg.total);
           } else if (msg.type === "epoch") {
-            callbacks.onEpoch?.(msg.id as string, msg.record as EpochRecord);
+            callbacks.onEpoch?.(msg.id, msg.record);
           } else if (msg.type === "result") {
-            const result = msg.result as TrainJobResult;
+            const result = msg.result;
             results.set(result.id, result);
             running--;
             try {
@@ -94,13 +104,13 @@ export async function runTrainJobs(
             else next(worker);
           } else if (msg.type === "error") {
             failed = true;
-            reject(new Error(`training ${msg.id} failed in a worker: ${msg.message}`));
+            reject(new Error(`job ${msg.id} failed in a worker: ${msg.message}`));
           }
         };
         worker.onerror = (event: ErrorEvent) => {
           event.preventDefault();
           failed = true;
-          reject(new Error(`a training worker crashed: ${event.message}`));
+          reject(new Error(`a job worker crashed: ${event.message}`));
         };
         next(worker);
       }

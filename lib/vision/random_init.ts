@@ -1,39 +1,14 @@
 /**
- * The two ablations that test the paper's idea:
- *
- * - {@link permutePixels}: the same images with their pixels moved by one fixed random
- *   permutation. Every image keeps exactly its values (features that shared a pixel still
- *   share one), only the t-SNE neighbourhood is destroyed. If the CNN does as well on these,
- *   the layout does not matter.
- * - {@link randomlyInitialisedBackbone}: the same network with random weights instead of
- *   ImageNet's (He-normal kernels, zero biases, identity BatchNorm), a fresh copy under its
- *   own name so its features are cached apart. If it does as well, ImageNet pretraining
- *   does not help.
+ * The random-weights ablation's backbone ({@link randomlyInitialisedBackbone}): the same
+ * network with random weights instead of ImageNet's (He-normal kernels, zero biases, identity
+ * BatchNorm), under its own name per seed so its features are cached apart. If it does as
+ * well as the pretrained one, ImageNet pretraining does not help.
  *
  * @module
  */
 import { tf } from "../tf.ts";
 import { Random } from "../random.ts";
-import type { ImageBatch } from "../types.ts";
-import { Backbone, loadBackbone } from "../vision/mod.ts";
-
-/** The permutation {@link permutePixels} applies: `out[p] = in[permutation[p]]`. */
-export function pixelPermutation(pixels: number, seed: number): Int32Array {
-  return Int32Array.from(new Random(seed).permutation(pixels));
-}
-
-/** Applies one seeded permutation of the pixel positions to every image. */
-export function permutePixels(images: ImageBatch, seed: number): ImageBatch {
-  const [n, h, w] = images.shape;
-  const hw = h * w;
-  const perm = pixelPermutation(hw, seed);
-  const out = new Float32Array(images.data.length);
-  for (let i = 0; i < n; i++) {
-    const base = i * hw;
-    for (let p = 0; p < hw; p++) out[base + p] = images.data[base + perm[p]];
-  }
-  return { data: out, shape: [n, h, w] };
-}
+import { Backbone, loadBackbone } from "./backbone.ts";
 
 /** Initial value of a weight, by its Keras name. */
 function randomValues(name: string, shape: number[], random: Random): Float32Array {
@@ -55,7 +30,8 @@ function randomValues(name: string, shape: number[], random: Random): Float32Arr
 
 /**
  * A copy of backbone `name` (registry name) whose weights are drawn at random from `seed`,
- * registered under the name `<name>_random_init` (so its feature cache is separate). The
+ * registered under the name `<name>_random_init_s<seed>` (so each seed's features are cached
+ * apart). The
  * architecture, slice and preprocessing are the pretrained one's.
  */
 export async function randomlyInitialisedBackbone(name: string, seed: number): Promise<Backbone> {
@@ -75,7 +51,7 @@ export async function randomlyInitialisedBackbone(name: string, seed: number): P
   }
   const spec = {
     ...pretrained.spec,
-    name: `${pretrained.spec.name}_random_init`,
+    name: `${pretrained.spec.name}_random_init_s${seed}`,
     description: `${pretrained.spec.description} — weights re-initialised at random (seed ${seed})`,
   };
   return new Backbone(

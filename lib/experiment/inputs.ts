@@ -1,0 +1,223 @@
+/**
+ * Stages 1–3 of a run, shared by every model: reviews and splits, embeddings (embedding
+ * store) and the DeepInsight images (the fitted transformer cached as JSON). The experiment
+ * starts with {@link prepareInputs}; reports and notebooks call it again after a run to get
+ * the same images from the caches.
+ *
+ * @module
+ */
+import { createHash } from "node:crypto";
+import { join } from "node:path";
+import { exists } from "../download.ts";
+import { labelsOf, loadImdb, splitReviews } from "../data/mod.ts";
+import type { Review } from "../data/mod.ts";
+import { BertEncoder, embedTexts, UseLiteEncoder } from "../embed/mod.ts";
+import type { TextEncoderModel } from "../embed/mod.ts";
+import { ImageTransformer } from "../image/mod.ts";
+import type { Progress } from "../progress.ts";
+import { ready } from "../tf.ts";
+import type { ImageBatch, Labels, Matrix } from "../types.ts";
+import type { ResolvedConfig } from "./config.ts";
+
+/** Progress of a run's stages. */
+export interface ExperimentProgress extends Progress {
+  /** The stage running. */
+  stage: "data" | "embeddings" | "images" | "features" | "training";
+  /** What within the stage (e.g. a job). */
+  detail?: string;
+}
+
+/** Options shared by the experiment's entry points. */
+export interface RunOptions {
+  /** Progress of every stage. */
+  onProgress?: (progress: ExperimentProgress) => void;
+  /** One line per notable event (default: to stderr). */
+  log?: (line: string) => void;
+  /** Stops between stages, batches and chunks; finished work stays cached. */
+  signal?: AbortSignal;
+}
+
+/** The inputs every model of a run shares: splits, labels, embeddings, the fitted layout, images. */
+export interface ExperimentInputs {
+  /** The configuration (one sweep variant). */
+  cfg: ResolvedConfig;
+  /** The reviews of each part. */
+  split: { train: Review[]; validation: Review[]; test: Review[] };
+  /** Labels of each part. */
+  labels: { train: Labels; validation: Labels; test: Labels };
+  /** The text encoder. */
+  encoder: TextEncoderModel;
+  /** Embeddings of train, validation and test rows, in that order. */
+  embeddings: Matrix;
+  /** Embeddings of each part (views into {@link ExperimentInputs.embeddings}). */
+  features: { train: Matrix; validation: Matrix; test: Matrix };
+  /** The fitted image transformer, and the key of its cached JSON. */
+  transformer: ImageTransformer;
+  /** Key of the cached transformer (content hash of its settings and fitting rows). */
+  transformerKey: string;
+  /** Whether the transformer came from the cache. */
+  transformerCached: boolean;
+  /** Key of everything a model's result depends on besides its own settings. */
+  rowsKey: string;
+  /** Images of each part. */
+  images: { train: ImageBatch; validation: ImageBatch; test: ImageBatch };
+  /** Pixels no feature maps to. */
+  emptyPixels: number;
+  /** Seconds spent on embeddings and on images. */
+  seconds: { embeddings: number; images: number };
+}
+
+/** Hex SHA-256 of a string or bytes. */
+export function sha(text: string | Uint8Array): string {
+  return createHash("sha256").update(text).digest("hex");
+}
+
+/** SHA-256 of a matrix's shape and values. */
+export function matrixHash(m: Matrix): string {
+  const hash = createHash("sha256");
+  hash.update(JSON.stringify(m.shape));
+  hash.update(new Uint8Array(m.data.buffer, m.data.byteOffset, m.data.byteLength));
+  return hash.digest("hex");
+}
+
+/** Rows `start` … `end − 1` of `m` (a view). */
+export function rows(m: Matrix, start: number, end: number): Matrix {
+  return {
+    data: m.data.subarray(start * m.shape[1], end * m.shape[1]),
+    shape: [end - start, m.shape[1]],
+  };
+}
+
+/** Loads the configured text encoder. */
+export async function loadEncoder(config: ResolvedConfig["embedding"]): Promise<TextEncoderModel> {
+  if (config.encoder === "bert") {
+    return await BertEncoder.load(config.model ?? "Xenova/bert-base-uncased");
+  }
+  return await UseLiteEncoder.load();
+}
+
+/** Reviews, split into train / validation / test. */
+export async function loadSplit(
+  cfg: ResolvedConfig,
+  report: (p: ExperimentProgress) => void = () => {},
+): Promise<{ train: Review[]; validation: Review[]; test: Review[] }> {
+  const reviews = await loadImdb({
+    source: cfg.data.source,
+    breaks: cfg.data.breaks,
+    onProgress: (p) => report({ stage: "data", ...p }),
+  });
+  return splitReviews(reviews, {
+    scheme: cfg.data.scheme,
+    seed: cfg.data.seed,
+    trainSize: cfg.data.trainSize,
+    testSize: cfg.data.testSize,
+    ...(cfg.data.scheme === "standard" ? { validationFraction: cfg.data.validationFraction } : {}),
+  });
+}
+
+/** The fitted transformer: from the run's cache, or fitted on `fitRows` and saved. */
+async function fittedTransformer(
+  cfg: ResolvedConfig,
+  fitRows: Matrix,
+  report: (p: ExperimentProgress) => void,
+): Promise<{ transformer: ImageTransformer; key: string; cached: boolean }> {
+  // What the layout depends on (not how verbosely or on how many threads it is computed).
+  const { verbose: _v, threads: _t, ...tsneKey } = cfg.image.tsne;
+  const key = sha(JSON.stringify({ ...cfg.image, tsne: tsneKey }) + matrixHash(fitRows)).slice(
+    0,
+    16,
+  );
+  const path = join(cfg.cacheDir, `image-transformer-${key}.json`);
+  if (await exists(path)) {
+    return { transformer: await ImageTransformer.load(path), key, cached: true };
+  }
+  const transformer = new ImageTransformer({
+    pixels: cfg.image.pixels,
+    discretization: cfg.image.discretization,
+    scaler: cfg.image.scaler,
+    tsne: { verbose: true, ...cfg.image.tsne },
+  });
+  await transformer.fit(fitRows, {
+    onProgress: (p) => report({ stage: "images", done: p.done, total: p.total, detail: p.phase }),
+  });
+  await transformer.save(path);
+  return { transformer, key, cached: false };
+}
+
+/** Runs (or reads from the caches) stages 1–3 of `cfg`: see the module doc. */
+export async function prepareInputs(
+  cfg: ResolvedConfig,
+  options: RunOptions = {},
+): Promise<ExperimentInputs> {
+  const log = options.log ?? ((line: string) => console.error(line));
+  const report = (p: ExperimentProgress) => options.onProgress?.(p);
+  await Deno.mkdir(cfg.cacheDir, { recursive: true });
+  await ready();
+
+  report({ stage: "data", done: 0 });
+  const split = await loadSplit(cfg, report);
+  const parts: Review[][] = [split.train, split.validation, split.test];
+  const [nTrain, nVal, nTest] = parts.map((p) => p.length);
+  log(
+    `data: ${nTrain} train / ${nVal} validation / ${nTest} test reviews (${cfg.data.scheme} split)`,
+  );
+  options.signal?.throwIfAborted();
+
+  const t1 = performance.now();
+  const encoder = await loadEncoder(cfg.embedding);
+  const { encoder: _e, model: _m, ...encodeOptions } = cfg.embedding;
+  const embeddings = await embedTexts(encoder, parts.flat().map((r) => r.text), {
+    ...encodeOptions,
+    onProgress: (p) => report({ stage: "embeddings", ...p }),
+  });
+  const embeddingSeconds = (performance.now() - t1) / 1000;
+  const features = {
+    train: rows(embeddings, 0, nTrain),
+    validation: rows(embeddings, nTrain, nTrain + nVal),
+    test: rows(embeddings, nTrain + nVal, nTrain + nVal + nTest),
+  };
+  log(`embeddings: ${encoder.id}, ${embeddings.shape[1]} features per review`);
+  options.signal?.throwIfAborted();
+
+  const t2 = performance.now();
+  const fitRows = cfg.image.fitOn === "all" ? embeddings : features.train;
+  const { transformer, key, cached } = await fittedTransformer(cfg, fitRows, report);
+  const imagesOf = (x: Matrix) => transformer.transform(x, { channels: 1 }) as ImageBatch;
+  const images = {
+    train: imagesOf(features.train),
+    validation: imagesOf(features.validation),
+    test: imagesOf(features.test),
+  };
+  let emptyPixels = 0;
+  for (const v of transformer.featureDensityMatrix().data) if (v === 0) emptyPixels++;
+  const imageSeconds = (performance.now() - t2) / 1000;
+  log(
+    `images: ${cfg.image.pixels}×${cfg.image.pixels}, layout fitted on ${cfg.image.fitOn} rows` +
+      `${cached ? " (cached)" : ""}, ${emptyPixels} empty pixels`,
+  );
+  options.signal?.throwIfAborted();
+  const labels = {
+    train: labelsOf(split.train),
+    validation: labelsOf(split.validation),
+    test: labelsOf(split.test),
+  };
+  const rowsKey = sha(
+    key + matrixHash(embeddings) + JSON.stringify([nTrain, nVal, nTest]) +
+      JSON.stringify(cfg.data),
+  );
+  return {
+    cfg,
+    split,
+    labels,
+    encoder,
+    embeddings,
+    features,
+    transformer,
+    transformerKey: key,
+    transformerCached: cached,
+    rowsKey,
+    images,
+    emptyPixels,
+    seconds: { embeddings: embeddingSeconds, images: imageSeconds },
+  };
+}

@@ -1,0 +1,101 @@
+/**
+ * The experiment: one composition root that plans the models of a config, runs them as jobs
+ * (seeds, sweeps, caches, workers), aggregates them with paired comparisons and writes the
+ * results folder. `deno task reproduce`, the notebooks and the tests all go through
+ * {@link loadExperimentConfig} and {@link runExperiment}.
+ *
+ * ```ts
+ * import { loadExperimentConfig, runExperiment, formatResultsSummary } from "./lib/experiment/mod.ts";
+ * const cfg = await loadExperimentConfig("quick", { data: { trainSize: 300, testSize: 200 } });
+ * const results = await runExperiment(cfg);
+ * console.log(formatResultsSummary(results));
+ * ```
+ *
+ * @module
+ */
+export {
+  CONFIG_SCHEMA_VERSION,
+  ConfigError,
+  configFrom,
+  configPath,
+  configSchema,
+  differencesFromPaper,
+  expandSweep,
+  getField,
+  loadExperimentConfig,
+  mergeConfig,
+  paperSettings,
+  portableConfig,
+  portablePath,
+  resolveConfig,
+  setField,
+  shippedConfigs,
+  validateConfig,
+} from "./config.ts";
+export type {
+  ConfigMlpOptions,
+  ConfigOverrides,
+  ConfigTrainingOptions,
+  ConfigTsneOptions,
+  ExperimentConfig,
+  ResolvedConfig,
+  SweepVariant,
+} from "./config.ts";
+export { loadEncoder, loadSplit, prepareInputs } from "./inputs.ts";
+export type { ExperimentInputs, ExperimentProgress, RunOptions } from "./inputs.ts";
+export {
+  backbonePlans,
+  jobName,
+  logisticPlans,
+  mlpPlans,
+  permutedPixelPlans,
+  PLAN_BUILDERS,
+  planModels,
+  randomBackbonePlans,
+  unavailableReason,
+} from "./plan.ts";
+export type { ImageInput, ModelPlan, PlanBuilder } from "./plan.ts";
+export { architectureOf, imageJobKey, imagesFor, prepareImageJob } from "./features.ts";
+export type { BackboneRecord, ImagePlan } from "./features.ts";
+export { jobUnits, runJob } from "./jobs.ts";
+export type {
+  ImageJob,
+  ImageJobInputs,
+  Job,
+  JobCallbacks,
+  JobLabels,
+  JobResult,
+  LogisticJob,
+  MlpJob,
+} from "./jobs.ts";
+export { runJobs } from "./pool.ts";
+export type { FromWorker, PoolCallbacks, ToWorker } from "./pool.ts";
+export { aggregateModels, jobPath, readJob, storeJob } from "./results.ts";
+export type {
+  Comparison,
+  FinishedJob,
+  ModelRun,
+  ModelSummary,
+  StoredJob,
+  VariantResults,
+} from "./results.ts";
+export { jobKey, runExperiment } from "./run.ts";
+export type { ExperimentOptions, ExperimentResults } from "./run.ts";
+export { formatInspection, inspectExperiment } from "./inspect.ts";
+export type { Inspection } from "./inspect.ts";
+export {
+  formatAblationTable,
+  formatResultsSummary,
+  formatResultsTable,
+  formatSeedTable,
+  RESULT_COLUMNS,
+  resultRow,
+  SEED_COLUMNS,
+  seedRow,
+} from "./report.ts";
+export { bestOnValidation, describeFindings } from "./findings.ts";
+export { experimentNotes } from "./notes.ts";
+export { readResults, reportMarkdown, writeResults } from "./write.ts";
+export type { ReportFigure } from "./write.ts";
+export { estimateSeconds, FALLBACK_RATES, readRates } from "./rates.ts";
+export type { Rate, Rates } from "./rates.ts";

@@ -1,0 +1,172 @@
+/**
+ * The plan of a run: the list of models it trains, each a plain typed entry
+ * ({@link ModelPlan}) with its input, its classifier options (whole) and its seed. Every
+ * kind of model comes from one builder in {@link PLAN_BUILDERS}; a new model, baseline or
+ * ablation is a new builder, not an edit in the middle of the run.
+ *
+ * @module
+ */
+import type { MLPClassifierOptions } from "../eval/mlp.ts";
+import type { TrainingOptions } from "../train/mod.ts";
+import { BACKBONES } from "../vision/mod.ts";
+import type { ResolvedConfig } from "./config.ts";
+
+/** What an image model sees. */
+export interface ImageInput {
+  /** Registry name of the frozen backbone. */
+  backbone: string;
+  /** ImageNet weights, or weights drawn at random from the model's seed. */
+  weights: "imagenet" | "random";
+  /** The DeepInsight images, or the same with pixels permuted (seeded by the model's seed). */
+  pixels: "layout" | "permuted";
+}
+
+/** Fields every planned model has. */
+interface PlanBase {
+  /** Model name, e.g. `vgg19`, `logistic-regression`, `ablation-permuted-pixels-vgg19`. */
+  id: string;
+  /** Role in the comparison. */
+  kind: "baseline" | "image" | "ablation";
+  /** One line on what it is. */
+  description: string;
+}
+
+/** One model of the plan (the run trains it once per seed; logistic regression once). */
+export type ModelPlan =
+  | PlanBase & { family: "logistic"; seed: null; options: { l2: number[] } }
+  | PlanBase & { family: "mlp"; seed: number; options: MLPClassifierOptions }
+  | PlanBase & {
+    family: "image";
+    seed: number;
+    input: ImageInput;
+    options: TrainingOptions;
+  };
+
+/** The job name of a planned model: `id@seed` (logistic regression: `id`). */
+export function jobName(plan: ModelPlan): string {
+  return plan.seed === null ? plan.id : `${plan.id}@${plan.seed}`;
+}
+
+/** Builds the entries of one kind of model from a config. */
+export type PlanBuilder = (cfg: ResolvedConfig) => ModelPlan[];
+
+/** Logistic regression on the embeddings: deterministic, so once whatever the seeds. */
+export const logisticPlans: PlanBuilder = (cfg) =>
+  cfg.baselines.logistic
+    ? [{
+      id: "logistic-regression",
+      kind: "baseline",
+      family: "logistic",
+      seed: null,
+      options: { l2: cfg.baselines.logistic.l2 },
+      description: `L2 logistic regression on the standardised embeddings (l2 = 1/C chosen on ` +
+        `the validation set from ${cfg.baselines.logistic.l2.join(", ")}; deterministic: one ` +
+        `fit whatever the seeds)`,
+    }]
+    : [];
+
+/** The MLP on the embeddings, once per seed. */
+export const mlpPlans: PlanBuilder = (cfg) => {
+  const options = cfg.baselines.mlp;
+  if (!options) return [];
+  return cfg.seeds.map((seed) => ({
+    id: "mlp",
+    kind: "baseline",
+    family: "mlp",
+    seed,
+    options: { ...options, seed },
+    description: `MLP on the standardised embeddings (hidden ${
+      JSON.stringify(options.hidden ?? [256])
+    }, ReLU, dropout, Adam; best epoch on validation)`,
+  }));
+};
+
+function imagePlan(
+  cfg: ResolvedConfig,
+  seed: number,
+  id: string,
+  kind: "image" | "ablation",
+  input: ImageInput,
+  description: string,
+): ModelPlan {
+  return {
+    id,
+    kind,
+    family: "image",
+    seed,
+    input,
+    options: { ...cfg.models.training, seed },
+    description,
+  };
+}
+
+/** One classifier per configured backbone and seed. */
+export const backbonePlans: PlanBuilder = (cfg) =>
+  cfg.models.backbones.flatMap((backbone) =>
+    cfg.seeds.map((seed) =>
+      imagePlan(
+        cfg,
+        seed,
+        backbone,
+        "image",
+        { backbone, weights: "imagenet", pixels: "layout" },
+        `frozen ${backbone} slice + trainable conv stack and head`,
+      )
+    )
+  );
+
+/** The ablation backbone on images whose pixels one random permutation per seed moved. */
+export const permutedPixelPlans: PlanBuilder = (cfg) => {
+  const backbone = cfg.ablations.backbone;
+  if (!cfg.ablations.permutedPixels) return [];
+  return cfg.seeds.map((seed) =>
+    imagePlan(
+      cfg,
+      seed,
+      `ablation-permuted-pixels-${backbone}`,
+      "ablation",
+      { backbone, weights: "imagenet", pixels: "permuted" },
+      `as ${backbone}, on images whose pixels are moved by one random permutation per seed ` +
+        `(the layout destroyed)`,
+    )
+  );
+};
+
+/** The ablation backbone with random weights (He normal, drawn from each seed). */
+export const randomBackbonePlans: PlanBuilder = (cfg) => {
+  const backbone = cfg.ablations.backbone;
+  if (!cfg.ablations.randomBackbone) return [];
+  return cfg.seeds.map((seed) =>
+    imagePlan(
+      cfg,
+      seed,
+      `ablation-random-init-${backbone}`,
+      "ablation",
+      { backbone, weights: "random", pixels: "layout" },
+      `as ${backbone}, with the backbone's weights drawn at random (He normal, from the seed) ` +
+        `instead of ImageNet's`,
+    )
+  );
+};
+
+/** Every kind of model a run can plan, in report order. */
+export const PLAN_BUILDERS: readonly PlanBuilder[] = [
+  logisticPlans,
+  mlpPlans,
+  backbonePlans,
+  permutedPixelPlans,
+  randomBackbonePlans,
+];
+
+/** The models of `cfg` (one entry per model and seed). */
+export function planModels(cfg: ResolvedConfig): ModelPlan[] {
+  return PLAN_BUILDERS.flatMap((build) => build(cfg));
+}
+
+/** Why a planned backbone cannot run here (no loadable source), or undefined. */
+export function unavailableReason(backbone: string): string | undefined {
+  const spec = BACKBONES[backbone];
+  if (!spec) return `"${backbone}" is not a registered backbone`;
+  if (spec.sources.length === 0) return spec.howToObtain ?? "no loadable source is registered";
+  return undefined;
+}

@@ -1,0 +1,318 @@
+/**
+ * The experiment's composition root: for each sweep variant, prepare the shared inputs
+ * (`inputs.ts`), plan the models (`plan.ts`), find finished jobs in the run's cache, prepare
+ * and run the rest on the worker pool (`jobs.ts`, `pool.ts`), and aggregate over seeds
+ * (`results.ts`). The stages never call back into it.
+ *
+ * ```ts
+ * import { loadExperimentConfig, runExperiment } from "./mod.ts";
+ * const results = await runExperiment(await loadExperimentConfig("quick"));
+ * ```
+ *
+ * @module
+ */
+import { sharedCopy } from "../train/mod.ts";
+import { ProgressBar } from "../progress.ts";
+import { tf } from "../tf.ts";
+import type { Matrix } from "../types.ts";
+import { CONFIG_SCHEMA_VERSION, expandSweep, portableConfig } from "./config.ts";
+import type { ResolvedConfig, SweepVariant } from "./config.ts";
+import { imageJobKey, prepareImageJob } from "./features.ts";
+import type { BackboneRecord } from "./features.ts";
+import { prepareInputs, sha } from "./inputs.ts";
+import type { ExperimentInputs, RunOptions } from "./inputs.ts";
+import type { Job } from "./jobs.ts";
+import { jobUnits } from "./jobs.ts";
+import { jobName, planModels, unavailableReason } from "./plan.ts";
+import type { ModelPlan } from "./plan.ts";
+import { runJobs } from "./pool.ts";
+import { estimateSeconds, rateKind, readRates, recordRate } from "./rates.ts";
+import {
+  aggregateModels,
+  jobPath,
+  readJob,
+  storedJobOf,
+  storeJob,
+  variantFacts,
+} from "./results.ts";
+import type { FinishedJob, StoredJob, VariantResults } from "./results.ts";
+import { experimentNotes } from "./notes.ts";
+
+/** Options of {@link runExperiment}. */
+export interface ExperimentOptions extends RunOptions {
+  /** Run only these jobs (`id@seed`, or `label/id@seed` in a sweep), then stop; no aggregation. */
+  only?: string[];
+  /** Train nothing: assemble the results from finished jobs (an error lists missing ones). */
+  collect?: boolean;
+}
+
+/** Everything a run measured, ready for a report (JSON-serialisable, no machine paths). */
+export interface ExperimentResults {
+  /** Format version. */
+  schemaVersion: number;
+  /** Run name. */
+  name: string;
+  /** The configuration with defaults filled in (portable). */
+  config: ReturnType<typeof portableConfig>;
+  /** ISO times of this call. */
+  startedAt: string;
+  /** ISO time it finished. */
+  finishedAt: string;
+  /** Wall-clock seconds of this call (jobs read from the cache add none). */
+  totalSeconds: number;
+  /** Where it ran. */
+  environment: { deno: string; backend: string; cores: number; os: string };
+  /** Swept fields (empty without a sweep). */
+  sweep: string[];
+  /** One entry per sweep variant (one without a sweep). */
+  variants: VariantResults[];
+  /** Settings a reader needs to know, and deviations from the paper. */
+  notes: string[];
+}
+
+/** A planned model with its job key and stored result path. */
+interface Slot {
+  plan: ModelPlan;
+  key: string;
+  path: string;
+  stored?: StoredJob;
+  computed: boolean;
+}
+
+function baselineKey(plan: ModelPlan, inputs: ExperimentInputs): string {
+  return sha(JSON.stringify({ rowsKey: inputs.rowsKey, plan })).slice(0, 16);
+}
+
+/** Job key of a planned model. */
+export function jobKey(plan: ModelPlan, inputs: ExperimentInputs): string {
+  return plan.family === "image" ? imageJobKey(plan, inputs) : baselineKey(plan, inputs);
+}
+
+function sharedMatrix(m: Matrix): Matrix {
+  return { data: sharedCopy(m.data), shape: m.shape };
+}
+
+/** Prepared jobs of the slots still to run, with what their stored records need. */
+async function prepareJobs(
+  slots: Slot[],
+  inputs: ExperimentInputs,
+  options: RunOptions,
+  log: (line: string) => void,
+  unavailable: VariantResults["unavailable"],
+): Promise<
+  Map<string, { job: Job; slot: Slot; backbone?: BackboneRecord; featureSeconds: number }>
+> {
+  const prepared = new Map<
+    string,
+    { job: Job; slot: Slot; backbone?: BackboneRecord; featureSeconds: number }
+  >();
+  const hasValidation = inputs.labels.validation.length > 0;
+  const x = {
+    train: sharedMatrix(inputs.features.train),
+    validation: hasValidation ? sharedMatrix(inputs.features.validation) : undefined,
+    test: sharedMatrix(inputs.features.test),
+  };
+  const labels = {
+    train: inputs.labels.train,
+    validation: hasValidation ? inputs.labels.validation : undefined,
+    test: inputs.labels.test,
+  };
+  for (const slot of slots) {
+    options.signal?.throwIfAborted();
+    const plan = slot.plan, id = jobName(plan);
+    if (plan.family === "logistic") {
+      prepared.set(id, {
+        job: { kind: "logistic", id, x, labels, l2: plan.options.l2 },
+        slot,
+        featureSeconds: 0,
+      });
+    } else if (plan.family === "mlp") {
+      prepared.set(id, {
+        job: { kind: "mlp", id, x, labels, options: plan.options },
+        slot,
+        featureSeconds: 0,
+      });
+    } else {
+      try {
+        const { job, backbone, featureSeconds } = await prepareImageJob(
+          plan,
+          inputs,
+          slot.key,
+          options,
+        );
+        prepared.set(id, { job, slot, backbone, featureSeconds });
+        log(`features ${id}: ${backbone.featureShape.join("×")} (${featureSeconds.toFixed(0)} s)`);
+      } catch (e) {
+        if (options.signal?.aborted) throw e;
+        unavailable.push({ name: id, reason: (e as Error).message });
+        log(`skipping ${id}: ${(e as Error).message}`);
+      }
+    }
+  }
+  return prepared;
+}
+
+/** Runs the prepared jobs on the pool, longest first, storing each as it finishes. */
+async function runPrepared(
+  prepared: Awaited<ReturnType<typeof prepareJobs>>,
+  inputs: ExperimentInputs,
+  options: RunOptions,
+  log: (line: string) => void,
+): Promise<void> {
+  if (prepared.size === 0) return;
+  const rates = await readRates();
+  const n = inputs.labels.train.length;
+  const predict = inputs.labels.validation.length + inputs.labels.test.length;
+  const cost = (p: { slot: Slot }) => estimateSeconds(p.slot.plan, n, predict, rates)?.seconds ?? 0;
+  const ordered = [...prepared.values()].sort((a, b) => cost(b) - cost(a));
+  const total = ordered.reduce((s, p) => s + jobUnits(p.job), 0);
+  const done = new Map<string, number>();
+  const bar = new ProgressBar(`training ${ordered.length} jobs`, total, { unit: "units" });
+  const update = () => {
+    const sum = [...done.values()].reduce((a, b) => a + b, 0);
+    bar.update(sum);
+    options.onProgress?.({ stage: "training", done: sum, total });
+  };
+  await runJobs(ordered.map((p) => p.job), Math.max(1, inputs.cfg.models.workers), {
+    onProgress: (id, d) => {
+      done.set(id, d);
+      update();
+    },
+    onEpoch: (id, r) =>
+      log(
+        `${id} epoch ${r.epoch}: train loss ${r.trainLoss.toFixed(4)}` +
+          (r.validationAccuracy !== undefined
+            ? `, validation acc ${r.validationAccuracy.toFixed(4)}`
+            : ""),
+      ),
+    onResult: async (r) => {
+      const p = prepared.get(r.id)!;
+      done.set(r.id, jobUnits(p.job));
+      update();
+      const stored = storedJobOf(p.slot.plan, p.slot.key, r, {
+        backbone: p.backbone,
+        featureSeconds: p.featureSeconds,
+        run: inputs.cfg.name,
+      });
+      await storeJob(p.slot.path, stored);
+      p.slot.stored = stored;
+      p.slot.computed = true;
+      const epochs = r.epochsRun ?? 1;
+      await recordRate(rateKind(p.slot.plan), {
+        fitPerRowEpoch: r.timings.fitSeconds / (n * epochs),
+        predictPerRow: r.timings.predictSeconds / Math.max(1, predict),
+      });
+      log(`${r.id}: done, test rows ${r.testProba.length}`);
+    },
+  }, options.signal);
+  bar.finish();
+}
+
+/** The planned models of a variant with their keys and any finished job. */
+async function slotsOf(
+  inputs: ExperimentInputs,
+  log: (line: string) => void,
+  unavailable: VariantResults["unavailable"],
+): Promise<Slot[]> {
+  const slots: Slot[] = [];
+  for (const plan of planModels(inputs.cfg)) {
+    const reason = plan.family === "image" ? unavailableReason(plan.input.backbone) : undefined;
+    if (reason) {
+      if (!unavailable.some((u) => u.name === plan.id)) unavailable.push({ name: plan.id, reason });
+      continue;
+    }
+    const key = jobKey(plan, inputs);
+    const path = jobPath(inputs.cfg.cacheDir, plan, key);
+    const stored = await readJob(path, log);
+    if (stored) {
+      log(`${jobName(plan)}: result cached (made ${stored.madeAt} by run ${stored.madeBy})`);
+    }
+    slots.push({ plan, key, path, stored, computed: false });
+  }
+  return slots;
+}
+
+function selected(variant: SweepVariant, plan: ModelPlan, only: string[] | undefined): boolean {
+  if (!only) return true;
+  const name = jobName(plan);
+  return only.includes(variant.label ? `${variant.label}/${name}` : name);
+}
+
+/** Runs one sweep variant: inputs, plan, jobs, aggregation. */
+async function runVariant(
+  variant: SweepVariant,
+  options: ExperimentOptions,
+  log: (line: string) => void,
+): Promise<VariantResults | undefined> {
+  if (variant.label) log(`variant ${variant.label}`);
+  const inputs = await prepareInputs(variant.config, options);
+  const unavailable: VariantResults["unavailable"] = [];
+  const slots = await slotsOf(inputs, log, unavailable);
+  const todo = slots.filter((s) => !s.stored && selected(variant, s.plan, options.only));
+  if (options.collect && todo.length > 0) {
+    throw new Error(
+      `--collect: ${todo.length} job(s) have no result yet: ${
+        todo.map((s) => (variant.label ? `${variant.label}/` : "") + jobName(s.plan)).join(", ")
+      }; run them (e.g. with --only JOB) first.`,
+    );
+  }
+  const prepared = await prepareJobs(todo, inputs, options, log, unavailable);
+  await runPrepared(prepared, inputs, options, log);
+  if (options.only) return undefined;
+  const finished: FinishedJob[] = slots.filter((s) => s.stored).map((s) => ({
+    plan: s.plan,
+    stored: s.stored!,
+    computed: s.computed,
+  }));
+  const { models, ablations } = aggregateModels(
+    finished,
+    inputs,
+    inputs.cfg.ablations.backbone,
+  );
+  return {
+    label: variant.label,
+    values: variant.values,
+    ...variantFacts(inputs),
+    models,
+    ablations,
+    unavailable,
+  };
+}
+
+/**
+ * Runs the experiment `cfg` (see `config.ts`) and returns every model's metrics over its
+ * seeds, timings, parameter counts and provenance. With `only`, runs those jobs and returns
+ * `undefined`. Needs the IMDB archive, the encoder's weights and the backbones' weights
+ * (each with a clear error when missing).
+ */
+export async function runExperiment(
+  cfg: ResolvedConfig,
+  options: ExperimentOptions = {},
+): Promise<ExperimentResults> {
+  const started = performance.now();
+  const startedAt = new Date().toISOString();
+  const log = options.log ?? ((line: string) => console.error(line));
+  const variants: VariantResults[] = [];
+  for (const variant of expandSweep(cfg)) {
+    const result = await runVariant(variant, options, log);
+    if (result) variants.push(result);
+    options.signal?.throwIfAborted();
+  }
+  return {
+    schemaVersion: CONFIG_SCHEMA_VERSION,
+    name: cfg.name,
+    config: portableConfig(cfg),
+    startedAt,
+    finishedAt: new Date().toISOString(),
+    totalSeconds: (performance.now() - started) / 1000,
+    environment: {
+      deno: Deno.version.deno,
+      backend: tf.getBackend(),
+      cores: navigator.hardwareConcurrency,
+      os: Deno.build.os,
+    },
+    sweep: Object.keys(cfg.sweep),
+    variants,
+    notes: experimentNotes(cfg, variants),
+  };
+}

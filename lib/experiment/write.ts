@@ -1,0 +1,278 @@
+/**
+ * Writes a run's results folder: `config.json` (portable: no machine paths), `metrics.json`
+ * (every seed of every model), the figures (SVG and PNG) and `report.md` (how it was made,
+ * the tables, what they say, the figures, the notes). Every figure and sentence is computed
+ * from the run's results and its cached inputs.
+ *
+ * @module
+ */
+import { join } from "node:path";
+import { classMeanImages } from "../image/mod.ts";
+import {
+  accuracyChart,
+  confusionMatrices,
+  heatmap,
+  imageGrid,
+  imageModelCurves,
+  imageToPng,
+  scatter,
+  sweepChart,
+} from "../plot/mod.ts";
+import type { Figure, PngImage } from "../plot/mod.ts";
+import { CONFIG_SCHEMA_VERSION, expandSweep } from "./config.ts";
+import type { ResolvedConfig } from "./config.ts";
+import { describeFindings } from "./findings.ts";
+import { prepareInputs } from "./inputs.ts";
+import type { ExperimentInputs } from "./inputs.ts";
+import {
+  formatAblationTable,
+  formatResultsTable,
+  formatSeconds,
+  formatSeedTable,
+} from "./report.ts";
+import type { VariantResults } from "./results.ts";
+import type { ExperimentResults } from "./run.ts";
+
+/** A figure of the report with its file name and caption. */
+export interface ReportFigure {
+  /** File name in the results folder. */
+  file: string;
+  /** Caption. */
+  caption: string;
+  /** The figure. */
+  figure: Figure | PngImage;
+}
+
+function suffix(variant: VariantResults, index: number): string {
+  return variant.label ? `-v${index + 1}` : "";
+}
+
+function layoutFigures(inputs: ExperimentInputs): ReportFigure[] {
+  const layout = inputs.transformer.layout();
+  const means = classMeanImages(inputs.images.train, inputs.labels.train);
+  const [, h, w] = inputs.images.train.shape;
+  const exampleOf = (label: number) => {
+    const i = inputs.labels.train.indexOf(label);
+    return {
+      data: inputs.images.train.data.subarray(i * h * w, (i + 1) * h * w),
+      shape: [h, w] as [number, number],
+    };
+  };
+  return [
+    {
+      file: "tsne-layout.svg",
+      caption: "t-SNE map of the features with convex hull and minimum bounding rectangle",
+      figure: scatter(layout.embedding, {
+        polygons: [
+          { name: "convex hull", points: layout.hull.points },
+          { name: "bounding rectangle", points: layout.rectangle.corners },
+        ],
+        equalAspect: true,
+        radius: 1.5,
+        title: `t-SNE map of ${layout.embedding.shape[0]} features`,
+        xLabel: "t-SNE 1",
+        yLabel: "t-SNE 2",
+      }),
+    },
+    {
+      file: "feature-density.svg",
+      caption: "Features per pixel",
+      figure: heatmap(inputs.transformer.featureDensityMatrix(), {
+        title: "Features per pixel",
+        legendLabel: "features",
+        scheme: "viridis",
+      }),
+    },
+    {
+      file: "mean-images.svg",
+      caption: "Mean training image of negative and positive reviews",
+      figure: imageGrid([means.negative, means.positive], {
+        title: "Mean images: negative, positive",
+        captions: ["negative", "positive"],
+        tileSize: 200,
+        legendLabel: "mean scaled value",
+      }),
+    },
+    {
+      file: "mean-difference.svg",
+      caption: "Positive minus negative mean image",
+      figure: heatmap(means.difference, {
+        title: "Positive minus negative mean image",
+        diverging: true,
+        legendLabel: "difference",
+      }),
+    },
+    {
+      file: "example-positive.png",
+      caption: "One positive training review as an image (×4)",
+      figure: imageToPng(exampleOf(1), { scale: 4 }),
+    },
+    {
+      file: "example-negative.png",
+      caption: "One negative training review as an image (×4)",
+      figure: imageToPng(exampleOf(0), { scale: 4 }),
+    },
+  ];
+}
+
+function resultFigures(results: ExperimentResults): ReportFigure[] {
+  const figures: ReportFigure[] = [];
+  for (const field of results.sweep) {
+    const figure = sweepChart(results, field);
+    if (figure) {
+      figures.push({
+        file: `sweep-${field.replace(/\W+/g, "-")}.svg`,
+        caption: `Test accuracy against ${field}`,
+        figure,
+      });
+    }
+  }
+  results.variants.forEach((v, i) => {
+    const tag = v.label ? ` (${v.label})` : "";
+    figures.push({
+      file: `accuracy${suffix(v, i)}.svg`,
+      caption: `Test accuracy, mean over seeds with 95% intervals${tag}`,
+      figure: accuracyChart(v),
+    });
+    const curves = imageModelCurves(v);
+    if (curves) {
+      figures.push({
+        file: `training-curves${suffix(v, i)}.svg`,
+        caption: `Training curves${tag}`,
+        figure: curves,
+      });
+    }
+    if (i === 0) {
+      for (const { model, figure } of confusionMatrices(v)) {
+        figures.push({
+          file: `confusion-${model}.svg`,
+          caption: `Confusion matrix: ${model}${tag}`,
+          figure,
+        });
+      }
+    }
+  });
+  return figures;
+}
+
+function provenance(results: ExperimentResults): string {
+  const runs = results.variants.flatMap((v) => v.models.flatMap((m) => m.runs));
+  const cached = runs.filter((r) => !r.provenance.computed);
+  const makers = [
+    ...new Set(cached.map((r) => `${r.provenance.madeBy} (${r.provenance.madeAt.slice(0, 16)}Z)`)),
+  ];
+  return `${runs.length - cached.length} of ${runs.length} model fits were computed by this call` +
+    (cached.length
+      ? `; ${cached.length} were read from the cache of earlier calls (${makers.join(", ")}), ` +
+        `their times are those calls'`
+      : "");
+}
+
+function variantSection(v: VariantResults): string[] {
+  const d = v.data, i = v.images;
+  return [
+    ...(v.label ? [`## Variant ${v.label}`, ""] : []),
+    `- Data: IMDB, ${d.scheme} split: ${d.train} train / ${d.validation} validation / ${d.test} ` +
+    `test reviews (${d.testPositives} test positives).`,
+    `- Text encoder: ${v.embedding.encoder}, ${v.embedding.features} features per review.`,
+    `- Images: ${i.pixels}×${i.pixels}, ${i.discretization} discretisation, ${i.scaler} scaler, ` +
+    `layout fitted on ${i.fitOn} rows${
+      i.cached ? " (read from the cache)" : ""
+    }, ${i.emptyPixels} ` +
+    `empty pixels` +
+    (i.klDivergence !== undefined ? `, t-SNE KL divergence ${i.klDivergence.toFixed(3)}` : "") +
+    ".",
+    "",
+    "### All models (test set, over seeds)",
+    "",
+    formatResultsTable(v),
+    "",
+    "`epoch kept/run`: per seed, the epoch whose weights were kept and the epochs run (`*`: " +
+    "stopped early).",
+    "",
+    ...(v.ablations.length ? ["### Ablations", "", formatAblationTable(v), ""] : []),
+    "### What it means",
+    "",
+    ...describeFindings(v),
+    "",
+    "### Per seed",
+    "",
+    formatSeedTable(v),
+    "",
+  ];
+}
+
+/** The report's Markdown. */
+export function reportMarkdown(
+  results: ExperimentResults,
+  command: string,
+  figures: ReportFigure[],
+): string {
+  const unavailable = [...new Map(
+    results.variants.flatMap((v) => v.unavailable).map((u) => [u.name, u]),
+  ).values()];
+  return [
+    `# Results: ${results.name}`,
+    "",
+    `Made with \`${command}\` (config \`${results.config.origin}\`), finished ` +
+    `${results.finishedAt}: ${formatSeconds(results.totalSeconds)} on ` +
+    `${results.environment.cores} cores, Deno ${results.environment.deno}, tfjs ` +
+    `${results.environment.backend} backend; ${provenance(results)}.`,
+    ...(results.config.description ? ["", results.config.description] : []),
+    "",
+    ...results.variants.flatMap(variantSection),
+    "## Figures",
+    "",
+    ...figures.flatMap((f) => [`![${f.caption}](${f.file})`, "", `*${f.caption}*`, ""]),
+    "## Settings, deviations from the paper, and methods",
+    "",
+    ...results.notes.map((n) => `- ${n}`),
+    ...unavailable.map((u) => `- Not run: ${u.name}. ${u.reason}`),
+    "",
+    "The full configuration (defaults filled in) is in `config.json`; every number above, for " +
+    "every seed, is in `metrics.json`.",
+    "",
+  ].join("\n");
+}
+
+/**
+ * Writes `results/<run>/` for `results` of `cfg` into `outDir`: config, metrics, figures and
+ * report. The layout figures come from the first variant's cached inputs (nothing is
+ * recomputed when the run finished).
+ */
+export async function writeResults(
+  results: ExperimentResults,
+  cfg: ResolvedConfig,
+  outDir: string,
+  command: string,
+): Promise<string> {
+  const first = expandSweep(cfg)[0].config;
+  const inputs = await prepareInputs(first, { log: () => {} });
+  const figures = [...resultFigures(results), ...layoutFigures(inputs)];
+  await Deno.mkdir(outDir, { recursive: true });
+  await Deno.writeTextFile(
+    join(outDir, "config.json"),
+    JSON.stringify(results.config, null, 2) + "\n",
+  );
+  await Deno.writeTextFile(join(outDir, "metrics.json"), JSON.stringify(results, null, 1) + "\n");
+  for (const f of figures) await f.figure.save(join(outDir, f.file));
+  const report = reportMarkdown(results, command, figures);
+  await Deno.writeTextFile(join(outDir, "report.md"), report);
+  return report;
+}
+
+/**
+ * Reads a results folder's `metrics.json` (e.g. `results/use-lite-5k`); an older format is
+ * an error that says how to regenerate it.
+ */
+export async function readResults(dir: string): Promise<ExperimentResults> {
+  const path = join(dir, "metrics.json");
+  const results = JSON.parse(await Deno.readTextFile(path)) as ExperimentResults;
+  if (results.schemaVersion !== CONFIG_SCHEMA_VERSION) {
+    throw new Error(
+      `${path} is of results format ${results.schemaVersion ?? 1}, this toolkit reads ` +
+        `${CONFIG_SCHEMA_VERSION}: regenerate it with \`deno task reproduce --config <its config>\`.`,
+    );
+  }
+  return results;
+}
