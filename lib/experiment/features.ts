@@ -23,6 +23,7 @@ import { sha } from "./inputs.ts";
 import type { ImageJob, ImageJobInputs } from "./jobs.ts";
 import type { ModelPlan } from "./plan.ts";
 import { jobName } from "./plan.ts";
+import { recordUses } from "./uses.ts";
 
 /** A planned image model. */
 export type ImagePlan = Extract<ModelPlan, { family: "image" }>;
@@ -120,6 +121,7 @@ async function cachedInputs(
     });
     dirs[part] = cache.dir;
   }
+  await recordUses(inputs.cfg.cacheDir, Object.values(dirs));
   return { kind: "cache", train: dirs.train, validation: dirs.validation, test: dirs.test };
 }
 

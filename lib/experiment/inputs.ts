@@ -11,13 +11,21 @@ import { join } from "node:path";
 import { exists } from "../download.ts";
 import { labelsOf, loadImdb, splitReviews } from "../data/mod.ts";
 import type { Review } from "../data/mod.ts";
-import { BertEncoder, embedTexts, UseLiteEncoder } from "../embed/mod.ts";
+import {
+  BertEncoder,
+  embeddingKey,
+  EmbeddingStore,
+  embedTexts,
+  resolveEncodeOptions,
+  UseLiteEncoder,
+} from "../embed/mod.ts";
 import type { TextEncoderModel } from "../embed/mod.ts";
 import { ImageTransformer } from "../image/mod.ts";
 import type { Progress } from "../progress.ts";
 import { ready } from "../tf.ts";
 import type { ImageBatch, Labels, Matrix } from "../types.ts";
 import type { ResolvedConfig } from "./config.ts";
+import { recordUses } from "./uses.ts";
 
 /** Progress of a run's stages. */
 export interface ExperimentProgress extends Progress {
@@ -166,10 +174,14 @@ export async function prepareInputs(
   const t1 = performance.now();
   const encoder = await loadEncoder(cfg.embedding);
   const { encoder: _e, model: _m, ...encodeOptions } = cfg.embedding;
-  const embeddings = await embedTexts(encoder, parts.flat().map((r) => r.text), {
+  const texts = parts.flat().map((r) => r.text);
+  const embeddings = await embedTexts(encoder, texts, {
     ...encodeOptions,
     onProgress: (p) => report({ stage: "embeddings", ...p }),
   });
+  const store = EmbeddingStore.folderFor(
+    embeddingKey(encoder, texts, resolveEncodeOptions(encoder, encodeOptions)),
+  );
   const embeddingSeconds = (performance.now() - t1) / 1000;
   const features = {
     train: rows(embeddings, 0, nTrain),
@@ -201,6 +213,7 @@ export async function prepareInputs(
     validation: labelsOf(split.validation),
     test: labelsOf(split.test),
   };
+  await recordUses(cfg.cacheDir, [store, join(cfg.cacheDir, `image-transformer-${key}.json`)]);
   const rowsKey = sha(
     key + matrixHash(embeddings) + JSON.stringify([nTrain, nVal, nTest]) +
       JSON.stringify(cfg.data),

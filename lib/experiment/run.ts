@@ -37,6 +37,7 @@ import {
 } from "./results.ts";
 import type { FinishedJob, StoredJob, VariantResults } from "./results.ts";
 import { experimentNotes } from "./notes.ts";
+import { recordUses } from "./uses.ts";
 
 /** Options of {@link runExperiment}. */
 export interface ExperimentOptions extends RunOptions {
@@ -195,6 +196,7 @@ async function runPrepared(
         run: inputs.cfg.name,
       });
       await storeJob(p.slot.path, stored);
+      await recordUses(inputs.cfg.cacheDir, [p.slot.path]);
       p.slot.stored = stored;
       p.slot.computed = true;
       const epochs = r.epochsRun ?? 1;
