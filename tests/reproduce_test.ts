@@ -1,13 +1,16 @@
 /**
- * The main job end to end on a small config: `tools/reproduce.ts` runs every stage, writes
- * the results folder, and a second run finds every stage in the caches.
+ * The main job end to end on a small config with two seeds and a two-value sweep:
+ * `tools/reproduce.ts` runs every stage, writes the results folder (report, figures and
+ * metrics that agree), and a second run finds every stage in the caches. Also its command
+ * line: `--help`, unknown flags and configs, `--plan`.
  */
 import { assert, assertEquals, assertStringIncludes } from "@std/assert";
 import { join } from "node:path";
+import { existsSync } from "node:fs";
 import { DOMParser } from "linkedom";
 import { projectRoot } from "../lib/config.ts";
-import { formatResultsTable } from "../lib/eval/mod.ts";
-import type { ExperimentResults } from "../lib/eval/mod.ts";
+import { formatResultsTable, shippedConfigs } from "../lib/experiment/mod.ts";
+import type { ExperimentResults } from "../lib/experiment/mod.ts";
 import { shared } from "./_shared.ts";
 
 const archive = shared("data", "aclImdb_v1-labelled.tar.gz");
@@ -34,11 +37,15 @@ Deno.test({
     await Deno.writeTextFile(
       configPath,
       JSON.stringify({
+        schemaVersion: 2,
         name: "tiny",
         data: { source: archive.path, trainSize: 160, testSize: 100 },
         image: { pixels: 24, tsne: { nIter: 250 } },
-        models: { backbones: ["darknet_reference"], epochs: 1, workers: 1 },
-        ablations: { backbone: "darknet_reference" },
+        models: { backbones: ["darknet_reference"], training: { epochs: 1 }, workers: 2 },
+        seeds: [1, 2],
+        baselines: { mlp: { epochs: 3, hidden: [16] } },
+        ablations: { backbone: "darknet_reference", randomBackbone: false },
+        sweep: { "image.discretization": ["bin", "lsa"] },
         cacheDir: join(dir, "cache"),
       }),
     );
@@ -49,30 +56,46 @@ Deno.test({
       const results = JSON.parse(
         await Deno.readTextFile(join(out, "metrics.json")),
       ) as ExperimentResults;
-      const names = results.models.map((m) => m.name);
-      for (
-        const name of [
+      assertEquals(results.sweep, ["image.discretization"]);
+      assertEquals(results.variants.map((v) => v.values["image.discretization"]), ["bin", "lsa"]);
+      const report = await Deno.readTextFile(join(out, "report.md"));
+      for (const v of results.variants) {
+        assertEquals(v.models.map((m) => m.id), [
           "logistic-regression",
           "mlp",
           "darknet_reference",
           "ablation-permuted-pixels-darknet_reference",
-          "ablation-random-init-darknet_reference",
-        ]
-      ) assert(names.includes(name), `${name} missing from ${names}`);
-      assertEquals(results.data.test, 100);
-      for (const m of results.models) {
-        const { accuracy, accuracyCI95 } = m.metrics.test;
-        assert(accuracy >= accuracyCI95[0] && accuracy <= accuracyCI95[1], m.name);
+        ]);
+        assertEquals(v.data.test, 100);
+        for (const m of v.models) {
+          assertEquals(m.runs.length, m.id === "logistic-regression" ? 1 : 2);
+          for (const r of m.runs) {
+            const { accuracy, accuracyCI95 } = r.metrics.test;
+            assert(accuracy >= accuracyCI95[0] && accuracy <= accuracyCI95[1], m.id);
+          }
+        }
+        // The report's tables are the ones the run printed, built from metrics.json.
+        const table = formatResultsTable(v);
+        assertStringIncludes(report, table);
+        assertStringIncludes(first.stdout, table);
+        assertStringIncludes(
+          report,
+          `## Variant image.discretization=${v.values["image.discretization"]}`,
+        );
       }
-      // The report's table is the one the run printed, built from metrics.json.
-      const table = formatResultsTable(results);
-      const report = await Deno.readTextFile(join(out, "report.md"));
-      assertStringIncludes(report, table);
-      assertStringIncludes(first.stdout, table);
-      assertStringIncludes(report, "## Deviations from the paper");
-      // Every figure the report links exists; SVGs parse with one <svg> root.
+      assertStringIncludes(report, "## Settings, deviations from the paper, and methods");
+      assertStringIncludes(report, "Seeds: 1, 2");
+      // Every figure the report links exists, the sweep figure among them; SVGs parse.
       const linked = [...report.matchAll(/!\[[^\]]*\]\(([^)]+)\)/g)].map((m) => m[1]);
-      assert(linked.length >= 8, `only ${linked.length} figures`);
+      assert(
+        linked.includes("sweep-image-discretization.svg") === false,
+        "a text sweep has no x axis",
+      );
+      assert(
+        linked.includes("accuracy-v1.svg") && linked.includes("accuracy-v2.svg"),
+        linked.join(),
+      );
+      assert(linked.length >= 10, `only ${linked.length} figures`);
       for (const file of linked) {
         const bytes = await Deno.readFile(join(out, file));
         if (file.endsWith(".svg")) {
@@ -91,26 +114,23 @@ Deno.test({
       }
       const config = JSON.parse(await Deno.readTextFile(join(out, "config.json")));
       assertEquals(config.image.pixels, 24);
+      assertEquals(config.cacheDir, undefined);
+      assert(!(await Deno.readTextFile(join(out, "metrics.json"))).includes(dir), "machine paths");
 
       // Second run: every stage comes from the caches and the metrics are identical.
       const second = await reproduce(["--config", configPath, "--out", dir]);
       assertEquals(second.code, 0, second.stderr);
       assertStringIncludes(second.stderr, "(cached)");
-      assertStringIncludes(second.stderr, "darknet_reference: result cached");
+      assertStringIncludes(second.stderr, "darknet_reference@1: result cached");
       const again = JSON.parse(
         await Deno.readTextFile(join(out, "metrics.json")),
       ) as ExperimentResults;
-      assertEquals(
-        again.models.map((m) => [m.name, m.metrics.test.accuracy]),
-        results.models.map((m) => [m.name, m.metrics.test.accuracy]),
-      );
-      // The report says which results an earlier run trained.
+      const accuracies = (r: ExperimentResults) =>
+        r.variants.map((v) => v.models.map((m) => m.runs.map((x) => x.metrics.test.accuracy)));
+      assertEquals(accuracies(again), accuracies(results));
+      // The report says which fits an earlier call made.
       const secondReport = await Deno.readTextFile(join(out, "report.md"));
-      assertStringIncludes(
-        secondReport,
-        `${again.cachedModels.length} image models were trained by an earlier run`,
-      );
-      assert(again.cachedModels.includes("darknet_reference"));
+      assertStringIncludes(secondReport, "0 of 14 model fits were computed by this call");
     } finally {
       await Deno.remove(dir, { recursive: true });
     }
@@ -122,4 +142,57 @@ Deno.test("reproduce: an unknown config names the shipped ones", async () => {
   assertEquals(run.code, 2);
   assertStringIncludes(run.stderr, "quick");
   assertStringIncludes(run.stderr, "paper");
+});
+
+Deno.test("reproduce: --help lists every flag and config; unknown flags and bad values fail", async () => {
+  const help = await reproduce(["--help"]);
+  assertEquals(help.code, 0);
+  for (const flag of ["--config", "--plan", "--only", "--collect", "--seeds", "--set", "--help"]) {
+    assertStringIncludes(help.stdout, flag);
+  }
+  for (const name of shippedConfigs()) assertStringIncludes(help.stdout, name);
+  const unknown = await reproduce(["--epoch", "3"]);
+  assertEquals(unknown.code, 2);
+  assertStringIncludes(unknown.stderr, "did you mean --epochs?");
+  const bad = await reproduce(["--set", "image.pixels=2"]);
+  assertEquals(bad.code, 2);
+  assertStringIncludes(bad.stderr, "image.pixels");
+  const stray = await reproduce(["quick"]);
+  assertEquals(stray.code, 2);
+  assertStringIncludes(stray.stderr, "unknown argument");
+});
+
+Deno.test({
+  name: "reproduce --plan: the resolved config and the jobs, training nothing",
+  ignore: archive.ignore,
+  async fn() {
+    const dir = await Deno.makeTempDir({ prefix: "reproduce-plan-" });
+    try {
+      const run = await reproduce([
+        "--plan",
+        "--config",
+        "quick",
+        "--seeds",
+        "1,2",
+        "--set",
+        `data.source=${archive.path}`,
+        "--set",
+        `cacheDir=${join(dir, "cache")}`,
+        "--name",
+        "plan-test",
+      ]);
+      assertEquals(run.code, 0, run.stderr);
+      assertStringIncludes(run.stdout, `"seeds": [`);
+      for (const job of ["logistic-regression", "mlp@1", "mlp@2", "mobilenet_v1@2"]) {
+        assertStringIncludes(run.stdout, job);
+      }
+      assertStringIncludes(run.stdout, "to run");
+      assertStringIncludes(run.stdout, "Estimated time");
+      // Nothing was trained: no job results, no checkpoints.
+      const jobs = join(dir, "cache", "jobs");
+      assert(!existsSync(jobs), "--plan stored job results");
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
 });

@@ -586,8 +586,8 @@ export function expandSweep(cfg: ResolvedConfig): SweepVariant[] {
         const label = Object.entries(values)
           .map(([k, x]) => `${k}=${typeof x === "object" ? JSON.stringify(x) : x}`).join(",");
         const config = setField(v.config, path, value);
-        // Defaults that follow another field are re-derived for the new value.
-        if (path === "models.features" && getField(cfg, "models.normalization") === undefined) {
+        // The normalisation follows the features mode (unless it is swept too).
+        if (path === "models.features" && !("models.normalization" in cfg.sweep)) {
           config.models.normalization = value === "end-to-end" ? "batch" : "train";
         }
         return { label, values, config };
@@ -673,7 +673,7 @@ export function differencesFromPaper(cfg: ResolvedConfig): string[] {
   ]);
   const lines: string[] = [];
   const walk = (ours: unknown, theirs: unknown, path: string) => {
-    if (ignore.has(path)) return;
+    if (ignore.has(path.slice(1))) return;
     if (
       typeof theirs === "object" && theirs !== null && !Array.isArray(theirs) &&
       typeof ours === "object" && ours !== null

@@ -22,6 +22,12 @@ function accuracy(m: ModelSummary): string {
     (seeds > 1 ? ` (${seeds} seeds; 95% CI ${interval(m.test.accuracy.ci95)})` : "");
 }
 
+function discordant(m: ModelSummary): string {
+  return m.runs.map((r) =>
+    `${r.versusLogistic?.discordant.join("/") ?? "–"}${r.seed === null ? "" : ` (seed ${r.seed})`}`
+  ).join(", ");
+}
+
 /** The image model with the best mean validation accuracy (undefined without validation). */
 export function bestOnValidation(variant: VariantResults): ModelSummary | undefined {
   const candidates = variant.models.filter((m) => m.kind === "image" && m.validation);
@@ -41,7 +47,9 @@ export function describeFindings(variant: VariantResults): string[] {
         `(${meanSd(best.validation!.accuracy)}% on validation); on test ${accuracy(best)}, ` +
         `logistic regression on the same embeddings ${accuracy(logistic)}. Difference ` +
         `${formatComparison(c)} points (paired bootstrap over ${c.seeds} seed(s) and the test ` +
-        `rows; Holm p = ${formatP(c.pHolm)}): ${verdict(c, [best.id, "logistic regression"])}.`,
+        `rows; Holm p = ${formatP(c.pHolm)}): ${verdict(c, [best.id, "logistic regression"])}. ` +
+        `Reviews only ${best.id} / only logistic regression classified correctly, per seed: ` +
+        `${discordant(best)}.`,
     );
   }
   const images = variant.models.filter((m) => m.kind === "image" && m.versusLogistic);

@@ -1,0 +1,206 @@
+/**
+ * Aggregation over seeds and the findings text, on synthetic jobs whose every number is
+ * computed by hand: mean, standard deviation and Student-t interval over seeds, McNemar
+ * discordant counts per seed, the paired difference, Holm's correction, the best image
+ * model chosen on validation (not test), and sentences that name the right model,
+ * direction and counts. Also: stored jobs survive a round trip and a damaged one is
+ * recomputed, not read.
+ */
+import { assert, assertAlmostEquals, assertEquals, assertStringIncludes } from "@std/assert";
+import { join } from "node:path";
+import {
+  aggregateModels,
+  bestOnValidation,
+  describeFindings,
+  formatResultsTable,
+  readJob,
+  storeJob,
+} from "../lib/experiment/mod.ts";
+import type {
+  ExperimentInputs,
+  FinishedJob,
+  JobResult,
+  ModelPlan,
+  VariantResults,
+} from "../lib/experiment/mod.ts";
+import { storedJobOf } from "../lib/experiment/results.ts";
+import { TRAINING_DEFAULTS } from "../lib/train/mod.ts";
+
+const N = 20;
+/** Labels 1, 0, 1, 0, … */
+const yTest = Uint8Array.from({ length: N }, (_, i) => (i + 1) % 2);
+const yVal = Uint8Array.from({ length: 10 }, (_, i) => (i + 1) % 2);
+
+/** Probabilities correct on the rows in `correct`, wrong elsewhere. */
+function proba(labels: Uint8Array, correct: (i: number) => boolean): Float32Array {
+  return Float32Array.from(labels, (y, i) => (correct(i) === (y === 1) ? 0.9 : 0.1));
+}
+
+function imagePlan(id: string, seed: number, kind: "image" | "ablation" = "image"): ModelPlan {
+  return {
+    id,
+    kind,
+    family: "image",
+    seed,
+    input: { backbone: "darknet_reference", weights: "imagenet", pixels: "layout" },
+    options: { ...TRAINING_DEFAULTS, seed },
+    description: id,
+  };
+}
+
+function job(plan: ModelPlan, test: Float32Array, validation: Float32Array): FinishedJob {
+  const result: JobResult = {
+    id: plan.id,
+    trainableParams: 10,
+    timings: { loadSeconds: 0, fitSeconds: 1, predictSeconds: 0 },
+    details: {},
+    validationProba: validation,
+    testProba: test,
+    history: [],
+    epochsRun: 2,
+    selectedEpoch: 1,
+  };
+  return {
+    plan,
+    stored: storedJobOf(plan, "k", result, { featureSeconds: 0, run: "synthetic" }),
+    computed: true,
+  };
+}
+
+const logisticPlan: ModelPlan = {
+  id: "logistic-regression",
+  kind: "baseline",
+  family: "logistic",
+  seed: null,
+  options: { l2: [1] },
+  description: "logistic",
+};
+
+/**
+ * Logistic regression right on test rows 0–15 (80%). Model "a" (3 seeds) right on rows
+ * 0–17, 0–13, 0–15 (90%, 70%, 80%); validation 60% each. Model "b" right on 0–11 (60%)
+ * for every seed but 90% on validation, so it is best on validation, not on test.
+ */
+function synthetic(): FinishedJob[] {
+  const val = (k: number) => proba(yVal, (i) => i < k);
+  return [
+    job(logisticPlan, proba(yTest, (i) => i < 16), val(8)),
+    job(imagePlan("a", 1), proba(yTest, (i) => i < 18), val(6)),
+    job(imagePlan("a", 2), proba(yTest, (i) => i < 14), val(6)),
+    job(imagePlan("a", 3), proba(yTest, (i) => i < 16), val(6)),
+    job(imagePlan("b", 1), proba(yTest, (i) => i < 12), val(9)),
+    job(imagePlan("b", 2), proba(yTest, (i) => i < 12), val(9)),
+    job(imagePlan("b", 3), proba(yTest, (i) => i < 12), val(9)),
+    job(
+      imagePlan("ablation-permuted-pixels-a", 1, "ablation"),
+      proba(yTest, (i) => i < 18),
+      val(5),
+    ),
+    job(
+      imagePlan("ablation-permuted-pixels-a", 2, "ablation"),
+      proba(yTest, (i) => i < 18),
+      val(5),
+    ),
+    job(
+      imagePlan("ablation-permuted-pixels-a", 3, "ablation"),
+      proba(yTest, (i) => i < 18),
+      val(5),
+    ),
+  ];
+}
+
+const inputs = {
+  labels: { train: new Uint8Array(0), validation: yVal, test: yTest },
+} as unknown as ExperimentInputs;
+
+Deno.test("aggregation over seeds: hand-computed summaries and per-seed McNemar counts", () => {
+  const { models } = aggregateModels(synthetic(), inputs, "a");
+  assertEquals(models.map((m) => m.id), [
+    "logistic-regression",
+    "a",
+    "b",
+    "ablation-permuted-pixels-a",
+  ]);
+  const a = models[1];
+  assertEquals(a.runs.map((r) => r.seed), [1, 2, 3]);
+  assertAlmostEquals(a.test.accuracy.mean, 0.8, 1e-12);
+  assertAlmostEquals(a.test.accuracy.sd!, 0.1, 1e-12);
+  // t(0.975, 2) = 4.302652729749464; half-width 4.3027 × 0.1 / √3.
+  const half = 4.302652729749464 * 0.1 / Math.sqrt(3);
+  assertAlmostEquals(a.test.accuracy.ci95![0], 0.8 - half, 1e-9);
+  assertAlmostEquals(a.test.accuracy.ci95![1], 0.8 + half, 1e-9);
+  assertEquals(a.runs.map((r) => r.versusLogistic!.discordant), [[2, 0], [0, 2], [0, 0]]);
+  assertEquals(a.runs.map((r) => r.versusLogistic!.difference.toFixed(2)), [
+    "0.10",
+    "-0.10",
+    "0.00",
+  ]);
+  // Logistic regression is fitted once and compared with nothing.
+  assertEquals(models[0].runs.length, 1);
+  assertEquals(models[0].versusLogistic, undefined);
+  // Paired difference over seeds and rows: (0.1 − 0.1 + 0) / 3 = 0; b: 0.6 − 0.8 = −0.2.
+  assertAlmostEquals(a.versusLogistic!.difference, 0, 1e-12);
+  assertAlmostEquals(models[2].versusLogistic!.difference, -0.2, 1e-12);
+  // b is wrong on 4 rows logistic regression gets right, in every seed and resample with
+  // any of them: the interval is below zero.
+  assert(models[2].versusLogistic!.ci95[1] < 0);
+  assertAlmostEquals(models[2].validation!.accuracy.mean, 0.9, 1e-12);
+});
+
+Deno.test("aggregation: Holm correction within the family against logistic regression", () => {
+  const { models, ablations } = aggregateModels(synthetic(), inputs, "a");
+  const compared = models.filter((m) => m.versusLogistic);
+  const p = compared.map((m) => m.versusLogistic!.pValue);
+  const order = [...p.keys()].sort((i, j) => p[i] - p[j]);
+  // Holm by hand: sorted p × (m − rank), running maximum, capped at 1.
+  let running = 0;
+  const expected = new Array(p.length);
+  order.forEach((i, rank) => {
+    running = Math.max(running, Math.min(1, p[i] * (p.length - rank)));
+    expected[i] = running;
+  });
+  assertEquals(compared.map((m) => m.versusLogistic!.pHolm), expected);
+  // The ablation against its intact model, paired by seed: (0 + 0.2 + 0.1) / 3 = 0.1.
+  assertEquals(ablations.length, 1);
+  assertEquals(ablations[0].against, "a");
+  assertAlmostEquals(ablations[0].difference, 0.1, 1e-12);
+  assertEquals(ablations[0].pHolm, ablations[0].pValue); // a family of one
+});
+
+Deno.test("findings: best image model on validation, right direction and counts", () => {
+  const { models, ablations } = aggregateModels(synthetic(), inputs, "a");
+  const variant = { models, ablations } as unknown as VariantResults;
+  assertEquals(bestOnValidation(variant)?.id, "b"); // test-best would be "a"
+  const lines = describeFindings(variant);
+  const best = lines.find((l) => l.includes("Best image model"))!;
+  assertStringIncludes(best, "**b**");
+  assertStringIncludes(best, "b is below logistic regression");
+  assertStringIncludes(best, "0/4 (seed 1), 0/4 (seed 2), 0/4 (seed 3)");
+  assertStringIncludes(best, "-20.0");
+  const count = lines.find((l) => l.includes("image models"))!;
+  assertStringIncludes(count, "Of 2 image models, 0 are above logistic regression and 1 below");
+  assertStringIncludes(count, "(below: b)");
+  const ablation = lines.find((l) => l.includes("pixels permuted"))!;
+  assertStringIncludes(ablation, "+10.0");
+  // The table has one row per model.
+  const table = formatResultsTable({ ...variant, label: "" } as VariantResults);
+  assertEquals(table.split("\n").length, 2 + models.length);
+});
+
+Deno.test("stored jobs: round trip; a damaged file is reported and recomputed", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const finished = synthetic()[1];
+    const path = join(dir, "jobs", "a-s1-k.json");
+    await storeJob(path, finished.stored);
+    const lines: string[] = [];
+    const back = await readJob(path, (l) => lines.push(l));
+    assertEquals(back, JSON.parse(JSON.stringify(finished.stored)));
+    await Deno.writeTextFile(path, (await Deno.readTextFile(path)).slice(0, 100));
+    assertEquals(await readJob(path, (l) => lines.push(l)), undefined);
+    assertStringIncludes(lines.join("\n"), path);
+    assertEquals(await readJob(join(dir, "none.json"), (l) => lines.push(l)), undefined);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

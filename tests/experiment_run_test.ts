@@ -1,0 +1,140 @@
+/**
+ * The experiment end to end on a tiny configuration (real IMDB reviews, real USE-lite, a
+ * real backbone, tiny sizes, two seeds): every model on the same test rows, one logistic
+ * fit and one fit per seed of every trained model, the permuted-pixel ablation using one
+ * permutation for train, validation and test, random weights drawn per seed, a second call
+ * served from the caches with identical results, `only` and `collect`.
+ */
+import {
+  assert,
+  assertAlmostEquals,
+  assertEquals,
+  assertNotEquals,
+  assertRejects,
+} from "@std/assert";
+import { join } from "node:path";
+import { shared } from "./_shared.ts";
+import { pixelPermutation } from "../lib/image/mod.ts";
+import { configFrom, imagesFor, planModels, runExperiment } from "../lib/experiment/mod.ts";
+import type { ImagePlan } from "../lib/experiment/mod.ts";
+
+const imdb = shared("data", "aclImdb_v1-labelled.tar.gz");
+const darknet = shared("models", "darknet_reference", "model.json");
+
+Deno.test("the permuted-pixel ablation moves train, validation and test pixels by one permutation", () => {
+  const part = (offset: number) => ({
+    data: Float32Array.from({ length: 3 * 4 * 5 }, (_, i) => i + offset),
+    shape: [3, 4, 5] as [number, number, number],
+  });
+  const images = { train: part(0), validation: part(1000), test: part(2000) };
+  const cfg = configFrom({ schemaVersion: 2, name: "p", seeds: [5], models: { backbones: [] } });
+  const plan = planModels(cfg).find((p) => p.id.startsWith("ablation-permuted")) as ImagePlan;
+  const permuted = imagesFor(plan, images);
+  const perm = pixelPermutation(20, 5);
+  assertNotEquals([...perm], Array.from({ length: 20 }, (_, i) => i));
+  for (const name of ["train", "validation", "test"] as const) {
+    const before = images[name].data, after = permuted[name].data;
+    for (let n = 0; n < 3; n++) {
+      for (let p = 0; p < 20; p++) assertEquals(after[n * 20 + p], before[n * 20 + perm[p]]);
+    }
+  }
+  // Intact-layout models see the images as they are.
+  const intact = planModels(cfg).find((p) => p.id.startsWith("ablation-random")) as ImagePlan;
+  assert(imagesFor(intact, images) === images);
+});
+
+Deno.test({
+  name: "runExperiment: two seeds, same test rows, caches, only and collect",
+  ignore: imdb.ignore || darknet.ignore,
+  fn: async () => {
+    const root = await Deno.makeTempDir();
+    const previous = Deno.env.get("TEXT_AS_IMAGE_DATA");
+    Deno.env.set("TEXT_AS_IMAGE_DATA", root);
+    try {
+      const raw = {
+        schemaVersion: 2,
+        name: "tiny",
+        data: { source: imdb.path, trainSize: 32, testSize: 24, validationFraction: 0.25 },
+        image: { pixels: 12, tsne: { perplexity: 4, nIter: 300 } },
+        models: { backbones: ["darknet_reference"], training: { epochs: 2 }, workers: 2 },
+        seeds: [1, 2],
+        baselines: { logistic: { l2: [0.1, 10] }, mlp: { epochs: 3, hidden: [16] } },
+        ablations: { backbone: "darknet_reference" },
+      };
+      const cfg = configFrom(raw);
+
+      // Only one job: its result is stored, nothing else trains; collect lists the rest.
+      const lines: string[] = [];
+      const partial = await runExperiment(cfg, {
+        only: ["darknet_reference@2"],
+        log: (l) => lines.push(l),
+      });
+      assertEquals(partial.variants, []);
+      const jobFiles = [...Deno.readDirSync(join(cfg.cacheDir, "jobs"))].map((e) => e.name);
+      assertEquals(jobFiles.length, 1, jobFiles.join(", "));
+      assert(jobFiles[0].startsWith("darknet_reference-s2-"));
+      await assertRejects(
+        () => runExperiment(cfg, { collect: true, log: () => {} }),
+        Error,
+        "mlp@1",
+      );
+
+      const first = await runExperiment(cfg, { log: (l) => lines.push(l) });
+      const v = first.variants[0];
+      assertEquals(v.data, {
+        scheme: "standard",
+        train: 32,
+        validation: 8,
+        test: 24,
+        testPositives: 12,
+      });
+      assertEquals(v.models.map((m) => [m.id, m.runs.map((r) => r.seed)]), [
+        ["logistic-regression", [null]],
+        ["mlp", [1, 2]],
+        ["darknet_reference", [1, 2]],
+        ["ablation-permuted-pixels-darknet_reference", [1, 2]],
+        ["ablation-random-init-darknet_reference", [1, 2]],
+      ]);
+      for (const m of v.models) {
+        for (const r of m.runs) {
+          const t = r.metrics.test;
+          assertEquals(t.n, 24);
+          assertEquals(t.confusion.tp + t.confusion.fn, 12);
+          assertAlmostEquals(t.accuracy, (t.confusion.tp + t.confusion.tn) / 24, 1e-12);
+          assertEquals(r.metrics.validation?.n, 8);
+          if (m.input === "image") assertEquals(r.epochsRun, 2);
+        }
+        const mean = m.runs.reduce((s, r) => s + r.metrics.test.accuracy, 0) / m.runs.length;
+        assertAlmostEquals(m.test.accuracy.mean, mean, 1e-12);
+        if (m.id !== "logistic-regression") assert(m.versusLogistic, m.id);
+      }
+      // The job run alone earlier is read, not retrained; every other fit is this call's.
+      const image = v.models.find((m) => m.id === "darknet_reference")!;
+      assertEquals(image.runs.map((r) => r.provenance.computed), [true, false]);
+      // Random weights are drawn per seed: named apart, so their features are cached apart.
+      const random = v.models.find((m) => m.id.startsWith("ablation-random"))!;
+      assertEquals(random.backbone?.name, "darknet_reference_random_init_s1");
+      assertEquals(v.ablations.map((c) => c.model), [
+        "ablation-permuted-pixels-darknet_reference",
+        "ablation-random-init-darknet_reference",
+      ]);
+      assert(!JSON.stringify(first).includes(root), "no machine path in the results");
+
+      // Second call: everything from the caches, identical metrics; collect works too.
+      const again: string[] = [];
+      const second = await runExperiment(cfg, { log: (l) => again.push(l) });
+      assert(again.some((l) => l.includes("(cached)")), again.join("\n"));
+      assertEquals(again.filter((l) => l.includes("result cached")).length, 9, again.join("\n"));
+      const metrics = (r: typeof first) =>
+        r.variants[0].models.map((m) => m.runs.map((x) => x.metrics));
+      assertEquals(metrics(second), metrics(first));
+      assert(second.variants[0].models.every((m) => m.runs.every((r) => !r.provenance.computed)));
+      const collected = await runExperiment(cfg, { collect: true, log: () => {} });
+      assertEquals(metrics(collected), metrics(first));
+    } finally {
+      if (previous === undefined) Deno.env.delete("TEXT_AS_IMAGE_DATA");
+      else Deno.env.set("TEXT_AS_IMAGE_DATA", previous);
+      await Deno.remove(root, { recursive: true });
+    }
+  },
+});
