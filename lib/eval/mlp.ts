@@ -31,6 +31,17 @@ export interface MLPClassifierOptions {
   seed?: number;
 }
 
+/** The MLP's defaults: the one place they live (the experiment carries options whole). */
+export const MLP_DEFAULTS: Readonly<Required<MLPClassifierOptions>> = Object.freeze({
+  hidden: Object.freeze([256]) as number[],
+  dropout: 0.3,
+  lr: 1e-3,
+  weightDecay: 1e-4,
+  epochs: 30,
+  batchSize: 64,
+  seed: 42,
+});
+
 /** One epoch of the MLP's training. */
 export interface MLPEpochRecord {
   /** 1-based epoch. */
@@ -62,6 +73,12 @@ export class MLPClassifier {
     this.options = options;
   }
 
+  /** Effective hyper-parameters: the options given over {@link MLP_DEFAULTS}. */
+  get config(): Required<MLPClassifierOptions> {
+    const defined = Object.entries(this.options).filter(([, v]) => v !== undefined);
+    return { ...MLP_DEFAULTS, ...Object.fromEntries(defined) };
+  }
+
   /** Trainable parameter count (after `fit`). */
   countParams(): number {
     return this.#layers.reduce((s, l) => s + l.kernel.size + l.bias.size, 0);
@@ -78,7 +95,7 @@ export class MLPClassifier {
   }
 
   #forward(x: tf.Tensor2D, training: boolean, seed: number): tf.Tensor2D {
-    const dropout = this.options.dropout ?? 0.3;
+    const dropout = this.config.dropout;
     return tf.tidy(() => {
       let h = x;
       this.#layers.forEach((layer, i) => {
@@ -107,9 +124,8 @@ export class MLPClassifier {
         `MLPClassifier.fit: validation has ${validation.x.shape[1]} features, not ${d}`,
       );
     }
-    const o = this.options;
-    const hidden = o.hidden ?? [256];
-    const epochs = o.epochs ?? 30, batchSize = o.batchSize ?? 64, seed = o.seed ?? 42;
+    const o = this.config;
+    const { hidden, epochs, batchSize, seed } = o;
     // Standardisation fitted on the training rows.
     const mean = new Float64Array(d), sq = new Float64Array(d);
     for (let i = 0; i < n; i++) {
@@ -137,9 +153,7 @@ export class MLPClassifier {
       { name: `dense${i}/kernel`, variable: l.kernel },
       { name: `dense${i}/bias`, variable: l.bias },
     ]);
-    const adam = new Adam([{ name: "all", lr: o.lr ?? 1e-3, params }], {
-      weightDecay: o.weightDecay ?? 1e-4,
-    });
+    const adam = new Adam([{ name: "all", lr: o.lr, params }], { weightDecay: o.weightDecay });
     const xs = tf.tensor2d(this.#standardize(x), [n, d]);
     const oneHot = new Float32Array(n * 2);
     for (let i = 0; i < n; i++) oneHot[i * 2 + y[i]] = 1;

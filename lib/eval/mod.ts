@@ -31,5 +31,5 @@ export {
 export type { PairedBootstrapResult, SeedSummary } from "./stats.ts";
 export { LogisticRegression } from "./logistic.ts";
 export type { LogisticRegressionOptions } from "./logistic.ts";
-export { MLPClassifier } from "./mlp.ts";
+export { MLP_DEFAULTS, MLPClassifier } from "./mlp.ts";
 export type { MLPClassifierOptions, MLPEpochRecord } from "./mlp.ts";

@@ -525,7 +525,7 @@ export async function pruneCaches(
     }
   }
   const keep = new Set(["", "embeddings", "features", "experiments"]);
-  for (const path of removed) {
+  for (const path of [...removed, ...result.usesUpdated.map((run) => `${run}/${USES_FILE}`)]) {
     const parts = path.split("/");
     for (let n = parts.length - 1; n > 0; n--) {
       const parent = parts.slice(0, n).join("/");

@@ -135,7 +135,10 @@ function inspectJobs(
     if (inputs && existsSync(jobPath(variant.config.cacheDir, plan, jobKey(plan, inputs)))) {
       return { name, status: "cached" };
     }
-    const estimate = estimateSeconds(plan, sizes[0], sizes[1] + sizes[2], rates);
+    const estimate = estimateSeconds(plan, variant.config, {
+      train: sizes[0],
+      predict: sizes[1] + sizes[2],
+    }, rates);
     if (estimate) sources.add(estimate.source);
     return { name, status: "to run", estimate: estimate?.seconds };
   });

@@ -6,6 +6,7 @@
  *
  * @module
  */
+import { MLPClassifier } from "../eval/mlp.ts";
 import type { MLPClassifierOptions } from "../eval/mlp.ts";
 import type { TrainingOptions } from "../train/mod.ts";
 import { BACKBONES } from "../vision/mod.ts";
@@ -76,7 +77,7 @@ export const mlpPlans: PlanBuilder = (cfg) => {
     seed,
     options: { ...options, seed },
     description: `MLP on the standardised embeddings (hidden ${
-      JSON.stringify(options.hidden ?? [256])
+      JSON.stringify(new MLPClassifier(options).config.hidden)
     }, ReLU, dropout, Adam; best epoch on validation)`,
   }));
 };

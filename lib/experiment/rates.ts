@@ -8,6 +8,8 @@
  */
 import { join } from "node:path";
 import { dataDir } from "../config.ts";
+import { MLPClassifier } from "../eval/mlp.ts";
+import type { ResolvedConfig } from "./config.ts";
 import type { ModelPlan } from "./plan.ts";
 
 /** Seconds per unit of work of one kind of job. */
@@ -20,7 +22,11 @@ export interface Rate {
   source: string;
 }
 
-/** Rates by job kind (`image:<backbone>`, `mlp`, `logistic`, `embed:<encoder>`, `features:<backbone>`). */
+/**
+ * Rates by job kind: `image:<backbone>:<features mode>:<input side>` (a backbone's rate at
+ * one input size and features mode says nothing of another), `mlp`, `logistic`,
+ * `embed:<encoder>`.
+ */
 export type Rates = Record<string, Rate>;
 
 const COMMITTED = "the run that made results/use-lite-5k (commit 9889e80, 2 cores)";
@@ -30,23 +36,27 @@ const COMMITTED = "the run that made results/use-lite-5k (commit 9889e80, 2 core
  * 3 epochs × 5,000 training images, predict seconds over 5,500 images; its metrics.json).
  */
 export const FALLBACK_RATES: Readonly<Rates> = {
-  "image:resnet50": {
+  "image:resnet50:cache:50": {
     fitPerRowEpoch: 696.0 / 15000,
     predictPerRow: 82.5 / 5500,
     source: COMMITTED,
   },
-  "image:vgg19": { fitPerRowEpoch: 622.6 / 15000, predictPerRow: 62.1 / 5500, source: COMMITTED },
-  "image:mobilenet_v1": {
+  "image:vgg19:cache:50": {
+    fitPerRowEpoch: 622.6 / 15000,
+    predictPerRow: 62.1 / 5500,
+    source: COMMITTED,
+  },
+  "image:mobilenet_v1:cache:50": {
     fitPerRowEpoch: 270.7 / 15000,
     predictPerRow: 24.3 / 5500,
     source: COMMITTED,
   },
-  "image:darknet_reference": {
+  "image:darknet_reference:cache:50": {
     fitPerRowEpoch: 200.0 / 15000,
     predictPerRow: 14.7 / 5500,
     source: COMMITTED,
   },
-  "image:darknet_tiny": {
+  "image:darknet_tiny:cache:50": {
     fitPerRowEpoch: 117.0 / 15000,
     predictPerRow: 4.4 / 5500,
     source: COMMITTED,
@@ -81,9 +91,11 @@ export async function recordRate(kind: string, rate: Omit<Rate, "source">): Prom
   await Deno.rename(part, ratesPath());
 }
 
-/** The rate kind of a planned model. */
-export function rateKind(plan: ModelPlan): string {
-  return plan.family === "image" ? `image:${plan.input.backbone}` : plan.family;
+/** The rate kind of a planned model of `cfg`. */
+export function rateKind(plan: ModelPlan, cfg: ResolvedConfig): string {
+  if (plan.family !== "image") return plan.family;
+  const side = cfg.image.pixels * cfg.models.upsample;
+  return `image:${plan.input.backbone}:${cfg.models.features}:${side}`;
 }
 
 /** The rate of `kind`: this machine's, else the committed run's, else undefined. */
@@ -97,19 +109,19 @@ export function rateOf(rates: Rates, kind: string): Rate | undefined {
  */
 export function estimateSeconds(
   plan: ModelPlan,
-  train: number,
-  predict: number,
+  cfg: ResolvedConfig,
+  sizes: { train: number; predict: number },
   rates: Rates,
 ): { seconds: number; source: string } | undefined {
-  const rate = rateOf(rates, rateKind(plan));
+  const rate = rateOf(rates, rateKind(plan, cfg));
   if (!rate) return undefined;
   const epochs = plan.family === "image"
     ? plan.options.epochs
     : plan.family === "mlp"
-    ? plan.options.epochs ?? 30
+    ? new MLPClassifier(plan.options).config.epochs
     : plan.options.l2.length;
   return {
-    seconds: rate.fitPerRowEpoch * train * epochs + rate.predictPerRow * predict,
+    seconds: rate.fitPerRowEpoch * sizes.train * epochs + rate.predictPerRow * sizes.predict,
     source: rate.source,
   };
 }

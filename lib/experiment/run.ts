@@ -164,7 +164,8 @@ async function runPrepared(
   const rates = await readRates();
   const n = inputs.labels.train.length;
   const predict = inputs.labels.validation.length + inputs.labels.test.length;
-  const cost = (p: { slot: Slot }) => estimateSeconds(p.slot.plan, n, predict, rates)?.seconds ?? 0;
+  const cost = (p: { slot: Slot }) =>
+    estimateSeconds(p.slot.plan, inputs.cfg, { train: n, predict }, rates)?.seconds ?? 0;
   const ordered = [...prepared.values()].sort((a, b) => cost(b) - cost(a));
   const total = ordered.reduce((s, p) => s + jobUnits(p.job), 0);
   const done = new Map<string, number>();
@@ -200,7 +201,7 @@ async function runPrepared(
       p.slot.stored = stored;
       p.slot.computed = true;
       const epochs = r.epochsRun ?? 1;
-      await recordRate(rateKind(p.slot.plan), {
+      await recordRate(rateKind(p.slot.plan, inputs.cfg), {
         fitPerRowEpoch: r.timings.fitSeconds / (n * epochs),
         predictPerRow: r.timings.predictSeconds / Math.max(1, predict),
       });
