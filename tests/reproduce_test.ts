@@ -18,9 +18,12 @@ const models = shared("models", "darknet_reference", "model.json");
 
 async function reproduce(
   args: string[],
+  data?: string,
 ): Promise<{ code: number; stdout: string; stderr: string }> {
   const output = await new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", join(projectRoot, "tools", "reproduce.ts"), ...args],
+    // Caches (embeddings, features, measured rates) in the test's folder, not the project's.
+    env: data ? { TEXT_AS_IMAGE_DATA: data } : {},
     stdout: "piped",
     stderr: "piped",
   }).output();
@@ -50,7 +53,7 @@ Deno.test({
       }),
     );
     try {
-      const first = await reproduce(["--config", configPath, "--out", dir]);
+      const first = await reproduce(["--config", configPath, "--out", dir], join(dir, "data"));
       assertEquals(first.code, 0, first.stderr);
       const out = join(dir, "tiny");
       const results = JSON.parse(
@@ -118,7 +121,7 @@ Deno.test({
       assert(!(await Deno.readTextFile(join(out, "metrics.json"))).includes(dir), "machine paths");
 
       // Second run: every stage comes from the caches and the metrics are identical.
-      const second = await reproduce(["--config", configPath, "--out", dir]);
+      const second = await reproduce(["--config", configPath, "--out", dir], join(dir, "data"));
       assertEquals(second.code, 0, second.stderr);
       assertStringIncludes(second.stderr, "(cached)");
       assertStringIncludes(second.stderr, "darknet_reference@1: result cached");
@@ -180,7 +183,7 @@ Deno.test({
         `cacheDir=${join(dir, "cache")}`,
         "--name",
         "plan-test",
-      ]);
+      ], join(dir, "data"));
       assertEquals(run.code, 0, run.stderr);
       assertStringIncludes(run.stdout, `"seeds": [`);
       for (const job of ["logistic-regression", "mlp@1", "mlp@2", "mobilenet_v1@2"]) {

@@ -21,10 +21,10 @@ import {
   formatBytes,
   knownRuns,
   listCaches,
-  planPrune,
-  type PruneCriteria,
-  pruneCaches,
   parseSize,
+  planPrune,
+  pruneCaches,
+  type PruneCriteria,
 } from "../lib/experiment/cache.ts";
 import { nearest } from "../lib/experiment/schema.ts";
 

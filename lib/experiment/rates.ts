@@ -25,7 +25,7 @@ export interface Rate {
 /**
  * Rates by job kind: `image:<backbone>:<features mode>:<input side>` (a backbone's rate at
  * one input size and features mode says nothing of another), `mlp`, `logistic`,
- * `embed:<encoder>`.
+ * `mlp:<hidden widths>`, `embed:<encoder>`.
  */
 export type Rates = Record<string, Rate>;
 
@@ -61,7 +61,7 @@ export const FALLBACK_RATES: Readonly<Rates> = {
     predictPerRow: 4.4 / 5500,
     source: COMMITTED,
   },
-  mlp: { fitPerRowEpoch: 106.3 / (30 * 5000), predictPerRow: 0.25 / 5500, source: COMMITTED },
+  "mlp:256": { fitPerRowEpoch: 106.3 / (30 * 5000), predictPerRow: 0.25 / 5500, source: COMMITTED },
   logistic: { fitPerRowEpoch: 38.6 / (7 * 5000), predictPerRow: 0.01 / 5500, source: COMMITTED },
   "embed:use-lite": { fitPerRowEpoch: 1 / 12.2, predictPerRow: 0, source: COMMITTED },
 };
@@ -93,6 +93,9 @@ export async function recordRate(kind: string, rate: Omit<Rate, "source">): Prom
 
 /** The rate kind of a planned model of `cfg`. */
 export function rateKind(plan: ModelPlan, cfg: ResolvedConfig): string {
+  if (plan.family === "mlp") {
+    return `mlp:${new MLPClassifier(plan.options).config.hidden.join("-")}`;
+  }
   if (plan.family !== "image") return plan.family;
   const side = cfg.image.pixels * cfg.models.upsample;
   return `image:${plan.input.backbone}:${cfg.models.features}:${side}`;
