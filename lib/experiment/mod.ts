@@ -54,7 +54,7 @@ export {
   randomBackbonePlans,
   unavailableReason,
 } from "./plan.ts";
-export type { ImageInput, ModelPlan, PlanBuilder } from "./plan.ts";
+export type { ImageInput, ModelPlan, PlanBase, PlanBuilder } from "./plan.ts";
 export { architectureOf, imageJobKey, imagesFor, prepareImageJob } from "./features.ts";
 export type { BackboneRecord, ImagePlan } from "./features.ts";
 export { jobUnits, runJob } from "./jobs.ts";
@@ -82,7 +82,7 @@ export type {
 export { jobKey, runExperiment } from "./run.ts";
 export type { ExperimentOptions, ExperimentResults } from "./run.ts";
 export { formatInspection, inspectExperiment } from "./inspect.ts";
-export type { Inspection } from "./inspect.ts";
+export type { InspectedJob, Inspection } from "./inspect.ts";
 export {
   formatAblationTable,
   formatResultsSummary,
@@ -99,3 +99,20 @@ export { readResults, reportMarkdown, writeResults } from "./write.ts";
 export type { ReportFigure } from "./write.ts";
 export { estimateSeconds, FALLBACK_RATES, readRates } from "./rates.ts";
 export type { Rate, Rates } from "./rates.ts";
+
+// Types of other stages that appear in this module's signatures.
+export type { Schema } from "./schema.ts";
+export type { ArchitectureSpec, EpochRecord, ImageStats, TrainingOptions } from "../train/mod.ts";
+export type {
+  BinaryMetrics,
+  MLPClassifierOptions,
+  MLPEpochRecord,
+  SeedSummary,
+} from "../eval/mod.ts";
+export type { ImageBatch, Labels, Matrix } from "../types.ts";
+export type { Review } from "../data/mod.ts";
+export type { Pooling, TextEncoderModel } from "../embed/mod.ts";
+export type { ImageTransformer, TsneOptions } from "../image/mod.ts";
+export type { FeatureDtype } from "../vision/mod.ts";
+export type { Figure, PngImage } from "../plot/mod.ts";
+export type { Progress } from "../progress.ts";

@@ -23,7 +23,7 @@ export interface ImageInput {
 }
 
 /** Fields every planned model has. */
-interface PlanBase {
+export interface PlanBase {
   /** Model name, e.g. `vgg19`, `logistic-regression`, `ablation-permuted-pixels-vgg19`. */
   id: string;
   /** Role in the comparison. */
@@ -52,7 +52,7 @@ export function jobName(plan: ModelPlan): string {
 export type PlanBuilder = (cfg: ResolvedConfig) => ModelPlan[];
 
 /** Logistic regression on the embeddings: deterministic, so once whatever the seeds. */
-export const logisticPlans: PlanBuilder = (cfg) =>
+export const logisticPlans: PlanBuilder = (cfg): ModelPlan[] =>
   cfg.baselines.logistic
     ? [{
       id: "logistic-regression",
@@ -67,7 +67,7 @@ export const logisticPlans: PlanBuilder = (cfg) =>
     : [];
 
 /** The MLP on the embeddings, once per seed. */
-export const mlpPlans: PlanBuilder = (cfg) => {
+export const mlpPlans: PlanBuilder = (cfg): ModelPlan[] => {
   const options = cfg.baselines.mlp;
   if (!options) return [];
   return cfg.seeds.map((seed) => ({
@@ -102,7 +102,7 @@ function imagePlan(
 }
 
 /** One classifier per configured backbone and seed. */
-export const backbonePlans: PlanBuilder = (cfg) =>
+export const backbonePlans: PlanBuilder = (cfg): ModelPlan[] =>
   cfg.models.backbones.flatMap((backbone) =>
     cfg.seeds.map((seed) =>
       imagePlan(
@@ -117,7 +117,7 @@ export const backbonePlans: PlanBuilder = (cfg) =>
   );
 
 /** The ablation backbone on images whose pixels one random permutation per seed moved. */
-export const permutedPixelPlans: PlanBuilder = (cfg) => {
+export const permutedPixelPlans: PlanBuilder = (cfg): ModelPlan[] => {
   const backbone = cfg.ablations.backbone;
   if (!cfg.ablations.permutedPixels) return [];
   return cfg.seeds.map((seed) =>
@@ -134,7 +134,7 @@ export const permutedPixelPlans: PlanBuilder = (cfg) => {
 };
 
 /** The ablation backbone with random weights (He normal, drawn from each seed). */
-export const randomBackbonePlans: PlanBuilder = (cfg) => {
+export const randomBackbonePlans: PlanBuilder = (cfg): ModelPlan[] => {
   const backbone = cfg.ablations.backbone;
   if (!cfg.ablations.randomBackbone) return [];
   return cfg.seeds.map((seed) =>
