@@ -73,6 +73,8 @@ export interface ExperimentInputs {
   emptyPixels: number;
   /** Seconds spent on embeddings and on images. */
   seconds: { embeddings: number; images: number };
+  /** Texts whose embeddings were read from the store rather than computed by this call. */
+  embeddingsCached: number;
 }
 
 /** Hex SHA-256 of a string or bytes. */
@@ -175,6 +177,7 @@ export async function prepareInputs(
   const encoder = await loadEncoder(cfg.embedding);
   const { encoder: _e, model: _m, ...encodeOptions } = cfg.embedding;
   const texts = parts.flat().map((r) => r.text);
+  const embeddingsCached = await cachedRows(encoder, texts, encodeOptions);
   const embeddings = await embedTexts(encoder, texts, {
     ...encodeOptions,
     onProgress: (p) => report({ stage: "embeddings", ...p }),
@@ -232,5 +235,24 @@ export async function prepareInputs(
     images,
     emptyPixels,
     seconds: { embeddings: embeddingSeconds, images: imageSeconds },
+    embeddingsCached,
   };
+}
+
+/** How many of `texts` the embedding store already holds (complete chunks). */
+async function cachedRows(
+  encoder: TextEncoderModel,
+  texts: string[],
+  options: Omit<ResolvedConfig["embedding"], "encoder" | "model">,
+): Promise<number> {
+  const resolved = resolveEncodeOptions(encoder, options);
+  const key = embeddingKey(encoder, texts, resolved);
+  if (!(await exists(join(EmbeddingStore.folderFor(key), "meta.json")))) return 0;
+  const store = await EmbeddingStore.open(key, resolved.layers.length * encoder.hiddenSize);
+  let rows = 0;
+  for (const c of await store.completeChunks()) {
+    const [first, end] = store.chunkRows(c);
+    rows += end - first;
+  }
+  return rows;
 }

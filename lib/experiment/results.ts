@@ -216,8 +216,8 @@ export interface VariantResults {
   values: Record<string, unknown>;
   /** Split sizes and label balance. */
   data: { scheme: string; train: number; validation: number; test: number; testPositives: number };
-  /** The encoder and the embedding width. */
-  embedding: { encoder: string; features: number; seconds: number };
+  /** The encoder, the embedding width, seconds, and texts read from the store (not computed). */
+  embedding: { encoder: string; features: number; seconds: number; cachedTexts: number };
   /** The image transform. */
   images: {
     pixels: number;
@@ -404,6 +404,7 @@ export function variantFacts(
       encoder: inputs.encoder.id,
       features: inputs.embeddings.shape[1],
       seconds: inputs.seconds.embeddings,
+      cachedTexts: inputs.embeddingsCached,
     },
     images: {
       pixels: cfg.image.pixels,

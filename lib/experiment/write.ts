@@ -168,13 +168,24 @@ function provenance(results: ExperimentResults): string {
       : "");
 }
 
+function embeddingProvenance(v: VariantResults): string {
+  const total = v.data.train + v.data.validation + v.data.test;
+  const cached = v.embedding.cachedTexts;
+  if (cached >= total) {
+    return `embeddings read from the embedding store (computed by an earlier call)`;
+  }
+  return `embeddings of ${total - cached} texts computed by this call in ` +
+    `${formatSeconds(v.embedding.seconds)}` + (cached ? `, ${cached} read from the store` : "");
+}
+
 function variantSection(v: VariantResults): string[] {
   const d = v.data, i = v.images;
   return [
     ...(v.label ? [`## Variant ${v.label}`, ""] : []),
     `- Data: IMDB, ${d.scheme} split: ${d.train} train / ${d.validation} validation / ${d.test} ` +
     `test reviews (${d.testPositives} test positives).`,
-    `- Text encoder: ${v.embedding.encoder}, ${v.embedding.features} features per review.`,
+    `- Text encoder: ${v.embedding.encoder}, ${v.embedding.features} features per review; ` +
+    embeddingProvenance(v) + ".",
     `- Images: ${i.pixels}×${i.pixels}, ${i.discretization} discretisation, ${i.scaler} scaler, ` +
     `layout fitted on ${i.fitOn} rows${
       i.cached ? " (read from the cache)" : ""
