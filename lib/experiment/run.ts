@@ -11,6 +11,7 @@
  *
  * @module
  */
+import { projectRoot } from "../config.ts";
 import { sharedCopy } from "../train/mod.ts";
 import { ProgressBar } from "../progress.ts";
 import { tf } from "../tf.ts";
@@ -61,14 +62,36 @@ export interface ExperimentResults {
   finishedAt: string;
   /** Wall-clock seconds of this call (jobs read from the cache add none). */
   totalSeconds: number;
-  /** Where it ran. */
-  environment: { deno: string; backend: string; cores: number; os: string };
+  /** Where it ran, and the code version (git commit; `+changes` when the tree was modified). */
+  environment: { deno: string; backend: string; cores: number; os: string; code: string };
   /** Swept fields (empty without a sweep). */
   sweep: string[];
   /** One entry per sweep variant (one without a sweep). */
   variants: VariantResults[];
   /** Settings a reader needs to know, and deviations from the paper. */
   notes: string[];
+}
+
+/** The project's git commit (with `+changes` for a modified tree), or `unknown` without git. */
+export async function codeVersion(): Promise<string> {
+  const git = async (...args: string[]) => {
+    const out = await new Deno.Command("git", {
+      args,
+      cwd: projectRoot,
+      stdout: "piped",
+      stderr: "null",
+    })
+      .output();
+    return out.success ? new TextDecoder().decode(out.stdout).trim() : undefined;
+  };
+  try {
+    const commit = await git("rev-parse", "--short=12", "HEAD");
+    if (!commit) return "unknown";
+    const status = await git("status", "--porcelain", "--untracked-files=no", "--", "lib", "tools");
+    return status ? `${commit}+changes` : commit;
+  } catch {
+    return "unknown";
+  }
 }
 
 /** A planned model with its job key and stored result path. */
@@ -313,6 +336,7 @@ export async function runExperiment(
       backend: tf.getBackend(),
       cores: navigator.hardwareConcurrency,
       os: Deno.build.os,
+      code: await codeVersion(),
     },
     sweep: Object.keys(cfg.sweep),
     variants,

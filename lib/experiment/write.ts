@@ -228,7 +228,8 @@ export function reportMarkdown(
     `Made with \`${command}\` (config \`${results.config.origin}\`), finished ` +
     `${results.finishedAt}: ${formatSeconds(results.totalSeconds)} on ` +
     `${results.environment.cores} cores, Deno ${results.environment.deno}, tfjs ` +
-    `${results.environment.backend} backend; ${provenance(results)}.`,
+    `${results.environment.backend} backend, code ${results.environment.code}; ` +
+    `${provenance(results)}.`,
     ...(results.config.description ? ["", results.config.description] : []),
     "",
     ...results.variants.flatMap(variantSection),
