@@ -8,9 +8,11 @@
  * kernel (`deno jupyter --install`); `bash tools/run test` installs them. Without them the
  * tests are skipped outside CI and fail in CI.
  */
-import { assert, assertEquals, assertStringIncludes } from "@std/assert";
-import { join } from "node:path";
+import { assert, assertEquals, assertMatch, assertStringIncludes } from "@std/assert";
+import { existsSync } from "node:fs";
+import { basename, join } from "node:path";
 import {
+  cellSource,
   checkNotebooks,
   executeNotebook,
   figureCells,
@@ -20,10 +22,12 @@ import {
   notebookPaths,
   notebookToTypeScript,
   readNotebook,
+  SMALL_EXPERIMENT,
   SMALL_PARAMETERS,
 } from "../tools/notebooks.ts";
 import { shared } from "./_shared.ts";
-import { dataDir } from "../lib/config.ts";
+import { dataDir, projectRoot } from "../lib/config.ts";
+import { loadExperimentConfig } from "../lib/experiment/mod.ts";
 
 function kernelAvailable(): boolean {
   try {
@@ -104,6 +108,27 @@ Deno.test("notebooks: one parameters cell first, figure cells tagged, no outputs
     assert(code.every((cell) => (cell.outputs ?? []).length === 0), `${path} has outputs`);
     assertEquals((notebook.metadata.kernelspec as { name: string }).name, "deno");
   }
+});
+
+Deno.test("notebooks 3, 5, 6: experiment as config + overrides; small set loads, not committed", async () => {
+  for (const path of notebookPaths().filter((p) => /^0[356]_/.test(basename(p)))) {
+    const notebook = await readNotebook(path);
+    const parameters = cellSource(notebook.cells.find((cell) => cell.cell_type === "code")!);
+    // One line each, as the runner overrides them (the small set would be ignored otherwise).
+    assertMatch(parameters, /^const config = "[^"]+";/m, `${path}: config`);
+    assertMatch(parameters, /^const overrides: ConfigOverrides = \{\};/m, `${path}: overrides`);
+    assert(
+      !/lib\/eval\/mod\.ts|resolveExperimentConfig|runConfig/.test(
+        notebook.cells.map(cellSource).join("\n"),
+      ),
+      `${path} uses the old experiment API`,
+    );
+  }
+  const cfg = await loadExperimentConfig(SMALL_EXPERIMENT.config, SMALL_EXPERIMENT.overrides);
+  assertEquals(cfg.name, "notebooks-small");
+  assertEquals(SMALL_PARAMETERS.config, SMALL_EXPERIMENT.config);
+  // Notebook 6 shows committed results of the same name instead of running the experiment.
+  assert(!existsSync(join(projectRoot, "results", cfg.name)), `results/${cfg.name} is committed`);
 });
 
 Deno.test({
