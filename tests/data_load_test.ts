@@ -14,6 +14,7 @@ import {
   type TarEntry,
   writeTarArchive,
 } from "../lib/data/mod.ts";
+import { UnsafePathError } from "../lib/safe_path.ts";
 
 async function withTempDir(fn: (dir: string) => Promise<void>): Promise<void> {
   const dir = await Deno.makeTempDir({ prefix: "data_load_test_" });
@@ -129,6 +130,72 @@ Deno.test("readTarFiles skips directories and symlinks and gives file bytes unch
     assertEquals(got.map(([n]) => n), ["d/a.bin", "d/empty.txt"]);
     assertEquals(got[0][1], bytes);
     assertEquals(got[1][1].length, 0);
+  });
+});
+
+/** Every path below `dir` (files and folders), relative, sorted. */
+async function listing(dir: string): Promise<string[]> {
+  const out: string[] = [];
+  async function walk(sub: string) {
+    for await (const e of Deno.readDir(join(dir, sub))) {
+      const rel = sub ? `${sub}/${e.name}` : e.name;
+      out.push(rel);
+      if (e.isDirectory) await walk(rel);
+    }
+  }
+  await walk("");
+  return out.sort();
+}
+
+Deno.test("hostile tar entry names ('../evil.txt', '/abs.txt', ...) are refused, naming the entry", async () => {
+  await withTempDir(async (dir) => {
+    // The archive sits two levels down, so that an escape through ".." would land in `dir`.
+    const work = join(dir, "a", "b");
+    await Deno.mkdir(work, { recursive: true });
+    const path = join(work, "hostile.tar.gz");
+    const base = miniImdbEntries({ perFolder: 2 });
+    const baseFiles = base.filter((e) => e.data !== undefined).map((e) => e.name);
+    const hostile: [TarEntry, string][] = [
+      [{ name: "../evil.txt", data: "evil" }, `".." component`],
+      [{ name: "/abs.txt", data: "evil" }, "absolute path"],
+      // Would pass as a review without the check: the loader selects files by name.
+      [{ name: "../aclImdb/train/pos/9_9.txt", data: "evil" }, `".." component`],
+      [{ name: "aclImdb/../../evil.txt", data: "evil" }, `".." component`],
+      [{ name: "./../evil.txt", data: "evil" }, `".." component`],
+      [{ name: "aclImdb\\..\\..\\evil.txt", data: "evil" }, "backslashes"],
+      // Entries that are never handed over are refused as well.
+      [{ name: "../evil/" }, `".." component`],
+      [{ name: "/abs-link", type: "symlink", linkname: "/etc/passwd" }, "absolute path"],
+    ];
+    // The parent of the temp folder is shared with other processes: compare only the names
+    // these archives could create there.
+    const parent = dirname(dir);
+    const ours = async () => {
+      const names: string[] = [];
+      for await (const e of Deno.readDir(parent)) {
+        if (/^(evil|evil\.txt|abs\.txt|abs-link|aclImdb)$/.test(e.name)) names.push(e.name);
+      }
+      return names.sort();
+    };
+    const parentBefore = await ours();
+    const rootAbs = await Deno.stat("/abs.txt").then(() => true, () => false);
+    for (const [entry, why] of hostile) {
+      await writeTarArchive(path, [...base, entry]);
+      const before = await listing(dir);
+      const seen: string[] = [];
+      const error = await assertRejects(
+        () => readTarFiles(path, { onFile: (f) => seen.push(f.name) }),
+        UnsafePathError,
+      );
+      const named = `${path}: tar entry ${JSON.stringify(entry.name)} is refused`;
+      assertStringIncludes(error.message, named);
+      assertStringIncludes(error.message, why);
+      assertEquals(seen, baseFiles, "only the entries before it were handed over");
+      await assertRejects(() => loadImdb({ source: path }), UnsafePathError, named);
+      assertEquals(await listing(dir), before, "nothing written");
+    }
+    assertEquals(await Deno.stat("/abs.txt").then(() => true, () => false), rootAbs);
+    assertEquals(await ours(), parentBefore, "nothing written beside the temp folder");
   });
 });
 

@@ -89,6 +89,7 @@ Deno.test("config validation: each error case names the field and what it accept
   assertProblem({ ...base, seeds: [] }, "seeds", "at least 1");
   assertProblem({ ...base, seeds: [1, 1] }, "seeds", "distinct");
   assertProblem({ ...base, name: "a b" }, "name");
+  assertProblem({ ...base, name: ".." }, "name", "folder above");
   assertProblem({ schemaVersion: 2 }, "name: required");
   assertProblem(
     { ...base, sweep: { "data.trainsize": [1, 2] } },

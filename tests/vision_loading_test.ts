@@ -15,6 +15,7 @@ import { ready, tf } from "../lib/tf.ts";
 import {
   BACKBONES,
   backboneSpecFromJSON,
+  FolderModelStore,
   getBackboneSpec,
   loadableBackbones,
   loadBackbone,
@@ -25,8 +26,10 @@ import {
   saveLayersModel,
   toThreeChannels,
   upsampleNearest,
+  UrlModelStore,
 } from "../lib/vision/mod.ts";
 import type { FeatureBatch } from "../lib/types.ts";
+import { UnsafePathError } from "../lib/safe_path.ts";
 
 await ready();
 
@@ -255,6 +258,155 @@ Deno.test("a URL source downloads model.json and only the needed shards, once", 
     await server.shutdown();
     delete BACKBONES.synthetic_url;
     await Deno.remove(cache, { recursive: true });
+    await Deno.remove(folder, { recursive: true });
+  }
+});
+
+/** Every path below `dir` (files and folders), relative, sorted. */
+async function listing(dir: string): Promise<string[]> {
+  const out: string[] = [];
+  async function walk(sub: string) {
+    for await (const e of Deno.readDir(join(dir, sub))) {
+      const rel = sub ? `${sub}/${e.name}` : e.name;
+      out.push(rel);
+      if (e.isDirectory) await walk(rel);
+    }
+  }
+  await walk("");
+  return out.sort();
+}
+
+/** Weight shard names a hostile `model.json` may give, and the reason each is refused for. */
+const HOSTILE_SHARDS: [string, string][] = [
+  ["../../x.bin", `".." component`],
+  ["/etc/passwd", "absolute path"],
+  ["a/../../x", `".." component`],
+  ["..\\x", "backslashes"],
+];
+
+Deno.test("hostile shard names in model.json are refused: URL store, nothing fetched or written", async () => {
+  const { folder, json } = await savedCopy({ shardBytes: 1000 });
+  // The caches sit two levels down, so that an escape through ".." would land in `tmp`.
+  const tmp = await Deno.makeTempDir({ prefix: "vision_hostile_url_" });
+  await Deno.mkdir(join(tmp, "a", "b"), { recursive: true });
+  await Deno.writeTextFile(join(tmp, "a", "x.bin"), "bait");
+  const requests: string[] = [];
+  const server = Deno.serve({ port: 0, hostname: "127.0.0.1", onListen: () => {} }, (req) => {
+    const path = new URL(req.url).pathname;
+    requests.push(path);
+    const m = /^\/m(\d+)\/model\.json$/.exec(path);
+    if (!m) return new Response(new Uint8Array(1000)); // any shard "exists" on this server
+    const hostile = structuredClone(json);
+    hostile.weightsManifest[0].paths[0] = HOSTILE_SHARDS[Number(m[1])][0];
+    return new Response(JSON.stringify(hostile));
+  });
+  const previous = Deno.env.get("TEXT_AS_IMAGE_DATA");
+  Deno.env.set("TEXT_AS_IMAGE_DATA", join(tmp, "a", "b", "data"));
+  const before = await listing(tmp);
+  try {
+    const base = `http://127.0.0.1:${server.addr.port}`;
+    for (const [i, [name, why]] of HOSTILE_SHARDS.entries()) {
+      const url = `${base}/m${i}/model.json`;
+      const what = `model.json of ${url}: weight shard ${JSON.stringify(name)} is refused`;
+      const store = new UrlModelStore(url, { cacheDir: join(tmp, "a", "b", `cache${i}`) });
+      const error = await assertRejects(() => store.readModelJson(), UnsafePathError);
+      assertStringIncludes(error.message, what);
+      assertStringIncludes(error.message, why);
+      // Asked for directly, the shard is refused too (not reported as merely absent).
+      await assertRejects(() => store.readShard(name), UnsafePathError, what);
+      await assertRejects(() => store.shardSize(name), UnsafePathError, what);
+      assertThrows(() => store.shardLocation(name), UnsafePathError, what);
+      // Through a backbone: the error lists the source and the refusal.
+      const load = await assertRejects(() =>
+        loadBackbone({
+          name: `synthetic_hostile_${i}`,
+          description: "",
+          sources: [{ url }],
+          preprocessing: "unit",
+          sliceLayer: null,
+          standsInFor: [],
+        })
+      );
+      assertStringIncludes(load.message, "No source of this model could be opened");
+      assertStringIncludes(load.message, what);
+    }
+    assertEquals(requests.filter((r) => !r.endsWith("/model.json")), [], "no shard fetched");
+    const added = (await listing(tmp)).filter((p) => !before.includes(p));
+    assert(
+      added.every((p) => /^a\/b\/(cache\d|data)(\/|$)/.test(p) && !p.endsWith(".bin")),
+      `only caches of model.json were written: ${added.join(", ")}`,
+    );
+    assert(added.some((p) => p.endsWith("/model.json")), "model.json was downloaded");
+    assertEquals(await Deno.readTextFile(join(tmp, "a", "x.bin")), "bait");
+  } finally {
+    if (previous === undefined) Deno.env.delete("TEXT_AS_IMAGE_DATA");
+    else Deno.env.set("TEXT_AS_IMAGE_DATA", previous);
+    await server.shutdown();
+    await Deno.remove(tmp, { recursive: true });
+    await Deno.remove(folder, { recursive: true });
+  }
+});
+
+Deno.test("hostile shard names in model.json are refused: folder and shared sources", async () => {
+  const { folder, json } = await savedCopy({ shardBytes: 1000 });
+  const tmp = await Deno.makeTempDir({ prefix: "vision_hostile_folder_" });
+  // A real model outside the shared folder and a shard-sized bait beside the model folders.
+  const outside = join(tmp, "a", "outside");
+  await Deno.mkdir(join(tmp, "a", "b", "shared"), { recursive: true });
+  await Deno.mkdir(outside);
+  for await (const e of Deno.readDir(folder)) {
+    await Deno.copyFile(join(folder, e.name), join(outside, e.name));
+  }
+  await Deno.writeFile(
+    join(tmp, "a", "x.bin"),
+    await Deno.readFile(join(folder, json.weightsManifest[0].paths[0])),
+  );
+  const previous = Deno.env.get("TEXT_AS_IMAGE_SHARED");
+  Deno.env.set("TEXT_AS_IMAGE_SHARED", join(tmp, "a", "b", "shared"));
+  try {
+    for (const [i, [name, why]] of HOSTILE_SHARDS.entries()) {
+      const dir = join(tmp, "a", "b", `model${i}`);
+      await Deno.mkdir(dir);
+      const hostile = structuredClone(json);
+      hostile.weightsManifest[0].paths[0] = name;
+      await Deno.writeTextFile(join(dir, "model.json"), JSON.stringify(hostile));
+      const what = `model.json in ${dir}: weight shard ${JSON.stringify(name)} is refused`;
+      const store = new FolderModelStore(dir);
+      const error = await assertRejects(() => store.readModelJson(), UnsafePathError, what);
+      assertStringIncludes(error.message, why);
+      await assertRejects(() => store.readShard(name), UnsafePathError, what);
+      await assertRejects(() => store.shardSize(name), UnsafePathError, what);
+      const load = await assertRejects(() =>
+        loadBackbone({
+          name: `synthetic_hostile_folder_${i}`,
+          description: "",
+          sources: [{ folder: dir }],
+          preprocessing: "unit",
+          sliceLayer: null,
+          standsInFor: [],
+        })
+      );
+      assertStringIncludes(load.message, what);
+    }
+    // A { shared: [...] } source whose parts climb out of the shared folder, to a real model.
+    for (const parts of [["..", "..", "outside"], ["models/../../../outside"], [outside]]) {
+      const load = await assertRejects(() =>
+        loadBackbone({
+          name: "synthetic_hostile_shared",
+          description: "",
+          sources: [{ shared: parts }],
+          preprocessing: "unit",
+          sliceLayer: null,
+          standsInFor: [],
+        })
+      );
+      assertStringIncludes(load.message, `model source { shared: ${JSON.stringify(parts)} }`);
+      assertStringIncludes(load.message, "is refused");
+    }
+  } finally {
+    if (previous === undefined) Deno.env.delete("TEXT_AS_IMAGE_SHARED");
+    else Deno.env.set("TEXT_AS_IMAGE_SHARED", previous);
+    await Deno.remove(tmp, { recursive: true });
     await Deno.remove(folder, { recursive: true });
   }
 });

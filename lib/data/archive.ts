@@ -3,16 +3,27 @@
  * with the maintained `tar-stream` package. Entries are handed over one by one, so an
  * archive is never extracted to disk nor held in memory as a whole.
  *
+ * Entry names are never joined onto a folder here (nothing is written), but callers select
+ * files by name and may build paths from them, so a hostile name anywhere in the archive (an
+ * absolute path such as `/abs.txt`, a `..` component such as `../evil.txt` or `a\..\..\x`,
+ * a NUL byte; the rules of `lib/safe_path.ts`) rejects the whole read with an error naming the
+ * archive, the entry and why, before that entry's bytes are handed over. Link targets are
+ * never followed nor handed over.
+ *
  * @module
  */
 import { createReadStream } from "node:fs";
 import { pipeline } from "node:stream";
 import { createGunzip } from "node:zlib";
 import tar from "tar-stream";
+import { UnsafePathError, unsafeReason } from "../safe_path.ts";
 
 /** One regular file inside a tar archive. */
 export interface TarFile {
-  /** Path inside the archive, without a leading `./`. */
+  /**
+   * Path inside the archive, without a leading `./`: always relative, without `..`
+   * components or NUL bytes (an archive with another name is refused).
+   */
   name: string;
   /** Size in bytes, from the tar header. */
   size: number;
@@ -32,6 +43,9 @@ export interface ReadTarOptions {
    */
   onFile: (file: TarFile, bytes: Uint8Array) => void;
 }
+
+const ARCHIVE_RULE = "Entries of an archive must be relative paths that stay inside it; " +
+  "this archive is damaged or not the one expected.";
 
 /** The size of a tar block; the archive ends with two zero blocks. */
 const BLOCK = 512;
@@ -94,8 +108,9 @@ function concatChunks(chunks: Uint8Array[], size: number): Uint8Array {
  * Streams the regular files of the `.tar` or `.tar.gz` archive at `path` (gzip is detected
  * from the magic bytes, not the name). Directories, links and other entry types are
  * skipped. Rejects with an `Error` naming the archive (and the entry, when one is involved)
- * when the gzip data is corrupt, the tar stream is truncated or malformed, or `onFile`
- * throws (its error is re-thrown unchanged).
+ * when the gzip data is corrupt, the tar stream is truncated or malformed, an entry of any
+ * type has a hostile name (an {@link UnsafePathError}: absolute, `..`, NUL; see the module
+ * doc), or `onFile` throws (its error is re-thrown unchanged).
  */
 export async function readTarFiles(path: string, options: ReadTarOptions): Promise<void> {
   const gzip = await isGzipFile(path);
@@ -119,6 +134,12 @@ export async function readTarFiles(path: string, options: ReadTarOptions): Promi
     // extractor reports; without a listener it would surface as an uncaught error.
     stream.on("error", () => {});
     const isFile = header.type === "file" || header.type === "contiguous-file";
+    // The archive's own top folder ("./", ".") is the one name allowed to name no file.
+    const isRoot = header.type === "directory" && (name === "" || name === ".");
+    const unsafe = isRoot ? null : unsafeReason(name);
+    if (unsafe !== null) {
+      fileError ??= new UnsafePathError(`${path}: tar entry`, header.name, unsafe, ARCHIVE_RULE);
+    }
     const file: TarFile = { name, size: header.size ?? 0 };
     if (!isFile || fileError !== undefined || !want(file)) {
       stream.on("end", () => next());

@@ -22,6 +22,7 @@
 import { createHash } from "node:crypto";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { safeJoin } from "../safe_path.ts";
 import { ready, tf } from "../tf.ts";
 import type { Matrix } from "../types.ts";
 import { type BatchLayerOutput, encodeInBatches, splitWindows } from "./batching.ts";
@@ -116,7 +117,9 @@ export class UseLiteEncoder implements TextEncoderModel {
     const shards: Uint8Array[] = [];
     for (const group of modelJson.weightsManifest) {
       for (const path of group.paths) {
-        const bytes = await Deno.readFile(join(folder, path));
+        const bytes = await Deno.readFile(
+          safeJoin(folder, path, `model.json in ${folder}: weight shard`),
+        );
         hash.update(bytes);
         shards.push(bytes);
       }

@@ -402,6 +402,9 @@ export function validateConfig(raw: unknown, where = "config"): ExperimentConfig
     }
   }
   if (typeof r.name !== "string") problems.push(`name: required (letters, digits, "_", "-", ".")`);
+  if (r.name === "." || r.name === "..") {
+    problems.push(`name: "${r.name}" would name a folder above the run's`);
+  }
   problems.push(...crossChecks(r, schema));
   if (problems.length) throw new ConfigError(where, problems);
   return raw as ExperimentConfig;

@@ -4,13 +4,21 @@
  * demand, one shard at a time, into `dataDir()/models/`). A missing shard is reported as
  * `null`, not an error: whether it matters depends on the slice.
  *
+ * Shard names come from a `model.json` that may have been downloaded: each is checked with
+ * {@link safeJoin} before it becomes a path (when `model.json` is read, and again whenever a
+ * shard is asked for), so an absolute name, a `..` component or anything else that would
+ * resolve outside the model's folder is an error naming the `model.json`, the name and why,
+ * and nothing is read or written outside the folder (nor fetched from outside the URL's
+ * folder). The path parts of a `{ shared: [...] }` source are checked the same way.
+ *
  * @module
  */
 import { createHash } from "node:crypto";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { dataDir, sharedPath } from "../config.ts";
+import { dataDir, sharedDir, sharedPath } from "../config.ts";
 import { downloadToFile, exists } from "../download.ts";
+import { safeJoin, safeRelative } from "../safe_path.ts";
 import type { ModelSource } from "./registry.ts";
 import type { LayersModelJson } from "./layers_model.ts";
 
@@ -28,6 +36,22 @@ export interface ModelStore {
   shardLocation(file: string): string;
 }
 
+/**
+ * Checks every weight shard name of `json` with {@link safeJoin} against `folder` (throwing
+ * an error that starts with `what`, e.g. `model.json of <url>`), leaving a malformed manifest
+ * to the loader's own checks.
+ */
+function checkShardNames(json: LayersModelJson, folder: string, what: string): void {
+  const manifest = (json as { weightsManifest?: unknown })?.weightsManifest;
+  if (!Array.isArray(manifest)) return;
+  for (const group of manifest) {
+    const paths = (group as { paths?: unknown })?.paths;
+    if (Array.isArray(paths)) {
+      for (const p of paths) safeJoin(folder, p, `${what}: weight shard`);
+    }
+  }
+}
+
 /** A model folder on disk (`model.json` plus shards beside it). */
 export class FolderModelStore implements ModelStore {
   readonly location: string;
@@ -37,10 +61,12 @@ export class FolderModelStore implements ModelStore {
     this.location = resolve(folder);
   }
 
-  /** Parses `model.json`. */
+  /** Parses `model.json`; throws when a shard name would resolve outside the folder. */
   async readModelJson(): Promise<LayersModelJson> {
     const path = join(this.location, "model.json");
-    return JSON.parse(await Deno.readTextFile(path)) as LayersModelJson;
+    const json = JSON.parse(await Deno.readTextFile(path)) as LayersModelJson;
+    checkShardNames(json, this.location, `model.json in ${this.location}`);
+    return json;
   }
 
   /** Byte size of a shard, or `null` when it is absent. */
@@ -63,9 +89,9 @@ export class FolderModelStore implements ModelStore {
     }
   }
 
-  /** The shard's path. */
+  /** The shard's path; throws when `file` would resolve outside the folder. */
   shardLocation(file: string): string {
-    return join(this.location, file);
+    return safeJoin(this.location, file, `model.json in ${this.location}: weight shard`);
   }
 }
 
@@ -91,19 +117,25 @@ export class UrlModelStore implements ModelStore {
     this.cacheDir = options.cacheDir ?? join(dataDir(), "models", `${host}-${hash}`);
   }
 
-  /** Downloads (once) and parses `model.json`. */
+  /**
+   * Downloads (once) and parses `model.json`; throws when a shard name would resolve outside
+   * {@link cacheDir}.
+   */
   async readModelJson(): Promise<LayersModelJson> {
     const dest = await downloadToFile(this.location, join(this.cacheDir, "model.json"), {
       sha256: this.#sha256,
       offlineHint: `Without internet, download ${this.location} and its shards elsewhere ` +
         `and register the folder instead: sources: [{ folder: "/path/to/model" }].`,
     });
-    return JSON.parse(await Deno.readTextFile(dest)) as LayersModelJson;
+    const json = JSON.parse(await Deno.readTextFile(dest)) as LayersModelJson;
+    checkShardNames(json, this.cacheDir, `model.json of ${this.location}`);
+    return json;
   }
 
   async #fetch(file: string): Promise<string | null> {
+    // Checked before the try below, which turns download failures into absent shards.
+    const dest = safeJoin(this.cacheDir, file, `model.json of ${this.location}: weight shard`);
     if (this.#missing.has(file)) return null;
-    const dest = join(this.cacheDir, file);
     if (await exists(dest)) return dest;
     try {
       return await downloadToFile(this.shardLocation(file), dest);
@@ -125,8 +157,9 @@ export class UrlModelStore implements ModelStore {
     return path === null ? null : await Deno.readFile(path);
   }
 
-  /** The shard's URL (and why it failed, if it did). */
+  /** The shard's URL (and why it failed, if it did); throws when `file` is unsafe. */
   shardLocation(file: string): string {
+    safeRelative(file, `model.json of ${this.location}: weight shard`);
     const why = this.#missing.get(file);
     return this.#base + file + (why ? ` (${why})` : "");
   }
@@ -153,6 +186,15 @@ export function resolveNpmModelFolder(specifier: string): string {
   return dirname(fileURLToPath(url));
 }
 
+/**
+ * The folder of a `{ shared: parts }` source under `sharedDir()`; throws when the parts would
+ * resolve outside it (an absolute part, a `..`).
+ */
+export function sharedModelFolder(parts: readonly string[]): string {
+  const what = `model source { shared: ${JSON.stringify(parts)} }: path`;
+  return safeJoin(sharedDir(), parts.join("/"), what);
+}
+
 /** A description of a source for messages. */
 export function describeSource(source: ModelSource): string {
   if ("shared" in source) return `shared folder ${sharedPath(...source.shared)}`;
@@ -176,7 +218,7 @@ export async function openModelStore(
     try {
       if ("url" in source) store = new UrlModelStore(source.url, { sha256: source.sha256 });
       else if ("npm" in source) store = new FolderModelStore(resolveNpmModelFolder(source.npm));
-      else if ("shared" in source) store = new FolderModelStore(sharedPath(...source.shared));
+      else if ("shared" in source) store = new FolderModelStore(sharedModelFolder(source.shared));
       else store = new FolderModelStore(source.folder);
       if (store instanceof FolderModelStore) {
         const path = join(store.location, "model.json");
