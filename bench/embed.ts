@@ -9,10 +9,14 @@
  * - the tiny BERT of tools/make_tiny_bert.py (onnxruntime-node), default recipe: [CLS] of
  *   hidden states 0..2, truncated at 512 tokens, one review per run; side by side, the same
  *   model in PyTorch (bench/embed_reference.py, its own tokenizer; 1 thread on all reviews,
- *   2 threads on the first 200), whose [CLS] vectors must agree with ours (1e-4) for every
- *   review whose token ids agree.
+ *   2 threads on the first 200). Every review must tokenise to the same ids on both sides
+ *   (target `token_id_mismatches`: 0; the first differing reviews are printed with both
+ *   token lists) and every [CLS] vector must agree with PyTorch's to 1e-4.
  *
- * No embedding store is used: every figure is a fresh encode. Ends with one JSON line.
+ * No embedding store is used: every figure is a fresh encode. Ends with one JSON line. Exits
+ * non-zero when any review tokenises differently, and when the PyTorch reference cannot run
+ * (Debian's python3-torch missing, or its script failing): a bench never reports a missing
+ * reference as a null figure.
  *
  * Usage: deno run -A bench/embed.ts [--reviews N]
  */
@@ -23,9 +27,88 @@ import { BertEncoder, USE_LITE_SENTENCE_EMBEDDING, UseLiteEncoder } from "../lib
 import type { Matrix } from "../lib/types.ts";
 import { ensureTinyBert, SYSTEM_PYTHON } from "../tools/tiny_bert.ts";
 
-const i = Deno.args.indexOf("--reviews");
-const count = i >= 0 ? Number(Deno.args[i + 1]) : 1000;
-const pairedCount = Math.min(250, count);
+/** One review whose token ids differ between ours and the reference. */
+export interface TokenMismatch {
+  /** Index of the review. */
+  review: number;
+  /** First position where the lists differ (the shorter list's length if one is a prefix). */
+  firstDifference: number;
+  /** Our token ids. */
+  ours: readonly number[];
+  /** The reference's token ids (empty where the reference has no row for the review). */
+  reference: readonly number[];
+}
+
+/**
+ * Compares the token ids of every review, ours against the reference's, and returns every
+ * review that differs (none: all agree). A review missing on either side differs.
+ */
+export function tokenMismatches(
+  ours: readonly (readonly number[])[],
+  reference: readonly (readonly number[])[],
+): TokenMismatch[] {
+  const mismatches: TokenMismatch[] = [];
+  for (let review = 0; review < Math.max(ours.length, reference.length); review++) {
+    const a = ours[review] ?? [], b = reference[review] ?? [];
+    let k = 0;
+    while (k < a.length && k < b.length && a[k] === b[k]) k++;
+    if (
+      k < a.length || k < b.length || ours[review] === undefined ||
+      reference[review] === undefined
+    ) {
+      mismatches.push({ review, firstDifference: k, ours: a, reference: b });
+    }
+  }
+  return mismatches;
+}
+
+/** A printable description of `m`: the review's start and both token lists in full. */
+export function describeTokenMismatch(m: TokenMismatch, text: string): string {
+  const start = text.replace(/\s+/g, " ").slice(0, 200);
+  return [
+    `review ${m.review} (${JSON.stringify(start)}${text.length > 200 ? "…" : ""}) ` +
+    `differs from token ${m.firstDifference} on (ours ${m.ours.length} tokens, reference ` +
+    `${m.reference.length}):`,
+    `  ours:      [${m.ours.join(", ")}]`,
+    `  reference: [${m.reference.join(", ")}]`,
+  ].join("\n");
+}
+
+/** Debian packages of the Python modules the references import. */
+const DEBIAN_PACKAGES: Record<string, string> = {
+  torch: "python3-torch",
+  numpy: "python3-numpy",
+  sklearn: "python3-sklearn",
+  onnx: "python3-onnx",
+};
+const TORCH_INSTALL = "install Debian's python3-torch (sudo apt-get install python3-torch)";
+
+/** Runs `args` with the system Python; throws a message naming what to install on failure. */
+async function runPython(args: string[], what: string): Promise<string> {
+  let out: Deno.CommandOutput;
+  try {
+    out = await new Deno.Command(SYSTEM_PYTHON, { args, stdout: "piped", stderr: "piped" })
+      .output();
+  } catch (e) {
+    throw new Error(
+      `cannot run ${SYSTEM_PYTHON} for ${what} (${(e as Error).message}); ${TORCH_INSTALL}`,
+    );
+  }
+  const stderr = new TextDecoder().decode(out.stderr);
+  if (!out.success) {
+    const module = /No module named '([^'.]+)/.exec(stderr)?.[1];
+    if (module) {
+      const pkg = DEBIAN_PACKAGES[module] ?? `python3-${module}`;
+      throw new Error(
+        `${what} needs the Python module "${module}", which ${SYSTEM_PYTHON} lacks; install ` +
+          `Debian's ${pkg} (sudo apt-get install ${pkg})`,
+      );
+    }
+    throw new Error(`${what} failed (exit ${out.code}):\n${stderr.slice(-1500)}`);
+  }
+  return new TextDecoder().decode(out.stdout);
+}
+
 const mb = (bytes: number) => Number((bytes / 2 ** 20).toFixed(1));
 
 /** Runs `fn`, sampling RSS; returns its result, seconds and peak RSS. */
@@ -46,65 +129,78 @@ async function measured<T>(
   }
 }
 
-console.log(`bench embed: ${count} IMDB reviews`);
-const reviews = stratifiedSample(await loadImdb(), count, 7);
-const texts = textsOf(reviews);
-const figures: Record<string, number | string | null> = { reviews: count };
-figures.rss_before_mb = mb(Deno.memoryUsage().rss);
+/** Runs the bench; returns the exit code (1 when a review tokenises differently). */
+async function main(): Promise<number> {
+  const i = Deno.args.indexOf("--reviews");
+  const count = i >= 0 ? Number(Deno.args[i + 1]) : 1000;
+  if (!Number.isInteger(count) || count < 1) {
+    throw new Error(`--reviews must be a positive integer, not ${Deno.args[i + 1]}`);
+  }
+  const pairedCount = Math.min(250, count);
 
-// ---- USE-lite ------------------------------------------------------------------------------
-const use = await UseLiteEncoder.load();
-await use.encode(texts.slice(0, 4)); // warm-up: kernels compiled, weights uploaded
-const useRun = await measured(() => use.encode(texts));
-figures.use_lite_reviews_per_s = Number((count / useRun.seconds).toFixed(2));
-figures.use_lite_seconds = Number(useRun.seconds.toFixed(1));
-figures.use_lite_peak_rss_mb = mb(useRun.peakRss);
-figures.use_lite_features = useRun.value.shape[1];
-console.log(
-  `USE-lite: ${count} reviews in ${useRun.seconds.toFixed(1)} s = ` +
-    `${figures.use_lite_reviews_per_s} reviews/s, peak RSS ${figures.use_lite_peak_rss_mb} MB ` +
-    `(${useRun.value.shape[1]} features)`,
-);
-// Paired: all taps vs the stock output alone, alternating, on the same reviews.
-const paired = texts.slice(0, pairedCount);
-let tapsSeconds = 0;
-let stockSeconds = 0;
-for (let round = 0; round < 2; round++) {
-  const stock = await measured(() => use.encode(paired, { layers: [USE_LITE_SENTENCE_EMBEDDING] }));
-  const taps = await measured(() => use.encode(paired));
-  stockSeconds += stock.seconds;
-  tapsSeconds += taps.seconds;
-}
-figures.use_lite_stock_output_reviews_per_s = Number((2 * pairedCount / stockSeconds).toFixed(2));
-figures.use_lite_taps_time_ratio = Number((tapsSeconds / stockSeconds).toFixed(3));
-console.log(
-  `USE-lite on ${pairedCount} reviews: stock output ${figures.use_lite_stock_output_reviews_per_s} ` +
-    `reviews/s; reading the layers takes ${figures.use_lite_taps_time_ratio}x its time`,
-);
-await use.dispose();
+  console.log(`bench embed: ${count} IMDB reviews`);
+  const reviews = stratifiedSample(await loadImdb(), count, 7);
+  const texts = textsOf(reviews);
+  const figures: Record<string, number | string> = { reviews: count };
+  figures.rss_before_mb = mb(Deno.memoryUsage().rss);
 
-// ---- tiny BERT -----------------------------------------------------------------------------
-const folder = await ensureTinyBert();
-const bert = await BertEncoder.load(folder);
-await bert.encode(texts.slice(0, 4));
-const bertRun = await measured(() => bert.encode(texts));
-figures.tiny_bert_reviews_per_s = Number((count / bertRun.seconds).toFixed(1));
-figures.tiny_bert_seconds = Number(bertRun.seconds.toFixed(2));
-figures.tiny_bert_peak_rss_mb = mb(bertRun.peakRss);
-figures.tiny_bert_layers = `${bert.defaults.layers}`;
-console.log(
-  `tiny BERT (${bert.numLayers} layers, hidden ${bert.hiddenSize}): ${count} reviews in ` +
-    `${bertRun.seconds.toFixed(2)} s = ${figures.tiny_bert_reviews_per_s} reviews/s, ` +
-    `peak RSS ${figures.tiny_bert_peak_rss_mb} MB`,
-);
+  // ---- USE-lite ----------------------------------------------------------------------------
+  const use = await UseLiteEncoder.load();
+  await use.encode(texts.slice(0, 4)); // warm-up: kernels compiled, weights uploaded
+  const useRun = await measured(() => use.encode(texts));
+  figures.use_lite_reviews_per_s = Number((count / useRun.seconds).toFixed(2));
+  figures.use_lite_seconds = Number(useRun.seconds.toFixed(1));
+  figures.use_lite_peak_rss_mb = mb(useRun.peakRss);
+  figures.use_lite_features = useRun.value.shape[1];
+  console.log(
+    `USE-lite: ${count} reviews in ${useRun.seconds.toFixed(1)} s = ` +
+      `${figures.use_lite_reviews_per_s} reviews/s, peak RSS ${figures.use_lite_peak_rss_mb} MB ` +
+      `(${useRun.value.shape[1]} features)`,
+  );
+  // Paired: all taps vs the stock output alone, alternating, on the same reviews.
+  const paired = texts.slice(0, pairedCount);
+  let tapsSeconds = 0;
+  let stockSeconds = 0;
+  for (let round = 0; round < 2; round++) {
+    const stock = await measured(() =>
+      use.encode(paired, { layers: [USE_LITE_SENTENCE_EMBEDDING] })
+    );
+    const taps = await measured(() => use.encode(paired));
+    stockSeconds += stock.seconds;
+    tapsSeconds += taps.seconds;
+  }
+  figures.use_lite_stock_output_reviews_per_s = Number(
+    (2 * pairedCount / stockSeconds).toFixed(2),
+  );
+  figures.use_lite_taps_time_ratio = Number((tapsSeconds / stockSeconds).toFixed(3));
+  console.log(
+    `USE-lite on ${pairedCount} reviews: stock output ` +
+      `${figures.use_lite_stock_output_reviews_per_s} reviews/s; reading the layers takes ` +
+      `${figures.use_lite_taps_time_ratio}x its time`,
+  );
+  await use.dispose();
 
-/** Runs bench/embed_reference.py on `subset` texts with `threads` PyTorch threads. */
-async function runReference(subset: string[], threads: number) {
-  const dir = await Deno.makeTempDir();
-  try {
-    await Deno.writeTextFile(join(dir, "texts.json"), JSON.stringify(subset));
-    const out = await new Deno.Command(SYSTEM_PYTHON, {
-      args: [
+  // ---- tiny BERT ---------------------------------------------------------------------------
+  const folder = await ensureTinyBert();
+  const bert = await BertEncoder.load(folder);
+  await bert.encode(texts.slice(0, 4));
+  const bertRun = await measured(() => bert.encode(texts));
+  figures.tiny_bert_reviews_per_s = Number((count / bertRun.seconds).toFixed(1));
+  figures.tiny_bert_seconds = Number(bertRun.seconds.toFixed(2));
+  figures.tiny_bert_peak_rss_mb = mb(bertRun.peakRss);
+  figures.tiny_bert_layers = `${bert.defaults.layers}`;
+  console.log(
+    `tiny BERT (${bert.numLayers} layers, hidden ${bert.hiddenSize}): ${count} reviews in ` +
+      `${bertRun.seconds.toFixed(2)} s = ${figures.tiny_bert_reviews_per_s} reviews/s, ` +
+      `peak RSS ${figures.tiny_bert_peak_rss_mb} MB`,
+  );
+
+  /** Runs bench/embed_reference.py on `subset` texts with `threads` PyTorch threads. */
+  async function runReference(subset: string[], threads: number) {
+    const dir = await Deno.makeTempDir();
+    try {
+      await Deno.writeTextFile(join(dir, "texts.json"), JSON.stringify(subset));
+      const stdout = await runPython([
         fileURLToPath(new URL("./embed_reference.py", import.meta.url)),
         folder,
         join(dir, "texts.json"),
@@ -113,82 +209,96 @@ async function runReference(subset: string[], threads: number) {
         String(bert.defaults.batchSize),
         "0",
         String(threads),
-      ],
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
-    if (!out.success) throw new Error(new TextDecoder().decode(out.stderr).slice(-1500));
-    const ref = JSON.parse(new TextDecoder().decode(out.stdout));
-    const bytes = await Deno.readFile(join(dir, "cls.f32"));
-    const cls = new Float32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4);
-    return { ...ref, cls } as {
-      reviews_per_second: number;
-      peak_rss_mb: number;
-      token_ids: number[][];
-      cls: Float32Array;
-    };
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-}
-
-async function pytorchReference(ours: Matrix): Promise<void> {
-  try {
-    // One thread on all reviews (values compared); two threads, as the project's Python
-    // references use, on the first 200 (on a loaded 2-core machine PyTorch's two OpenMP
-    // threads spin against other processes and run far slower than one).
-    const one = await runReference(texts, 1);
-    const two = await runReference(texts.slice(0, Math.min(200, count)), 2);
-    const cols = ours.shape[1];
-    let mismatched = 0;
-    let maxDiff = 0;
-    for (let r = 0; r < count; r++) {
-      const same = JSON.stringify(bert.tokenize(texts[r])) === JSON.stringify(one.token_ids[r]);
-      if (!same) {
-        mismatched++;
-        continue;
-      }
-      for (let c = 0; c < cols; c++) {
-        maxDiff = Math.max(maxDiff, Math.abs(ours.data[r * cols + c] - one.cls[r * cols + c]));
-      }
+        String(bert.defaults.maxTokens),
+      ], `the PyTorch reference (bench/embed_reference.py, ${threads} thread(s))`);
+      const ref = JSON.parse(stdout);
+      const bytes = await Deno.readFile(join(dir, "cls.f32"));
+      const cls = new Float32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4);
+      return { ...ref, cls } as {
+        reviews_per_second: number;
+        peak_rss_mb: number;
+        token_ids: number[][];
+        cls: Float32Array;
+      };
+    } finally {
+      await Deno.remove(dir, { recursive: true });
     }
-    const best = Math.max(one.reviews_per_second, two.reviews_per_second);
-    figures.pytorch_1_thread_reviews_per_s = Number(one.reviews_per_second.toFixed(1));
-    figures.pytorch_2_threads_reviews_per_s = Number(two.reviews_per_second.toFixed(1));
-    figures.pytorch_peak_rss_mb = Number(one.peak_rss_mb.toFixed(1));
-    figures.tiny_bert_speedup_vs_pytorch = Number(((count / bertRun.seconds) / best).toFixed(2));
-    figures.token_id_mismatches = mismatched;
-    figures.max_abs_diff_vs_pytorch = Number(maxDiff.toExponential(2));
-    console.log(
-      `PyTorch reference: ${figures.pytorch_1_thread_reviews_per_s} reviews/s on 1 thread, ` +
-        `${figures.pytorch_2_threads_reviews_per_s} on 2 threads, peak RSS ` +
-        `${figures.pytorch_peak_rss_mb} MB; ours is ${figures.tiny_bert_speedup_vs_pytorch}x ` +
-        `as fast as the better; token ids differ for ${mismatched} reviews; max |diff| of ` +
-        `[CLS] vectors ${maxDiff}`,
-    );
-  } catch (e) {
-    console.error(`PyTorch reference not run: ${(e as Error).message}`);
-    figures.max_abs_diff_vs_pytorch = null;
   }
-}
-await pytorchReference(bertRun.value);
-await bert.dispose();
 
-const diff = figures.max_abs_diff_vs_pytorch as number | null;
-const mismatches = (figures.token_id_mismatches as number | undefined) ?? count;
-console.log(JSON.stringify({
-  bench: "embed",
-  figures,
-  targets: {
-    max_abs_diff_vs_pytorch: {
-      value: diff,
-      target: "<= 1e-4",
-      met: diff !== null && diff <= 1e-4 && mismatches < count,
+  // ---- PyTorch reference: token ids of every review, then [CLS] vectors --------------------
+  // One thread on all reviews (values compared); two threads, as the project's Python
+  // references use, on the first 200 (on a loaded 2-core machine PyTorch's two OpenMP
+  // threads spin against other processes and run far slower than one).
+  const ours: Matrix = bertRun.value;
+  const one = await runReference(texts, 1);
+  const two = await runReference(texts.slice(0, Math.min(200, count)), 2);
+  const mismatches = tokenMismatches(texts.map((t) => bert.tokenize(t)), one.token_ids);
+  const cols = ours.shape[1];
+  const differing = new Set(mismatches.map((m) => m.review));
+  let maxDiff = 0;
+  for (let r = 0; r < count; r++) {
+    if (differing.has(r)) continue;
+    for (let c = 0; c < cols; c++) {
+      maxDiff = Math.max(maxDiff, Math.abs(ours.data[r * cols + c] - one.cls[r * cols + c]));
+    }
+  }
+  await bert.dispose();
+  const best = Math.max(one.reviews_per_second, two.reviews_per_second);
+  figures.pytorch_1_thread_reviews_per_s = Number(one.reviews_per_second.toFixed(1));
+  figures.pytorch_2_threads_reviews_per_s = Number(two.reviews_per_second.toFixed(1));
+  figures.pytorch_peak_rss_mb = Number(one.peak_rss_mb.toFixed(1));
+  figures.tiny_bert_speedup_vs_pytorch = Number(((count / bertRun.seconds) / best).toFixed(2));
+  figures.token_id_mismatches = mismatches.length;
+  figures.max_abs_diff_vs_pytorch = Number(maxDiff.toExponential(2));
+  console.log(
+    `PyTorch reference: ${figures.pytorch_1_thread_reviews_per_s} reviews/s on 1 thread, ` +
+      `${figures.pytorch_2_threads_reviews_per_s} on 2 threads, peak RSS ` +
+      `${figures.pytorch_peak_rss_mb} MB; ours is ${figures.tiny_bert_speedup_vs_pytorch}x ` +
+      `as fast as the better; token ids differ for ${mismatches.length} of ${count} reviews; ` +
+      `max |diff| of [CLS] vectors ${maxDiff}` +
+      (mismatches.length > 0 ? " (over the reviews whose token ids agree)" : ""),
+  );
+  if (mismatches.length > 0) {
+    const shown = mismatches.slice(0, 3);
+    console.error(
+      `Token ids differ from the reference tokenizer for ${mismatches.length} of ${count} ` +
+        `reviews; the first ${shown.length}:\n` +
+        shown.map((m) => describeTokenMismatch(m, texts[m.review])).join("\n"),
+    );
+  }
+
+  const useRatio = figures.use_lite_taps_time_ratio as number;
+  console.log(JSON.stringify({
+    bench: "embed",
+    figures,
+    targets: {
+      token_id_mismatches: {
+        value: mismatches.length,
+        target: "= 0",
+        met: mismatches.length === 0,
+      },
+      max_abs_diff_vs_pytorch: {
+        value: figures.max_abs_diff_vs_pytorch,
+        target: "<= 1e-4",
+        met: maxDiff <= 1e-4 && mismatches.length === 0,
+      },
+      use_lite_taps_time_ratio: {
+        value: useRatio,
+        target: "<= 1.25",
+        met: useRatio <= 1.25,
+      },
     },
-    use_lite_taps_time_ratio: {
-      value: figures.use_lite_taps_time_ratio,
-      target: "<= 1.25",
-      met: (figures.use_lite_taps_time_ratio as number) <= 1.25,
-    },
-  },
-}));
+  }));
+  return mismatches.length > 0 ? 1 : 0;
+}
+
+if (import.meta.main) {
+  let code: number;
+  try {
+    code = await main();
+  } catch (e) {
+    console.error(`bench/embed.ts failed: ${(e as Error).stack ?? e}`);
+    code = 1;
+  }
+  Deno.exit(code);
+}

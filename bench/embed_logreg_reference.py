@@ -1,6 +1,8 @@
 #!/usr/bin/python3
 """Reference for bench/embed_logreg.ts: scikit-learn's LogisticRegression (lbfgs, C given,
-max_iter 5000) on the same embeddings. Prints {"accuracy", "seconds"} as JSON.
+max_iter 5000) on the same embeddings. Prints {"accuracy", "seconds"} as JSON. Needs Debian's
+python3-sklearn (with python3-numpy); bench/embed_logreg.ts fails, naming the package, without
+it.
 
 Usage: /usr/bin/python3 bench/embed_logreg_reference.py DIR COLS C
 DIR holds train.f32, test.f32 (little-endian float32 rows), ytrain.u8, ytest.u8.

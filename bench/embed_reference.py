@@ -5,11 +5,14 @@ that script's own WordPiece tokenizer, batched by length with attention masks li
 TypeScript side.
 
 Usage: /usr/bin/python3 bench/embed_reference.py MODEL_DIR TEXTS_JSON OUT_F32 LAYERS BATCH SEED
-           [THREADS]
+           [THREADS [MAX_TOKENS]]
+
+Needs Debian's python3-torch. MAX_TOKENS (default 512) is the truncation length, special
+tokens included, as the TypeScript side's.
 
 Writes the [CLS] vectors of hidden states LAYERS (comma-separated) for every text to OUT_F32
-(little-endian float32, row-major, layer-major columns) and prints JSON with the token ids'
-lengths, seconds, reviews per second and peak RSS (VmHWM, MB).
+(little-endian float32, row-major, layer-major columns) and prints JSON with the token
+ids of every text, seconds, reviews per second and peak RSS (VmHWM, MB).
 """
 import importlib.util
 import json
@@ -41,6 +44,7 @@ def main():
     seed = int(seed_arg)
     if len(sys.argv) > 7:
         torch.set_num_threads(int(sys.argv[7]))
+    max_tokens = int(sys.argv[8]) if len(sys.argv) > 8 else 512
     layers = [int(x) for x in layers_arg.split(",")]
     batch_size = int(batch_arg)
     with open(os.path.join(model_dir, "config.json")) as f:
@@ -64,7 +68,7 @@ def main():
         raise SystemExit(f"rebuilt weights differ from the export (|diff| {check})")
 
     start = time.perf_counter()
-    encoded = [tiny.encode(t, index, 512) for t in texts]
+    encoded = [tiny.encode(t, index, max_tokens) for t in texts]
     order = sorted(range(len(texts)), key=lambda i: (-len(encoded[i]), i))
     hidden = cfg["hidden_size"]
     out = torch.zeros(len(texts), len(layers) * hidden)
