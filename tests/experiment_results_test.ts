@@ -13,6 +13,7 @@ import {
   bestOnValidation,
   describeFindings,
   formatResultsTable,
+  JOB_STAGE_VERSION,
   readJob,
   storeJob,
 } from "../lib/experiment/mod.ts";
@@ -196,9 +197,21 @@ Deno.test("stored jobs: round trip; a damaged file is reported and recomputed", 
     const lines: string[] = [];
     const back = await readJob(path, (l) => lines.push(l));
     assertEquals(back, JSON.parse(JSON.stringify(finished.stored)));
-    await Deno.writeTextFile(path, (await Deno.readTextFile(path)).slice(0, 100));
+    // One byte changed at the same length: a probability digit.
+    const text = await Deno.readTextFile(path);
+    const at = text.indexOf("0.9");
+    await Deno.writeTextFile(path, text.slice(0, at) + "0.8" + text.slice(at + 3));
     assertEquals(await readJob(path, (l) => lines.push(l)), undefined);
-    assertStringIncludes(lines.join("\n"), path);
+    assertStringIncludes(lines.at(-1)!, path);
+    assertStringIncludes(lines.at(-1)!, "damaged");
+    // Truncated.
+    await Deno.writeTextFile(path, text.slice(0, 100));
+    assertEquals(await readJob(path, (l) => lines.push(l)), undefined);
+    assertStringIncludes(lines.at(-1)!, path);
+    // Made by another version of the job stage: recomputed, and the log says so.
+    await storeJob(path, { ...finished.stored, stageVersion: JOB_STAGE_VERSION - 1 });
+    assertEquals(await readJob(path, (l) => lines.push(l)), undefined);
+    assertStringIncludes(lines.at(-1)!, `this code is version ${JOB_STAGE_VERSION}`);
     assertEquals(await readJob(join(dir, "none.json"), (l) => lines.push(l)), undefined);
   } finally {
     await Deno.remove(dir, { recursive: true });

@@ -199,3 +199,76 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name:
+    "reproduce: two processes on one run name — the second stops at the lock, caches stay valid",
+  ignore: archive.ignore || models.ignore,
+  async fn() {
+    const dir = await Deno.makeTempDir({ prefix: "reproduce-lock-" });
+    const configPath = join(dir, "twice.json");
+    await Deno.writeTextFile(
+      configPath,
+      JSON.stringify({
+        schemaVersion: 2,
+        name: "twice",
+        data: { source: archive.path, trainSize: 160, testSize: 100 },
+        image: { pixels: 24, tsne: { nIter: 250 } },
+        models: { backbones: ["darknet_reference"], training: { epochs: 3 }, workers: 1 },
+        baselines: { mlp: false },
+        ablations: { permutedPixels: false, randomBackbone: false },
+        cacheDir: join(dir, "cache"),
+      }),
+    );
+    const args = ["run", "-A", join(projectRoot, "tools", "reproduce.ts"), "--config", configPath];
+    const env = { TEXT_AS_IMAGE_DATA: join(dir, "data") };
+    try {
+      const first = new Deno.Command(Deno.execPath(), {
+        args: [...args, "--out", join(dir, "a")],
+        env,
+        stdout: "piped",
+        stderr: "piped",
+      }).spawn();
+      // Wait until the first process holds its job locks (it logs the features it prepared).
+      const reader = first.stderr.pipeThrough(new TextDecoderStream()).getReader();
+      let log = "";
+      while (!log.includes("features darknet_reference@42")) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        log += value;
+      }
+      const rest = (async () => {
+        for (;;) {
+          const { value, done } = await reader.read();
+          if (done) return log;
+          log += value;
+        }
+      })();
+      const second = await reproduce(
+        ["--config", configPath, "--out", join(dir, "b")],
+        env.TEXT_AS_IMAGE_DATA,
+      );
+      assertEquals(second.code, 1, second.stderr);
+      assertStringIncludes(second.stderr, "job darknet_reference@42 is being run by process");
+      assertStringIncludes(second.stderr, String(first.pid));
+      const status = await first.status;
+      await first.stdout.cancel();
+      assertEquals(status.code, 0, await rest);
+      // A third run finds every job finished, intact, and identical.
+      const third = await reproduce(
+        ["--config", configPath, "--out", join(dir, "a")],
+        env.TEXT_AS_IMAGE_DATA,
+      );
+      assertEquals(third.code, 0, third.stderr);
+      assertStringIncludes(third.stderr, "darknet_reference@42: result cached");
+      assertStringIncludes(third.stderr, "logistic-regression: result cached");
+      assert(!(await rest).includes("damaged") && !third.stderr.includes("damaged"));
+      const lockFiles = [...Deno.readDirSync(join(dir, "cache", "jobs"))].filter((e) =>
+        e.name.endsWith(".lock")
+      );
+      assertEquals(lockFiles, [], "locks are released");
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});

@@ -7,7 +7,7 @@
  * @module
  */
 import { createHash } from "node:crypto";
-import { join } from "node:path";
+import { basename, join } from "node:path";
 import { exists } from "../download.ts";
 import { labelsOf, loadImdb, splitReviews } from "../data/mod.ts";
 import type { Review } from "../data/mod.ts";
@@ -26,6 +26,7 @@ import { ready } from "../tf.ts";
 import type { ImageBatch, Labels, Matrix } from "../types.ts";
 import type { ResolvedConfig } from "./config.ts";
 import { recordUses } from "./uses.ts";
+import { acquireLock } from "./lock.ts";
 
 /** Progress of a run's stages. */
 export interface ExperimentProgress extends Progress {
@@ -130,6 +131,7 @@ async function fittedTransformer(
   cfg: ResolvedConfig,
   fitRows: Matrix,
   report: (p: ExperimentProgress) => void,
+  log: (line: string) => void,
 ): Promise<{ transformer: ImageTransformer; key: string; cached: boolean }> {
   // What the layout depends on (not how verbosely or on how many threads it is computed).
   const { verbose: _v, threads: _t, ...tsneKey } = cfg.image.tsne;
@@ -139,19 +141,29 @@ async function fittedTransformer(
   );
   const path = join(cfg.cacheDir, `image-transformer-${key}.json`);
   if (await exists(path)) {
-    return { transformer: await ImageTransformer.load(path), key, cached: true };
+    try {
+      return { transformer: await ImageTransformer.load(path), key, cached: true };
+    } catch (e) {
+      // Damaged, or made by another version of the layout stage: never used, refitted.
+      log((e as Error).message);
+    }
   }
-  const transformer = new ImageTransformer({
-    pixels: cfg.image.pixels,
-    discretization: cfg.image.discretization,
-    scaler: cfg.image.scaler,
-    tsne: { verbose: true, ...cfg.image.tsne },
-  });
-  await transformer.fit(fitRows, {
-    onProgress: (p) => report({ stage: "images", done: p.done, total: p.total, detail: p.phase }),
-  });
-  await transformer.save(path);
-  return { transformer, key, cached: false };
+  const lock = await acquireLock(`${path}.lock`, `the layout ${basename(path)}`, log);
+  try {
+    const transformer = new ImageTransformer({
+      pixels: cfg.image.pixels,
+      discretization: cfg.image.discretization,
+      scaler: cfg.image.scaler,
+      tsne: { verbose: true, ...cfg.image.tsne },
+    });
+    await transformer.fit(fitRows, {
+      onProgress: (p) => report({ stage: "images", done: p.done, total: p.total, detail: p.phase }),
+    });
+    await transformer.save(path);
+    return { transformer, key, cached: false };
+  } finally {
+    await lock.release();
+  }
 }
 
 /** Runs (or reads from the caches) stages 1–3 of `cfg`: see the module doc. */
@@ -196,7 +208,7 @@ export async function prepareInputs(
 
   const t2 = performance.now();
   const fitRows = cfg.image.fitOn === "all" ? embeddings : features.train;
-  const { transformer, key, cached } = await fittedTransformer(cfg, fitRows, report);
+  const { transformer, key, cached } = await fittedTransformer(cfg, fitRows, report, log);
   const imagesOf = (x: Matrix) => transformer.transform(x, { channels: 1 }) as ImageBatch;
   const images = {
     train: imagesOf(features.train),

@@ -70,7 +70,7 @@ export type {
 } from "./jobs.ts";
 export { runJobs } from "./pool.ts";
 export type { FromWorker, PoolCallbacks, ToWorker } from "./pool.ts";
-export { aggregateModels, jobPath, readJob, storeJob } from "./results.ts";
+export { aggregateModels, JOB_STAGE_VERSION, jobPath, readJob, storeJob } from "./results.ts";
 export type {
   Comparison,
   FinishedJob,
@@ -79,7 +79,9 @@ export type {
   StoredJob,
   VariantResults,
 } from "./results.ts";
-export { jobKey, runExperiment } from "./run.ts";
+export { codeVersion, jobKey, runExperiment } from "./run.ts";
+export { acquireLock, LockedError } from "./lock.ts";
+export type { Lock, LockOwner } from "./lock.ts";
 export type { ExperimentOptions, ExperimentResults } from "./run.ts";
 export { formatInspection, inspectExperiment } from "./inspect.ts";
 export type { InspectedJob, Inspection } from "./inspect.ts";

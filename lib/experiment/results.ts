@@ -16,6 +16,13 @@
  */
 import { join } from "node:path";
 import { exists } from "../download.ts";
+import {
+  CorruptCacheError,
+  sha256Hex,
+  verifyHash,
+  verifyVersion,
+  writeAtomic,
+} from "../integrity.ts";
 import { evaluateBinary, mcnemarTest } from "../eval/metrics.ts";
 import type { BinaryMetrics } from "../eval/metrics.ts";
 import type { MLPEpochRecord } from "../eval/mlp.ts";
@@ -29,10 +36,19 @@ import type { JobResult } from "./jobs.ts";
 import type { ModelPlan } from "./plan.ts";
 import { jobName } from "./plan.ts";
 
+/**
+ * Version of the job stage (training and prediction of every model family): bumped by hand
+ * when what a job computes changes (see `lib/integrity.ts`); a stored job of another version
+ * is recomputed, and the log says so.
+ */
+export const JOB_STAGE_VERSION = 2;
+
 /** A finished job as stored in the run's cache (`jobs/<job>-<key>.json`). */
 export interface StoredJob {
   /** Format version. */
   schemaVersion: number;
+  /** {@link JOB_STAGE_VERSION} of the code that made it. */
+  stageVersion: number;
   /** Job name (`id@seed`). */
   job: string;
   /** Key of everything the result depends on. */
@@ -59,30 +75,39 @@ export function jobPath(cacheDir: string, plan: ModelPlan, key: string): string 
   return join(cacheDir, "jobs", `${jobName(plan).replace("@", "-s")}-${key}.json`);
 }
 
-/** Writes a finished job atomically. */
+/**
+ * Writes a finished job atomically, as `{ sha256, job }` where `sha256` is the hash of the
+ * job's JSON text (checked by {@link readJob}).
+ */
 export async function storeJob(path: string, stored: StoredJob): Promise<void> {
   await Deno.mkdir(join(path, ".."), { recursive: true });
-  const part = `${path}.${crypto.randomUUID().slice(0, 8)}.part`;
-  await Deno.writeTextFile(part, JSON.stringify(stored));
-  await Deno.rename(part, path);
+  const text = JSON.stringify(stored);
+  await writeAtomic(path, `{"sha256":"${sha256Hex(text)}","job":${text}}`);
 }
 
-/** Reads a stored job, or undefined when absent; a damaged file is reported and ignored. */
+/**
+ * Reads a stored job, or undefined when absent. A damaged file (changed bytes, truncated,
+ * no hash) or one made by another job stage version is never read as data: the log names
+ * the file, and the caller recomputes the job.
+ */
 export async function readJob(
   path: string,
   log: (line: string) => void,
 ): Promise<StoredJob | undefined> {
   if (!(await exists(path))) return undefined;
   try {
-    const stored = JSON.parse(await Deno.readTextFile(path)) as StoredJob;
-    if (
-      stored.schemaVersion !== CONFIG_SCHEMA_VERSION || !Array.isArray(stored.result?.testProba)
-    ) {
-      throw new Error("not a job result of this version");
+    const text = await Deno.readTextFile(path);
+    const match = /^\{"sha256":"([0-9a-f]{64})","job":([\s\S]*)\}$/.exec(text);
+    if (!match) throw new CorruptCacheError(path, "not a hashed job record");
+    verifyHash(match[2], match[1], path);
+    const stored = JSON.parse(match[2]) as StoredJob;
+    verifyVersion(stored.stageVersion, JOB_STAGE_VERSION, "the job stage", path);
+    if (stored.schemaVersion !== CONFIG_SCHEMA_VERSION) {
+      throw new CorruptCacheError(path, `results format ${stored.schemaVersion}`);
     }
     return stored;
   } catch (e) {
-    log(`${path}: unreadable job result (${(e as Error).message}); it will be recomputed`);
+    log((e as Error).message);
     return undefined;
   }
 }
@@ -106,6 +131,7 @@ export function storedJobOf(
 ): StoredJob {
   return {
     schemaVersion: CONFIG_SCHEMA_VERSION,
+    stageVersion: JOB_STAGE_VERSION,
     job: jobName(plan),
     key,
     plan,

@@ -11,6 +11,7 @@
  *
  * @module
  */
+import { dirname } from "node:path";
 import { projectRoot } from "../config.ts";
 import { sharedCopy } from "../train/mod.ts";
 import { ProgressBar } from "../progress.ts";
@@ -39,6 +40,8 @@ import {
 import type { FinishedJob, StoredJob, VariantResults } from "./results.ts";
 import { experimentNotes } from "./notes.ts";
 import { recordUses } from "./uses.ts";
+import { acquireLock } from "./lock.ts";
+import type { Lock } from "./lock.ts";
 
 /** Options of {@link runExperiment}. */
 export interface ExperimentOptions extends RunOptions {
@@ -46,6 +49,8 @@ export interface ExperimentOptions extends RunOptions {
   only?: string[];
   /** Train nothing: assemble the results from finished jobs (an error lists missing ones). */
   collect?: boolean;
+  /** Only these models of the plan (model ids, e.g. `darknet_reference`); default all. */
+  models?: string[];
 }
 
 /** Everything a run measured, ready for a report (JSON-serialisable, no machine paths). */
@@ -239,9 +244,11 @@ async function slotsOf(
   inputs: ExperimentInputs,
   log: (line: string) => void,
   unavailable: VariantResults["unavailable"],
+  models?: string[],
 ): Promise<Slot[]> {
   const slots: Slot[] = [];
-  for (const plan of planModels(inputs.cfg)) {
+  const plans = planModels(inputs.cfg).filter((p) => !models || models.includes(p.id));
+  for (const plan of plans) {
     const reason = plan.family === "image" ? unavailableReason(plan.input.backbone) : undefined;
     if (reason) {
       if (!unavailable.some((u) => u.name === plan.id)) unavailable.push({ name: plan.id, reason });
@@ -256,6 +263,24 @@ async function slotsOf(
     slots.push({ plan, key, path, stored, computed: false });
   }
   return slots;
+}
+
+/**
+ * Locks the jobs this process will run (all or none: a job another live process runs stops
+ * this one with a message naming it, before any work).
+ */
+async function lockJobs(todo: Slot[], log: (line: string) => void): Promise<Lock[]> {
+  const locks: Lock[] = [];
+  try {
+    for (const slot of todo) {
+      await Deno.mkdir(dirname(slot.path), { recursive: true });
+      locks.push(await acquireLock(`${slot.path}.lock`, `job ${jobName(slot.plan)}`, log));
+    }
+  } catch (e) {
+    for (const lock of locks) await lock.release();
+    throw e;
+  }
+  return locks;
 }
 
 function selected(variant: SweepVariant, plan: ModelPlan, only: string[] | undefined): boolean {
@@ -273,7 +298,7 @@ async function runVariant(
   if (variant.label) log(`variant ${variant.label}`);
   const inputs = await prepareInputs(variant.config, options);
   const unavailable: VariantResults["unavailable"] = [];
-  const slots = await slotsOf(inputs, log, unavailable);
+  const slots = await slotsOf(inputs, log, unavailable, options.models);
   const todo = slots.filter((s) => !s.stored && selected(variant, s.plan, options.only));
   if (options.collect && todo.length > 0) {
     throw new Error(
@@ -282,8 +307,13 @@ async function runVariant(
       }; run them (e.g. with --only JOB) first.`,
     );
   }
-  const prepared = await prepareJobs(todo, inputs, options, log, unavailable);
-  await runPrepared(prepared, inputs, options, log);
+  const locks = await lockJobs(todo, log);
+  try {
+    const prepared = await prepareJobs(todo, inputs, options, log, unavailable);
+    await runPrepared(prepared, inputs, options, log);
+  } finally {
+    for (const lock of locks) await lock.release();
+  }
   if (options.only) return undefined;
   const finished: FinishedJob[] = slots.filter((s) => s.stored).map((s) => ({
     plan: s.plan,
@@ -315,6 +345,14 @@ export async function runExperiment(
   cfg: ResolvedConfig,
   options: ExperimentOptions = {},
 ): Promise<ExperimentResults> {
+  const unknown = (options.models ?? []).filter((id) => !planModels(cfg).some((p) => p.id === id));
+  if (unknown.length) {
+    throw new Error(
+      `no model ${unknown.join(", ")} in this run's plan (${
+        [...new Set(planModels(cfg).map((p) => p.id))].join(", ")
+      })`,
+    );
+  }
   const started = performance.now();
   const startedAt = new Date().toISOString();
   const log = options.log ?? ((line: string) => console.error(line));
