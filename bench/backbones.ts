@@ -14,17 +14,24 @@
  * load). The target (≥ 0.5× PyTorch for the VGG and ResNet slices at 150×150) compares
  * fastest batches, ours with the better of 1 or 2 workers. Ends with one JSON line.
  *
+ * The bench fails (exit 1, no JSON line) when a measurement cannot run, ours or PyTorch's: a
+ * missing reference is never reported as a null figure. PyTorch is checked before anything
+ * is timed (Debian's python3-torch and python3-torchvision), with a message naming the
+ * missing module and the package to install.
+ *
  * Usage: deno run -A bench/backbones.ts [--seconds S] [--batch B] [--only name,name]
  */
 import { join } from "node:path";
+import process from "node:process";
 import { fileURLToPath } from "node:url";
 import { projectRoot } from "../lib/config.ts";
 import { ready } from "../lib/tf.ts";
 import { cacheBytes, loadableBackbones, loadBackbone } from "../lib/vision/mod.ts";
+import { failureText, PYTHON, pythonFailure, requirePython } from "./data.ts";
 
 const SIZES = [50, 150] as const;
 const TARGET_RATIO = 0.5;
-const python = "/usr/bin/python3";
+const REFERENCE_SCRIPT = "the PyTorch reference (bench/backbones_reference.py)";
 /** Our backbone → the PyTorch slice it stands in for. */
 const REFERENCE: Record<string, string> = {
   vgg19: "vgg16_features12",
@@ -45,14 +52,15 @@ function peakRssMb(): number {
   return Deno.memoryUsage().rss / 2 ** 20;
 }
 
-/** CPU seconds used by this process (all threads), or NaN where /proc is unavailable. */
+/** CPU seconds used by this process (all threads): /proc, else getrusage via node:process. */
 function cpuSeconds(): number {
   try {
     const fields = Deno.readTextFileSync("/proc/self/stat").split(") ")[1].split(" ");
-    return (Number(fields[11]) + Number(fields[12])) / 100; // utime + stime, in USER_HZ
-  } catch {
-    return NaN;
-  }
+    const seconds = (Number(fields[11]) + Number(fields[12])) / 100; // utime + stime, USER_HZ
+    if (Number.isFinite(seconds)) return seconds;
+  } catch { /* not Linux */ }
+  const { user, system } = process.cpuUsage();
+  return (user + system) / 1e6;
 }
 
 interface Measurement {
@@ -106,12 +114,16 @@ async function child(name: string, size: number, batch: number, seconds: number,
   console.log(JSON.stringify(m));
 }
 
+/** Runs `cmd args`; returns its last line parsed, or why it failed. */
 async function runJson(cmd: string, args: string[]): Promise<Record<string, unknown> | string> {
   const out = await new Deno.Command(cmd, { args, stdout: "piped", stderr: "piped" }).output();
   const text = new TextDecoder().decode(out.stdout).trim().split("\n").pop() ?? "";
   if (!out.success) {
-    const err = new TextDecoder().decode(out.stderr).trim().split("\n").slice(-3).join(" | ");
-    return `exit ${out.code}: ${err}`;
+    const stderr = new TextDecoder().decode(out.stderr).trim();
+    if (cmd === PYTHON && /No module named/.test(stderr)) {
+      return pythonFailure(REFERENCE_SCRIPT, out.code, stderr).message;
+    }
+    return `exit ${out.code}: ${stderr.split("\n").slice(-3).join(" | ")}`;
   }
   try {
     return JSON.parse(text);
@@ -123,20 +135,26 @@ async function runJson(cmd: string, args: string[]): Promise<Record<string, unkn
 const round = (x: number, d = 2) => Number(x.toFixed(d));
 const best = (xs: number[]) => Math.max(...xs);
 
-async function main() {
+/** Runs the bench; returns the exit code (1 when any measurement could not run). */
+async function main(): Promise<number> {
   const seconds = Number(argument("--seconds") ?? 3);
   const batch = Number(argument("--batch") ?? 16);
   const only = argument("--only")?.split(",");
   const self = fileURLToPath(import.meta.url);
   const reference = fileURLToPath(new URL("./backbones_reference.py", import.meta.url));
-  const figures: Record<string, number | string | null> = {
+  const figures: Record<string, number | string> = {
     backend: "wasm SIMD (1 core per worker), BatchNorm folded",
     pytorch_threads: 2,
     batch,
     seconds_per_measurement: seconds,
   };
-  const ratios: Record<string, number | null> = {};
+  const ratios: Record<string, number> = {};
   const names = loadableBackbones().filter((n) => !only || only.includes(n));
+  if (names.some((n) => REFERENCE[n] !== undefined)) {
+    await requirePython(REFERENCE_SCRIPT, ["torch", "torchvision"]);
+  }
+  /** Measurements that did not run; any fails the bench. */
+  const problems: string[] = [];
   const ours = (name: string, size: number, workers: number) =>
     runJson(Deno.execPath(), [
       "run",
@@ -166,16 +184,15 @@ async function main() {
         }
         if (slice) {
           const args = [reference, slice, String(size), String(batch), String(seconds)];
-          const torch = await runJson(python, args);
+          const torch = await runJson(PYTHON, args);
           if (typeof torch === "string") failures.push(`PyTorch: ${torch}`);
           else torchRuns.push(torch as Record<string, number>);
         }
       }
       const key = `${name}_${size}`;
+      if (failures.length > 0) problems.push(`${name} ${size}×${size}: ${failures.join("; ")}`);
       if (runs[1].length === 0) {
         console.log(`${name} ${size}×${size}: not measured (${failures.join("; ")})`);
-        figures[`${key}_images_per_s`] = null;
-        if (slice) ratios[key] = null;
         continue;
       }
       const m = runs[1][0];
@@ -211,8 +228,6 @@ async function main() {
       if (slice) {
         if (torchRuns.length === 0) {
           line += `; PyTorch ${slice}: not measured (${failures.join("; ")})`;
-          figures[`pytorch_${slice}_${size}_images_per_s`] = null;
-          ratios[key] = null;
         } else {
           const p = `pytorch_${slice}_${size}`;
           const tBest = best(torchRuns.map((r) => r.best_images_per_s));
@@ -235,28 +250,42 @@ async function main() {
       console.log(line);
     }
   }
-  const target = (key: string) => {
-    const value = ratios[key];
-    return {
-      value: value === null || value === undefined ? null : round(value),
-      target: `>= ${TARGET_RATIO}`,
-      met: value !== null && value !== undefined && value >= TARGET_RATIO,
-    };
+  if (problems.length > 0) {
+    console.error(
+      `bench/backbones.ts failed: ${problems.length} measurement(s) did not run:\n  ` +
+        problems.join("\n  "),
+    );
+    return 1;
+  }
+  // A target for each of its backbones that ran (all unless --only left it out).
+  const targets: Record<string, { value: number; target: string; met: boolean }> = {};
+  const targetKeys = {
+    vgg_slice_150_vs_pytorch: "vgg19_150",
+    resnet_slice_150_vs_pytorch: "resnet50_150",
   };
-  console.log(JSON.stringify({
-    bench: "backbones",
-    figures,
-    targets: {
-      vgg_slice_150_vs_pytorch: target("vgg19_150"),
-      resnet_slice_150_vs_pytorch: target("resnet50_150"),
-    },
-  }));
+  for (const [target, key] of Object.entries(targetKeys)) {
+    if (ratios[key] === undefined) continue;
+    targets[target] = {
+      value: round(ratios[key]),
+      target: `>= ${TARGET_RATIO}`,
+      met: ratios[key] >= TARGET_RATIO,
+    };
+  }
+  console.log(JSON.stringify({ bench: "backbones", figures, targets }));
+  return 0;
 }
 
 if (Deno.args[0] === "--child") {
   const [, name, size, batch, seconds, workers] = Deno.args;
   await child(name, Number(size), Number(batch), Number(seconds), Number(workers ?? 1));
   Deno.exit(0); // do not wait for idle workers to time out
-} else {
-  await main();
+} else if (import.meta.main) {
+  let code: number;
+  try {
+    code = await main();
+  } catch (e) {
+    console.error(`bench/backbones.ts failed: ${failureText(e)}`);
+    code = 1;
+  }
+  Deno.exit(code);
 }

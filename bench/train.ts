@@ -19,8 +19,13 @@
  * The machine is shared with other work, so images/s per CPU-second is reported too.
  * Target: ours ≥ 0.5× PyTorch's images/s at both sizes. Ends with one JSON line.
  *
+ * The bench fails (exit 1, no JSON line) when a measurement cannot run. PyTorch (Debian's
+ * python3-torch) is checked before anything is timed, with a message naming the missing
+ * module and the package to install.
+ *
  * Usage: deno run -A bench/train.ts [--steps150 N] [--steps50 N] [--rounds R]
  */
+import process from "node:process";
 import { fileURLToPath } from "node:url";
 import { ready, tf } from "../lib/tf.ts";
 import {
@@ -31,24 +36,26 @@ import {
   ImageClassifier,
 } from "../lib/train/mod.ts";
 import { loadBackbone } from "../lib/vision/mod.ts";
+import { failureText, PYTHON, pythonFailure, requirePython } from "./data.ts";
 
 const TARGET_RATIO = 0.5;
 const BATCH = 32;
-const python = "/usr/bin/python3";
+const REFERENCE = "the PyTorch reference (bench/train_reference.py)";
 
 function argument(name: string, fallback: number): number {
   const i = Deno.args.indexOf(name);
   return i >= 0 ? Number(Deno.args[i + 1]) : fallback;
 }
 
-/** CPU seconds used by this process (all threads), NaN where /proc is unavailable. */
+/** CPU seconds used by this process (all threads): /proc, else getrusage via node:process. */
 function cpuSeconds(): number {
   try {
     const fields = Deno.readTextFileSync("/proc/self/stat").split(") ")[1].split(" ");
-    return (Number(fields[11]) + Number(fields[12])) / 100;
-  } catch {
-    return NaN;
-  }
+    const seconds = (Number(fields[11]) + Number(fields[12])) / 100; // utime + stime, USER_HZ
+    if (Number.isFinite(seconds)) return seconds;
+  } catch { /* not Linux */ }
+  const { user, system } = process.cpuUsage();
+  return (user + system) / 1e6;
 }
 
 interface Rate {
@@ -146,6 +153,9 @@ async function runChild(args: string[], command: string): Promise<Rate & Record<
   const out = await new Deno.Command(command, { args, stdout: "piped", stderr: "piped" }).output();
   const text = new TextDecoder().decode(out.stdout);
   const line = text.trim().split("\n").filter((l) => l.startsWith("{")).pop();
+  if (!out.success && command === PYTHON) {
+    throw pythonFailure(REFERENCE, out.code, new TextDecoder().decode(out.stderr));
+  }
   if (!out.success || !line) {
     throw new Error(
       `${command} ${args.join(" ")} failed:\n${text}\n${new TextDecoder().decode(out.stderr)}`,
@@ -158,6 +168,7 @@ const round = (x: number) => Math.round(x * 1000) / 1000;
 
 async function main() {
   const rounds = argument("--rounds", 3);
+  await requirePython(REFERENCE, ["torch"]);
   const sizes = [
     { key: "150", image: 50, upsample: 3, padding: "valid", steps: argument("--steps150", 2) },
     { key: "50", image: 50, upsample: 1, padding: "same", steps: argument("--steps50", 8) },
@@ -196,7 +207,7 @@ async function main() {
         "pytorch",
         await runChild(
           [reference, `${s.image}`, `${s.upsample}`, s.padding, `${BATCH}`, `${s.steps}`, "2"],
-          python,
+          PYTHON,
         ),
       );
     }
@@ -242,6 +253,11 @@ if (Deno.args[0] === "--child") {
   const [, image, upsample, steps, mode, workers] = Deno.args;
   await child(Number(image), Number(upsample), Number(steps), mode, Number(workers ?? 1));
   Deno.exit(0);
-} else {
-  await main();
+} else if (import.meta.main) {
+  try {
+    await main();
+  } catch (e) {
+    console.error(`bench/train.ts failed: ${failureText(e)}`);
+    Deno.exit(1);
+  }
 }

@@ -12,7 +12,12 @@
  * log-scaled (Norm-2) like the pipeline before the layout.
  *
  * Run: `deno run -A bench/tsne.ts` (options: `--sizes=2000,10000`, `--tsnejs-points=500`,
- * `--no-e2e`, `--threads=2`). Ends with one JSON line.
+ * `--no-e2e`, `--threads=2`, `--python=/usr/bin/python3`). Ends with one JSON line.
+ *
+ * The bench fails (exit 1, no JSON line) when the scikit-learn reference cannot run. It is
+ * checked before anything is timed (Debian's python3-sklearn and python3-numpy), with a
+ * message naming the missing module and the package to install. Figures that cannot be read
+ * on this system (the load average or peak RSS without /proc) are left out, never null.
  *
  * @module
  */
@@ -29,6 +34,7 @@ import {
 } from "../lib/image/mod.ts";
 import { Random } from "../lib/random.ts";
 import type { Matrix } from "../lib/types.ts";
+import { failureText, pythonFailure, requirePython } from "./data.ts";
 
 const { values: args } = parseArgs({
   args: Deno.args,
@@ -44,6 +50,7 @@ const { values: args } = parseArgs({
 });
 const threads = Number(args.threads);
 const PERPLEXITY = 30, N_ITER = 1000, LEARNING_RATE = 200, SEED = 1701;
+const REFERENCE = "the scikit-learn reference (bench/tsne_reference.py)";
 
 /** Structured embedding-like data `[samples, features]` (see the module comment). */
 function structuredEmbeddings(samples: number, features: number, seed: number): Matrix {
@@ -84,10 +91,14 @@ function layoutPoints(samples: number, features: number, seed: number): Matrix {
   return transposeMatrix(new LogScaler().fitTransform(X));
 }
 
-function peakRssMiB(): number {
-  const status = Deno.readTextFileSync("/proc/self/status");
-  const m = /VmHWM:\s+(\d+) kB/.exec(status);
-  return m ? Number(m[1]) / 1024 : NaN;
+/** Peak RSS of this process in MiB (VmHWM), or undefined where /proc is unavailable. */
+function peakRssMiB(): number | undefined {
+  try {
+    const m = /VmHWM:\s+(\d+) kB/.exec(Deno.readTextFileSync("/proc/self/status"));
+    return m ? Number(m[1]) / 1024 : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 function cpuSeconds(since: { user: number; system: number }): number {
@@ -138,13 +149,22 @@ if (args.e2e) {
   Deno.exit(0);
 }
 
-/** The 1-minute load average (other jobs share the cores; reported with the figures). */
-function loadAverage(): number {
+/**
+ * The 1-minute load average (other jobs share the cores; reported with the figures), or
+ * undefined where /proc is unavailable.
+ */
+function loadAverage(): number | undefined {
   try {
-    return Number(Deno.readTextFileSync("/proc/loadavg").split(" ")[0]);
+    const value = Number(Deno.readTextFileSync("/proc/loadavg").split(" ")[0]);
+    return Number.isFinite(value) ? value : undefined;
   } catch {
-    return NaN;
+    return undefined;
   }
+}
+
+/** Sets `figures[key]` to `value` when it is a number (a figure never becomes null). */
+function setFigure(key: string, value: number | undefined): void {
+  if (typeof value === "number" && Number.isFinite(value)) figures[key] = value;
 }
 
 // ---- main mode ----
@@ -158,9 +178,12 @@ console.log(
     `Barnes–Hut θ 0.5, ${threads} threads each side; other jobs may share the cores.`,
 );
 figures.cores = navigator.hardwareConcurrency;
-figures.load_average_start = loadAverage();
+setFigure("load_average_start", loadAverage());
+let failed = false;
 try {
-  for (const samples of args.sizes.split(",").map(Number).filter((v) => v > 0)) {
+  const sizes = args.sizes.split(",").map(Number).filter((v) => v > 0);
+  if (sizes.length > 0) await requirePython(REFERENCE, ["numpy", "sklearn.manifold"], args.python);
+  for (const samples of sizes) {
     const features = 4608;
     console.log(`\n== ${features} points × ${samples} dimensions ==`);
     const points = layoutPoints(samples, features, 11 + samples);
@@ -187,7 +210,7 @@ try {
       stderr: "piped",
     }).output();
     if (!py.success) {
-      throw new Error(`sklearn reference failed:\n${new TextDecoder().decode(py.stderr)}`);
+      throw pythonFailure(REFERENCE, py.code, new TextDecoder().decode(py.stderr), args.python);
     }
     const lines = new TextDecoder().decode(py.stdout).trim().split("\n");
     const ref = JSON.parse(lines[lines.length - 1]) as {
@@ -335,25 +358,31 @@ try {
       `fit ${fmt(e2e.fitSeconds)} s + transform ${fmt(e2e.transformSeconds)} s = ${
         fmt(e2e.totalSeconds)
       } s; ` +
-        `peak RSS ${fmt(e2e.peakRssMiB, 0)} MiB (input data alone: ${
-          fmt(e2e.rssAfterDataMiB, 0)
-        } MiB); ` +
+        `peak RSS ${
+          typeof e2e.peakRssMiB === "number" ? `${fmt(e2e.peakRssMiB, 0)} MiB` : "unknown"
+        } (input data alone: ${fmt(e2e.rssAfterDataMiB, 0)} MiB); ` +
         `KL ${fmt(e2e.kl, 4)}; ${e2e.pixelsUsed} of 2500 pixels used`,
     );
     figures.e2e_fit_seconds = e2e.fitSeconds;
     figures.e2e_transform_seconds = e2e.transformSeconds;
     figures.e2e_total_seconds = e2e.totalSeconds;
-    figures.e2e_peak_rss_mib = e2e.peakRssMiB;
+    setFigure("e2e_peak_rss_mib", e2e.peakRssMiB);
     figures.e2e_rss_after_data_mib = e2e.rssAfterDataMiB;
     figures.e2e_pixels_used = e2e.pixelsUsed;
   }
+} catch (e) {
+  console.error(`bench/tsne.ts failed: ${failureText(e)}`);
+  failed = true;
 } finally {
   await Deno.remove(tmp, { recursive: true }).catch(() => {});
 }
+if (failed) Deno.exit(1);
 
-figures.load_average_end = loadAverage();
+setFigure("load_average_end", loadAverage());
 console.log(
-  `\nload average (1 min) at start ${figures.load_average_start}, at end ${figures.load_average_end} ` +
-    `on ${figures.cores} cores`,
+  "load_average_start" in figures
+    ? `\nload average (1 min) at start ${figures.load_average_start}, at end ` +
+      `${figures.load_average_end ?? "unknown"} on ${figures.cores} cores`
+    : `\nload average unknown (no /proc/loadavg); ${figures.cores} cores`,
 );
 console.log(JSON.stringify({ bench: "tsne", figures, targets }));
