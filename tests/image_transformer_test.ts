@@ -2,7 +2,15 @@
  * The DeepInsight ImageTransformer end to end on small inputs with known layouts, its
  * scalers, save/load, and PNG output.
  */
-import { assert, assertAlmostEquals, assertEquals, assertThrows } from "@std/assert";
+import {
+  assert,
+  assertAlmostEquals,
+  assertEquals,
+  assertRejects,
+  assertStringIncludes,
+  assertThrows,
+} from "@std/assert";
+import { join } from "node:path";
 import { decode } from "fast-png";
 import {
   drawText,
@@ -16,6 +24,8 @@ import {
   MinMaxScaler,
   textWidth,
 } from "../lib/image/mod.ts";
+import { LAYOUT_STAGE_VERSION } from "../lib/image/transformer.ts";
+import { CorruptCacheError, sha256Hex, StaleCacheError } from "../lib/integrity.ts";
 import { Random } from "../lib/random.ts";
 import type { Matrix } from "../lib/types.ts";
 
@@ -178,6 +188,101 @@ Deno.test("setPixels re-bins without refitting; save/load restores the same imag
     Error,
     "50 features",
   );
+});
+
+Deno.test("a saved transformer altered on disk is refused, naming the file", async () => {
+  const rng = new Random(11);
+  const map = Array.from({ length: 30 }, () => [rng.normal(), rng.normal()]);
+  const X: Matrix = {
+    data: Float32Array.from({ length: 12 * 30 }, () => rng.normal()),
+    shape: [12, 30],
+  };
+  const it = new ImageTransformer({ featureExtractor: fixedMap(map), pixels: 5, scaler: "minmax" });
+  await it.fit(X);
+  const dir = await Deno.makeTempDir({ prefix: "transformer_integrity_" });
+  try {
+    const path = join(dir, "layout.json");
+    await it.save(path);
+    // Atomic write: only the file is left (no temporary).
+    const names: string[] = [];
+    for await (const e of Deno.readDir(dir)) names.push(e.name);
+    assertEquals(names, ["layout.json"]);
+    const text = await Deno.readTextFile(path);
+    const saved = JSON.parse(text);
+    assertEquals(saved.stageVersion, LAYOUT_STAGE_VERSION);
+    assertEquals(LAYOUT_STAGE_VERSION, 2);
+    assertEquals(saved.sha256.length, 64);
+    assertEquals(
+      sha256Hex(text.replace(saved.sha256, "0".repeat(64))),
+      saved.sha256,
+      "the hash is that of the text with the hash zeroed",
+    );
+
+    // Intact: loads and transforms exactly as the original.
+    const loaded = await ImageTransformer.load(path);
+    assertEquals(Array.from(loaded.transform(X).data), Array.from(it.transform(X).data));
+
+    const rejects = async (
+      altered: string,
+      ErrorClass: typeof CorruptCacheError | typeof StaleCacheError,
+      includes: string,
+    ) => {
+      const p = join(dir, "altered.json");
+      await Deno.writeTextFile(p, altered);
+      const e = await assertRejects(() => ImageTransformer.load(p), ErrorClass, includes);
+      assertEquals(e.path, p);
+      assertStringIncludes(e.message, p);
+      return e;
+    };
+
+    // One digit of a number in the map changed: same length, still valid JSON.
+    const at = text.indexOf('"embedding":[') + '"embedding":['.length;
+    let d = at;
+    while (!/[0-9]/.test(text[d])) d++;
+    const digit = text[d] === "9" ? "8" : String(Number(text[d]) + 1);
+    const flipped = text.slice(0, d) + digit + text.slice(d + 1);
+    assertEquals(flipped.length, text.length);
+    JSON.parse(flipped);
+    await rejects(flipped, CorruptCacheError, "content hash");
+    // A digit of a pixel coordinate, and a character of the hash itself.
+    const c = text.indexOf('"coords":[') + '"coords":['.length;
+    const coordFlip = text.slice(0, c) + (text[c] === "1" ? "2" : "1") + text.slice(c + 1);
+    await rejects(coordFlip, CorruptCacheError, "content hash");
+    const h = '{"sha256":"'.length;
+    await rejects(
+      text.slice(0, h) + (text[h] === "a" ? "b" : "a") + text.slice(h + 1),
+      CorruptCacheError,
+      "content hash",
+    );
+    // Truncated, and a file without a hash.
+    await rejects(text.slice(0, text.length - 10), CorruptCacheError, "not valid JSON");
+    await rejects(
+      JSON.stringify({ stageVersion: saved.stageVersion, transformer: saved.transformer }),
+      CorruptCacheError,
+      "no content hash",
+    );
+
+    // Another version: stale (the version is read before the hash).
+    const other = await rejects(
+      text.replace('"stageVersion":2,', '"stageVersion":7,'),
+      StaleCacheError,
+      "layout version 7",
+    );
+    assert(other instanceof StaleCacheError);
+    assertEquals([other.made, other.current], [7, LAYOUT_STAGE_VERSION]);
+    // A file saved before versions were recorded (the bare state): stale, made undefined.
+    const legacy = await rejects(
+      JSON.stringify(it.toJSON()),
+      StaleCacheError,
+      "before versions were recorded",
+    );
+    assert(legacy instanceof StaleCacheError);
+    assertEquals(legacy.made, undefined);
+    // A missing file is not a damaged one.
+    await assertRejects(() => ImageTransformer.load(join(dir, "none.json")), Deno.errors.NotFound);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });
 
 Deno.test("LogScaler: Norm-2 by hand, clipped at use", () => {

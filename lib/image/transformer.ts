@@ -31,6 +31,27 @@ import {
 import { randomizedPca } from "./linalg.ts";
 import { makeScaler, type Scaler, scalerFromJSON, type ScalerState } from "./scalers.ts";
 import { TSNE, type TsneOptions, type TsneProgress } from "./tsne.ts";
+import {
+  CorruptCacheError,
+  sha256Hex,
+  verifyHash,
+  verifyVersion,
+  writeAtomic,
+} from "../integrity.ts";
+
+/**
+ * Version of the layout stage's computation (scaling, t-SNE, hull, rectangle,
+ * discretisation), recorded by {@link ImageTransformer.save} and checked by
+ * {@link ImageTransformer.load}. Bump it by hand when a change alters the fitted layout;
+ * saved layouts of another version raise `StaleCacheError`. 1: the code before
+ * versions were recorded (its files have none); 2: the first recorded.
+ */
+export const LAYOUT_STAGE_VERSION = 2;
+
+// A saved file starts `{"sha256":"<64 hex>"`; the hash is that of the text with the hex zeroed.
+const HASH_PREFIX = '{"sha256":"';
+const ZERO_HASH = "0".repeat(64);
+const HASH_END = HASH_PREFIX.length + 64;
 
 /** Anything that maps points `[n, d]` to a 2-D map `[n, 2]` (sklearn's `fit_transform`). */
 export interface FeatureEmbedder {
@@ -547,25 +568,56 @@ export class ImageTransformer {
     return it;
   }
 
-  /** Writes the fitted state to a JSON file. */
+  /**
+   * Writes the fitted state to a JSON file, atomically (unique temporary name, then rename):
+   * `{"sha256":"<hex>","stageVersion":LAYOUT_STAGE_VERSION,"transformer":<toJSON()>}`,
+   * where `sha256` is the SHA-256 of the file's text with those 64 hex digits replaced by
+   * zeros (so every other byte of the file is covered).
+   */
   async save(path: string): Promise<void> {
-    const text = JSON.stringify(this.toJSON());
-    const tmp = `${path}.part`;
-    await Deno.writeTextFile(tmp, text);
-    await Deno.rename(tmp, path);
+    const text = JSON.stringify({
+      sha256: ZERO_HASH,
+      stageVersion: LAYOUT_STAGE_VERSION,
+      transformer: this.toJSON(),
+    });
+    await writeAtomic(path, HASH_PREFIX + sha256Hex(text) + text.slice(HASH_END));
   }
 
-  /** Reads a transformer saved with {@link save}. */
+  /**
+   * Reads a transformer saved with {@link save}. Throws `StaleCacheError` when the
+   * file was made by another {@link LAYOUT_STAGE_VERSION} (or before versions were
+   * recorded), and `CorruptCacheError` when it is not valid JSON, its hash is missing
+   * or does not match (any byte changed), or its state is unusable; both name the file.
+   * A missing file raises `Deno.errors.NotFound`.
+   */
   static async load(
     path: string,
     options: { featureExtractor?: FeatureEmbedder } = {},
   ): Promise<ImageTransformer> {
-    let state: ImageTransformerState;
+    const text = await Deno.readTextFile(path);
+    let value: { stageVersion?: unknown; transformer?: ImageTransformerState } | null;
     try {
-      state = JSON.parse(await Deno.readTextFile(path));
+      value = JSON.parse(text);
     } catch (e) {
-      throw new Error(`cannot read an ImageTransformer from ${path}: ${(e as Error).message}`);
+      throw new CorruptCacheError(path, `not valid JSON: ${(e as Error).message}`);
     }
-    return ImageTransformer.fromJSON(state, options);
+    if (value === null || typeof value !== "object" || Array.isArray(value)) {
+      throw new CorruptCacheError(path, "not a JSON object");
+    }
+    // The version first: a file of another version (or a bare state, saved before versions
+    // were recorded, without a hash) is stale, whatever its layout.
+    const made = typeof value.stageVersion === "number" ? value.stageVersion : undefined;
+    verifyVersion(made, LAYOUT_STAGE_VERSION, "layout", path);
+    const recorded = text.startsWith(HASH_PREFIX) ? text.slice(HASH_PREFIX.length, HASH_END) : "";
+    verifyHash(
+      HASH_PREFIX + ZERO_HASH + text.slice(HASH_END),
+      /^[0-9a-f]{64}$/.test(recorded) ? recorded : undefined,
+      path,
+    );
+    try {
+      return ImageTransformer.fromJSON(value.transformer!, options);
+    } catch (e) {
+      throw new CorruptCacheError(path, `not a usable transformer: ${(e as Error).message}`);
+    }
   }
 }

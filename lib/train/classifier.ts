@@ -495,7 +495,9 @@ export class ImageClassifier {
   async #resume(run: FitRun): Promise<number> {
     const dir = this.options.checkpointDir;
     if (!dir) return 0;
-    const ck = await loadCheckpoint<CheckpointRecord>(dir);
+    // Damaged or stale checkpoints are skipped with a message (the lead rank says it).
+    const log = run.lead ? (m: string) => console.warn(`${run.label}: ${m}`) : () => {};
+    const ck = await loadCheckpoint<CheckpointRecord>(dir, { log });
     if (!ck) return 0;
     if (ck.record.fingerprint !== run.fingerprint) {
       throw new Error(
