@@ -80,6 +80,8 @@ export interface ExperimentConfig {
   name: string;
   /** One line on what the run is for (shown in the report). */
   description?: string;
+  /** Informational: where a written config came from (replaced by the loader). */
+  origin?: string;
   /** Reviews and splits. */
   data?: {
     /** IMDB archive, extracted folder or URL (default: the data stage's default source). */
@@ -272,6 +274,7 @@ export function configSchema(): Schema {
     schemaVersion: int({ min: 1 }),
     name: str(/^[A-Za-z0-9_.-]+$/, `a name of letters, digits, "_", "-" or "."`),
     description: str(),
+    origin: str(),
     data: object({
       source: str(),
       breaks: oneOf(["keep", "space"]),
@@ -425,7 +428,7 @@ export function resolveConfig(config: ExperimentConfig, origin = "(inline)"): Re
     description: config.description ?? "",
     origin,
     data: {
-      source: d.source,
+      source: d.source === undefined ? undefined : fromPortable(d.source, "data.source"),
       breaks: d.breaks ?? "keep",
       scheme: d.scheme ?? "standard",
       trainSize: d.trainSize ?? 5000,
@@ -433,7 +436,11 @@ export function resolveConfig(config: ExperimentConfig, origin = "(inline)"): Re
       validationFraction: d.validationFraction ?? 0.1,
       seed: d.seed ?? 42,
     },
-    embedding: { ...e, encoder: e.encoder ?? "use-lite" },
+    embedding: {
+      ...e,
+      ...(e.model !== undefined ? { model: fromPortable(e.model, "embedding.model") } : {}),
+      encoder: e.encoder ?? "use-lite",
+    },
     image: {
       pixels: i.pixels ?? 50,
       discretization: i.discretization ?? "bin",
@@ -614,6 +621,22 @@ export function portablePath(path: string): string {
   const project = inside(projectRoot);
   if (project !== undefined) return project;
   return `<local>/${path.split(/[\\/]/).filter(Boolean).at(-1) ?? ""}`;
+}
+
+/**
+ * A path of a written config back on this machine: `<shared>/…` under `sharedDir()`,
+ * `<data>/…` under `dataDir()`; a `<local>/name` (a file outside both on the machine that
+ * wrote it) is an error saying how to give it.
+ */
+export function fromPortable(path: string, field: string): string {
+  const match = /^<(shared|data|local)>\/(.*)$/.exec(path);
+  if (!match) return path;
+  if (match[1] === "shared") return join(sharedDir(), match[2]);
+  if (match[1] === "data") return join(dataDir(), match[2]);
+  throw new ConfigError("config", [
+    `${field}: the run used a local file "${match[2]}" on the machine that wrote it; give its ` +
+    `path here (e.g. --set ${field}=/path/to/${match[2]})`,
+  ]);
 }
 
 /** The config as written into `results/<run>/config.json`: nothing machine-specific. */

@@ -118,3 +118,5 @@ export type { ImageTransformer, TsneOptions } from "../image/mod.ts";
 export type { FeatureDtype } from "../vision/mod.ts";
 export type { Figure, PngImage } from "../plot/mod.ts";
 export type { Progress } from "../progress.ts";
+export { compareRuns, verifyRun } from "./verify.ts";
+export type { MetricDifference, RunComparison, VerifyOptions } from "./verify.ts";
