@@ -13,8 +13,12 @@
  *
  * The graph is executed with the intermediate nodes as extra outputs; they are found by
  * their place in the graph (`…/Layer_<k>/TransformerLayer/FFN/layer_postprocess/add`).
- * The model treats id 0 (unknown piece) as padding, so unknown pieces are dropped before
- * the ids are fed. "cls" pooling takes the first piece (the model has no [CLS] token);
+ * Unknown pieces (id 0) are dropped before the ids are fed. That is this toolkit's choice,
+ * not a need of the model: the graph treats as padding only the ids missing from its sparse
+ * input, and id 0 is an ordinary token with its own embedding row (checked against the
+ * weights in `tests/embed_use_lite_layers_test.ts`). Feeding them would change every
+ * embedding, and with them every cached and committed result, so the choice stays, stated
+ * here. "cls" pooling takes the first piece (the model has no [CLS] token);
  * the default is "mean" of layers 1, 2 and the sentence embedding (1,536 features).
  *
  * @module
