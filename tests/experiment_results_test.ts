@@ -63,7 +63,7 @@ function job(plan: ModelPlan, test: Float32Array, validation: Float32Array): Fin
   };
   return {
     plan,
-    stored: storedJobOf(plan, "k", result, { featureSeconds: 0, run: "synthetic" }),
+    stored: storedJobOf(plan, "k", result, { featureSeconds: 0, run: "synthetic", code: "test" }),
     computed: true,
   };
 }

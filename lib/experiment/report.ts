@@ -134,7 +134,8 @@ export function seedRow(m: ModelSummary, r: ModelRun): string[] {
       : "–",
     r.provenance.computed
       ? "this run"
-      : `cache (${r.provenance.madeBy}, ${r.provenance.madeAt.slice(0, 10)})`,
+      : `cache (${r.provenance.madeBy}, ${r.provenance.madeAt.slice(0, 10)}, ` +
+        `code ${r.provenance.code})`,
   ];
 }
 

@@ -68,6 +68,8 @@ export interface StoredJob {
   madeAt: string;
   /** The run name that made it. */
   madeBy: string;
+  /** The code version (git commit) that made it. */
+  madeByCode: string;
 }
 
 /** Path of a job's stored result. */
@@ -127,7 +129,7 @@ export function storedJobOf(
   plan: ModelPlan,
   key: string,
   result: JobResult,
-  extra: { backbone?: BackboneRecord; featureSeconds: number; run: string },
+  extra: { backbone?: BackboneRecord; featureSeconds: number; run: string; code: string },
 ): StoredJob {
   return {
     schemaVersion: CONFIG_SCHEMA_VERSION,
@@ -146,6 +148,7 @@ export function storedJobOf(
     },
     madeAt: new Date().toISOString(),
     madeBy: extra.run,
+    madeByCode: extra.code,
   };
 }
 
@@ -185,7 +188,7 @@ export interface ModelRun {
   /** Model-specific facts (chosen l2, padding, input shape). */
   details: Record<string, unknown>;
   /** Provenance: made by this run, or read from the cache of an earlier one. */
-  provenance: { computed: boolean; madeAt: string; madeBy: string };
+  provenance: { computed: boolean; madeAt: string; madeBy: string; code: string };
 }
 
 /** A paired comparison of two models on the same test rows (and seeds). */
@@ -311,7 +314,12 @@ function runOf(
       predictSeconds: r.timings.predictSeconds,
     },
     details: r.details,
-    provenance: { computed: job.computed, madeAt: job.stored.madeAt, madeBy: job.stored.madeBy },
+    provenance: {
+      computed: job.computed,
+      madeAt: job.stored.madeAt,
+      madeBy: job.stored.madeBy,
+      code: job.stored.madeByCode,
+    },
   };
 }
 

@@ -190,6 +190,7 @@ async function runPrepared(
 ): Promise<void> {
   if (prepared.size === 0) return;
   const rates = await readRates();
+  const code = await codeVersion();
   const n = inputs.labels.train.length;
   const predict = inputs.labels.validation.length + inputs.labels.test.length;
   const cost = (p: { slot: Slot }) =>
@@ -223,6 +224,7 @@ async function runPrepared(
         backbone: p.backbone,
         featureSeconds: p.featureSeconds,
         run: inputs.cfg.name,
+        code,
       });
       await storeJob(p.slot.path, stored);
       await recordUses(inputs.cfg.cacheDir, [p.slot.path]);

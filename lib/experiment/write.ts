@@ -159,7 +159,11 @@ function provenance(results: ExperimentResults): string {
   const runs = results.variants.flatMap((v) => v.models.flatMap((m) => m.runs));
   const cached = runs.filter((r) => !r.provenance.computed);
   const makers = [
-    ...new Set(cached.map((r) => `${r.provenance.madeBy} (${r.provenance.madeAt.slice(0, 16)}Z)`)),
+    ...new Set(
+      cached.map((r) =>
+        `${r.provenance.madeBy} (${r.provenance.madeAt.slice(0, 16)}Z, code ${r.provenance.code})`
+      ),
+    ),
   ];
   return `${runs.length - cached.length} of ${runs.length} model fits were computed by this call` +
     (cached.length
