@@ -36,13 +36,19 @@ export { addGraphOutputs, findHiddenStateTaps } from "./onnx_graph.ts";
 export type { HiddenStateTaps, LayerNormSite } from "./onnx_graph.ts";
 export { hubCacheFolder, hubEndpoint, looksLikeHubId, resolveModelFolder } from "./hub.ts";
 export {
+  EMBEDDING_STAGE_VERSION,
   EMBEDDING_STORE_VERSION,
   embeddingKey,
   EmbeddingStore,
   embedTexts,
   hashTexts,
 } from "./store.ts";
-export type { EmbeddingKey, EmbeddingStoreMeta, EmbedTextsOptions } from "./store.ts";
+export type {
+  EmbeddingKey,
+  EmbeddingStoreMeta,
+  EmbeddingStoreOpenOptions,
+  EmbedTextsOptions,
+} from "./store.ts";
 export { encodeInBatches, lengthSortedBatches, splitWindows } from "./batching.ts";
 export type { BatchLayerOutput } from "./batching.ts";
 export { poolInto } from "./pooling.ts";

@@ -6,13 +6,21 @@
  * hashes the encoder identity (id + SHA-256 of its weights), the hidden states, pooling,
  * truncation length and overflow handling, and the texts themselves (count and content). It holds
  *
- * - `meta.json`: the key in readable form, the row width and the chunk size;
+ * - `meta.json`: the key in readable form, the row width, the chunk size, and the version of
+ *   the embedding stage that made the store ({@link EMBEDDING_STAGE_VERSION});
  * - `rows-<first>-<end>.f32`: little-endian float32 rows `first .. end-1`, one file per
- *   chunk of `chunkSize` rows, chunk `c` covering rows `c·chunkSize ..`.
+ *   chunk of `chunkSize` rows, chunk `c` covering rows `c·chunkSize ..`;
+ * - `rows-<first>-<end>.f32.sha256`: the chunk's SHA-256 (`sha256sum` format), written after
+ *   the chunk. A chunk counts as written only when it has the right size and its hash is
+ *   recorded, and every read checks the hash.
  *
- * Each chunk file is written under a temporary name and renamed into place only when
- * complete, so a run killed at any point leaves whole chunks only; a later run encodes just
- * the missing chunks (fixed row ranges, so nothing is lost or written twice). Reading
+ * Every file is written under a unique temporary name and renamed into place only when
+ * complete, so a run killed at any point leaves whole chunks only, and two runs writing the
+ * same store at once never clobber each other's files (both write the same rows). A later run
+ * encodes just the missing chunks (fixed row ranges, so nothing is lost or written twice).
+ * {@link embedTexts} also re-encodes, with a message naming the file, every chunk whose bytes
+ * no longer match their hash, and the whole store when `meta.json` records another stage
+ * version (or none: stores made before versions were recorded) or is damaged. Reading
  * allocates one `Float32Array` for the whole matrix and reads every chunk file straight into
  * its place.
  *
@@ -21,6 +29,16 @@
 import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { dataDir } from "../config.ts";
+import {
+  CorruptCacheError,
+  readRecordedHash,
+  removeLeftoverParts,
+  StaleCacheError,
+  verifyHash,
+  verifyVersion,
+  writeAtomic,
+  writeAtomicWithHash,
+} from "../integrity.ts";
 import { ProgressBar } from "../progress.ts";
 import type { Matrix } from "../types.ts";
 import {
@@ -32,8 +50,20 @@ import {
   type TextEncoderModel,
 } from "./types.ts";
 
-/** Format version of the store layout (part of every key). */
+/**
+ * Version of the store key, part of every store's folder name. Kept at 1: a change of the
+ * computation bumps {@link EMBEDDING_STAGE_VERSION} instead, so that the store made by the
+ * older code is found, reported and recomputed in place rather than silently left behind.
+ */
 export const EMBEDDING_STORE_VERSION = 1;
+
+/**
+ * Version of the embedding stage (encoders' hidden states, pooling, the store's layout),
+ * recorded in every store's `meta.json`. Bump it by hand when what a store holds for the same
+ * key changes: stores of another version are recomputed. 1: stores made before versions were
+ * recorded (no chunk hashes).
+ */
+export const EMBEDDING_STAGE_VERSION = 2;
 
 /** What a stored matrix is the embedding of. */
 export interface EmbeddingKey {
@@ -57,7 +87,7 @@ export interface EmbeddingKey {
 
 /** Contents of `meta.json`. */
 export interface EmbeddingStoreMeta extends EmbeddingKey {
-  /** Layout version. */
+  /** {@link EMBEDDING_STAGE_VERSION} of the code that made the store. */
   version: number;
   /** Row width (`layers.length * hiddenSize`). */
   cols: number;
@@ -73,6 +103,18 @@ export interface EmbedTextsOptions extends EncodeOptions {
   chunkSize?: number;
   /** Progress bar label; `false` for none (default: `embed <encoder id>`). */
   progress?: string | false;
+  /** Where messages about stale or damaged chunks go (default `console.warn`). */
+  log?: (line: string) => void;
+}
+
+/** Options of {@link EmbeddingStore.open}. */
+export interface EmbeddingStoreOpenOptions {
+  /** Folder holding the stores (default `dataDir()/embeddings`). */
+  root?: string;
+  /** Rows per chunk file of a new store (default 256). */
+  chunkSize?: number;
+  /** Where the message about a stale or damaged store goes (default `console.warn`). */
+  log?: (line: string) => void;
 }
 
 /** SHA-256 over the texts, each prefixed by its UTF-8 byte length (order matters). */
@@ -122,17 +164,79 @@ function keyDigest(key: EmbeddingKey): string {
   return createHash("sha256").update(canonical).digest("hex").slice(0, 24);
 }
 
-async function processAlive(pid: number): Promise<boolean> {
-  try {
-    await Deno.stat(`/proc/${pid}`);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 function chunkName(first: number, end: number): string {
   return `rows-${String(first).padStart(9, "0")}-${String(end).padStart(9, "0")}.f32`;
+}
+
+/** A chunk file or its recorded hash, of any chunk size. */
+const CHUNK_FILE = /^rows-\d+-\d+\.f32(\.sha256)?$/;
+
+/** What is on disk of one chunk, found without reading its data. */
+type ChunkProbe =
+  | { state: "absent" }
+  | { state: "written"; hash: string }
+  | { state: "damaged"; error: CorruptCacheError };
+
+/** The metadata in `text`, or the reason it cannot describe the store of `key` and `cols`. */
+function parseMeta(
+  text: string,
+  metaPath: string,
+  folder: string,
+  key: EmbeddingKey,
+  cols: number,
+): EmbeddingStoreMeta {
+  let meta: EmbeddingStoreMeta;
+  try {
+    meta = JSON.parse(text);
+  } catch {
+    throw new CorruptCacheError(metaPath, "not valid JSON");
+  }
+  if (meta === null || typeof meta !== "object" || Array.isArray(meta)) {
+    throw new CorruptCacheError(metaPath, "not a JSON object");
+  }
+  const made = typeof meta.version === "number" ? meta.version : undefined;
+  verifyVersion(made, EMBEDDING_STAGE_VERSION, "embedding stage", folder);
+  const expected: Record<string, unknown> = {
+    encoderId: key.encoderId,
+    modelHash: key.modelHash,
+    layers: key.layers,
+    pooling: key.pooling,
+    maxTokens: key.maxTokens,
+    overflow: key.overflow,
+    count: key.count,
+    textsHash: key.textsHash,
+    cols,
+  };
+  for (const [field, value] of Object.entries(expected)) {
+    const found = (meta as unknown as Record<string, unknown>)[field];
+    if (JSON.stringify(found) !== JSON.stringify(value)) {
+      throw new CorruptCacheError(
+        metaPath,
+        `${field} is ${JSON.stringify(found)}, this store's key has ${JSON.stringify(value)}`,
+      );
+    }
+  }
+  if (!Number.isInteger(meta.chunkSize) || meta.chunkSize < 1) {
+    throw new CorruptCacheError(metaPath, `chunkSize ${JSON.stringify(meta.chunkSize)}`);
+  }
+  return meta;
+}
+
+/** Removes every chunk file and recorded hash in `folder` (absent folder: nothing). */
+async function removeChunkFiles(folder: string): Promise<void> {
+  let entries: Deno.DirEntry[];
+  try {
+    entries = await Array.fromAsync(Deno.readDir(folder));
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return;
+    throw e;
+  }
+  for (const entry of entries) {
+    if (!CHUNK_FILE.test(entry.name)) continue;
+    await Deno.remove(join(folder, entry.name)).catch((e) => {
+      if (!(e instanceof Deno.errors.NotFound)) throw e;
+    });
+  }
 }
 
 /** One embedding matrix on disk, filled chunk by chunk. */
@@ -154,35 +258,43 @@ export class EmbeddingStore {
 
   /**
    * Opens the store of `key` (row width `cols`), creating it if absent. An existing store
-   * keeps its own chunk size.
+   * keeps its own chunk size. A store made by another {@link EMBEDDING_STAGE_VERSION} (or
+   * before versions were recorded), or whose `meta.json` is damaged, is emptied and made
+   * anew, with the {@link StaleCacheError} or {@link CorruptCacheError} message sent to
+   * `options.log`.
    */
   static async open(
     key: EmbeddingKey,
     cols: number,
-    options: { root?: string; chunkSize?: number } = {},
+    options: EmbeddingStoreOpenOptions = {},
   ): Promise<EmbeddingStore> {
     const folder = EmbeddingStore.folderFor(key, options.root);
     const metaPath = join(folder, "meta.json");
+    const log = options.log ?? ((line: string) => console.warn(line));
+    let text: string | undefined;
     try {
-      const meta = JSON.parse(await Deno.readTextFile(metaPath)) as EmbeddingStoreMeta;
-      if (meta.textsHash !== key.textsHash || meta.count !== key.count || meta.cols !== cols) {
-        throw new Error(
-          `${metaPath} does not describe these embeddings (texts/shape differ); delete ${folder}`,
-        );
-      }
-      return new EmbeddingStore(folder, meta);
+      text = await Deno.readTextFile(metaPath);
     } catch (e) {
       if (!(e instanceof Deno.errors.NotFound)) throw e;
+    }
+    if (text !== undefined) {
+      try {
+        return new EmbeddingStore(folder, parseMeta(text, metaPath, folder, key, cols));
+      } catch (e) {
+        if (!(e instanceof StaleCacheError || e instanceof CorruptCacheError)) throw e;
+        log(e.message);
+      }
     }
     const chunkSize = options.chunkSize ?? 256;
     if (!Number.isInteger(chunkSize) || chunkSize < 1) {
       throw new Error(`chunkSize must be a positive integer, not ${chunkSize}`);
     }
-    const meta: EmbeddingStoreMeta = { version: EMBEDDING_STORE_VERSION, ...key, cols, chunkSize };
+    const meta: EmbeddingStoreMeta = { version: EMBEDDING_STAGE_VERSION, ...key, cols, chunkSize };
+    // Chunks first, then the new meta.json: a run killed in between finds the old meta.json
+    // and empties the store again, so chunks of another version are never taken as this one's.
+    await removeChunkFiles(folder);
     await Deno.mkdir(folder, { recursive: true });
-    const tmp = `${metaPath}.${Deno.pid}.tmp`;
-    await Deno.writeTextFile(tmp, JSON.stringify(meta, null, 2) + "\n");
-    await Deno.rename(tmp, metaPath);
+    await writeAtomic(metaPath, JSON.stringify(meta, null, 2) + "\n");
     return new EmbeddingStore(folder, meta);
   }
 
@@ -197,27 +309,56 @@ export class EmbeddingStore {
     return [first, Math.min(this.meta.count, first + this.meta.chunkSize)];
   }
 
-  #chunkPath(c: number): string {
+  /** The file of chunk `c`. */
+  chunkPath(c: number): string {
     const [first, end] = this.chunkRows(c);
     return join(this.folder, chunkName(first, end));
   }
 
-  /** Indices of the chunks present on disk with the right size. */
+  #chunkBytes(c: number): number {
+    const [first, end] = this.chunkRows(c);
+    return (end - first) * this.meta.cols * 4;
+  }
+
+  /** What is on disk of chunk `c`, without reading its data. */
+  async #probe(c: number): Promise<ChunkProbe> {
+    const path = this.chunkPath(c);
+    let size: number;
+    try {
+      size = (await Deno.stat(path)).size;
+    } catch (e) {
+      if (e instanceof Deno.errors.NotFound) return { state: "absent" };
+      throw e;
+    }
+    let hash: string | undefined;
+    try {
+      hash = await readRecordedHash(path);
+    } catch (e) {
+      if (e instanceof CorruptCacheError) return { state: "damaged", error: e };
+      throw e;
+    }
+    // No hash recorded: the write died between the chunk and its hash.
+    if (hash === undefined) return { state: "absent" };
+    if (size !== this.#chunkBytes(c)) {
+      const error = new CorruptCacheError(path, `${size} bytes, expected ${this.#chunkBytes(c)}`);
+      return { state: "damaged", error };
+    }
+    return { state: "written", hash };
+  }
+
+  /**
+   * Indices of the chunks written on disk (right size, hash recorded). Their content is
+   * checked against the hash when read.
+   */
   async completeChunks(): Promise<Set<number>> {
     const done = new Set<number>();
     for (let c = 0; c < this.chunkCount; c++) {
-      const [first, end] = this.chunkRows(c);
-      try {
-        const info = await Deno.stat(this.#chunkPath(c));
-        if (info.size === (end - first) * this.meta.cols * 4) done.add(c);
-      } catch (e) {
-        if (!(e instanceof Deno.errors.NotFound)) throw e;
-      }
+      if ((await this.#probe(c)).state === "written") done.add(c);
     }
     return done;
   }
 
-  /** Rows present on disk. */
+  /** Rows written on disk. */
   async rowsDone(): Promise<number> {
     let rows = 0;
     for (const c of await this.completeChunks()) {
@@ -227,7 +368,10 @@ export class EmbeddingStore {
     return rows;
   }
 
-  /** Writes chunk `c` (`data` holds exactly its rows) atomically. */
+  /**
+   * Writes chunk `c` (`data` holds exactly its rows) atomically, then its hash. Safe when
+   * another process writes the same chunk at the same time.
+   */
   async writeChunk(c: number, data: Float32Array): Promise<void> {
     const [first, end] = this.chunkRows(c);
     if (data.length !== (end - first) * this.meta.cols) {
@@ -235,60 +379,121 @@ export class EmbeddingStore {
         `chunk ${c} needs ${(end - first) * this.meta.cols} values, got ${data.length}`,
       );
     }
-    const path = this.#chunkPath(c);
-    const tmp = `${path}.${Deno.pid}.part`;
     const bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
-    await Deno.writeFile(tmp, bytes);
-    await Deno.rename(tmp, path);
+    await writeAtomicWithHash(this.chunkPath(c), bytes);
   }
 
   /** Removes temporary files left by runs that were killed (not those of live processes). */
   async removeLeftovers(): Promise<void> {
-    for await (const entry of Deno.readDir(this.folder)) {
-      const m = /\.(\d+)\.(part|tmp)$/.exec(entry.name);
-      if (!m) continue;
-      const pid = Number(m[1]);
-      if (pid !== Deno.pid && Deno.build.os === "linux" && await processAlive(pid)) continue;
-      await Deno.remove(join(this.folder, entry.name)).catch(() => {});
+    await removeLeftoverParts(this.folder);
+  }
+
+  /**
+   * Reads chunk `c` (whose probe found it written with `hash`) into `target` and checks it:
+   * throws {@link CorruptCacheError} naming the file if its size or hash differ.
+   */
+  async #readInto(c: number, target: Uint8Array, hash: string): Promise<void> {
+    const path = this.chunkPath(c);
+    const file = await Deno.open(path, { read: true });
+    try {
+      const size = (await file.stat()).size;
+      if (size !== target.length) {
+        throw new CorruptCacheError(path, `${size} bytes, expected ${target.length}`);
+      }
+      let filled = 0;
+      while (filled < target.length) {
+        const n = await file.read(target.subarray(filled));
+        if (n === null) throw new CorruptCacheError(path, "truncated while read");
+        filled += n;
+      }
+    } finally {
+      file.close();
+    }
+    verifyHash(target, hash, path);
+  }
+
+  /**
+   * Reads chunk `c` into `target` (its bytes) after checking its hash. Throws
+   * {@link CorruptCacheError} naming the file when damaged, and an error naming the rows
+   * when not written.
+   */
+  async #readChecked(c: number, target: Uint8Array): Promise<void> {
+    const probe = await this.#probe(c);
+    if (probe.state === "damaged") throw probe.error;
+    if (probe.state === "absent") {
+      const [first, end] = this.chunkRows(c);
+      throw new Error(`Embedding store ${this.folder} lacks rows ${first}..${end - 1}`);
+    }
+    try {
+      await this.#readInto(c, target, probe.hash);
+    } catch (e) {
+      // Removed or replaced since the probe: read as it is now.
+      if (e instanceof Deno.errors.NotFound) return await this.#readChecked(c, target);
+      throw e;
     }
   }
 
-  /** Reads the whole matrix; throws if a chunk is missing. */
+  /**
+   * Rows of chunk `c`, checked against the chunk's hash: throws {@link CorruptCacheError}
+   * naming the file when damaged, and an error naming the rows when not written.
+   */
+  async readChunk(c: number): Promise<Float32Array> {
+    const data = new Float32Array(this.#chunkBytes(c) / 4);
+    await this.#readChecked(c, new Uint8Array(data.buffer));
+    return data;
+  }
+
+  /**
+   * Reads the whole matrix, every chunk checked against its hash; throws if a chunk is
+   * missing, or {@link CorruptCacheError} naming the file if one is damaged.
+   */
   async read(): Promise<Matrix> {
     const { count, cols } = this.meta;
     const data = new Float32Array(count * cols);
     const bytes = new Uint8Array(data.buffer);
     for (let c = 0; c < this.chunkCount; c++) {
       const [first, end] = this.chunkRows(c);
-      const target = bytes.subarray(first * cols * 4, end * cols * 4);
-      let file: Deno.FsFile;
-      try {
-        file = await Deno.open(this.#chunkPath(c), { read: true });
-      } catch (e) {
-        if (e instanceof Deno.errors.NotFound) {
-          throw new Error(`Embedding store ${this.folder} lacks rows ${first}..${end - 1}`);
-        }
-        throw e;
-      }
-      try {
-        let filled = 0;
-        while (filled < target.length) {
-          const n = await file.read(target.subarray(filled));
-          if (n === null) throw new Error(`${this.#chunkPath(c)} is truncated`);
-          filled += n;
-        }
-      } finally {
-        file.close();
-      }
+      await this.#readChecked(c, bytes.subarray(first * cols * 4, end * cols * 4));
     }
     return { data, shape: [count, cols] };
+  }
+
+  /**
+   * Reads every written chunk into `data` (the whole matrix), each checked against its hash.
+   * Returns the chunks that are not written or are damaged (sending the damage's message to
+   * `log`): those to encode.
+   */
+  async readAvailable(data: Float32Array, log: (line: string) => void): Promise<number[]> {
+    const { cols } = this.meta;
+    const bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+    const missing: number[] = [];
+    for (let c = 0; c < this.chunkCount; c++) {
+      const [first, end] = this.chunkRows(c);
+      const probe = await this.#probe(c);
+      if (probe.state === "written") {
+        try {
+          await this.#readInto(c, bytes.subarray(first * cols * 4, end * cols * 4), probe.hash);
+          continue;
+        } catch (e) {
+          if (e instanceof CorruptCacheError) log(e.message);
+          else if (!(e instanceof Deno.errors.NotFound)) throw e;
+        }
+      } else if (probe.state === "damaged") {
+        log(probe.error.message);
+      }
+      missing.push(c);
+    }
+    return missing;
   }
 }
 
 /**
- * Encodes `texts` with `encoder` through the store: cached rows are read, missing chunks
- * encoded and written as they finish (so a killed run resumes where it stopped), and the
- * whole matrix `[texts.length, layers.length * hiddenSize]` is returned.
+ * Encodes `texts` with `encoder` through the store: cached rows are read (each chunk checked
+ * against its recorded hash), missing or damaged chunks encoded and written as they finish (so
+ * a killed run resumes where it stopped), and the whole matrix
+ * `[texts.length, layers.length * hiddenSize]` is returned. A damaged chunk, or a store made
+ * by another {@link EMBEDDING_STAGE_VERSION}, is re-encoded with a message to `options.log`
+ * naming the file or folder.
  */
 export async function embedTexts(
   encoder: TextEncoderModel,
@@ -297,16 +502,18 @@ export async function embedTexts(
 ): Promise<Matrix> {
   const resolved = resolveEncodeOptions(encoder, options);
   checkTexts(texts);
+  const log = options.log ?? ((line: string) => console.warn(line));
   const key = embeddingKey(encoder, texts, resolved);
   const cols = resolved.layers.length * encoder.hiddenSize;
   const store = await EmbeddingStore.open(key, cols, {
     root: options.root,
     chunkSize: options.chunkSize,
+    log,
   });
   await store.removeLeftovers();
-  const complete = await store.completeChunks();
-  const missing: number[] = [];
-  for (let c = 0; c < store.chunkCount; c++) if (!complete.has(c)) missing.push(c);
+  // The result is filled in place: read chunks are checked once, encoded ones never re-read.
+  const data = new Float32Array(texts.length * cols);
+  const missing = await store.readAvailable(data, log);
   const cached = texts.length -
     missing.reduce((n, c) => n + store.chunkRows(c)[1] - store.chunkRows(c)[0], 0);
   if (missing.length > 0) {
@@ -342,10 +549,11 @@ export async function embedTexts(
         encoder.id,
       );
       await store.writeChunk(c, matrix.data);
+      data.set(matrix.data, first * cols);
       done += end - first;
       bar?.update(done);
     }
     bar?.finish();
   }
-  return await store.read();
+  return { data, shape: [texts.length, cols] };
 }

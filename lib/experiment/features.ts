@@ -111,6 +111,7 @@ async function cachedInputs(
       // Workers load a backbone from its registry spec: never for re-initialised weights.
       workers: plan.input.weights === "random" ? 1 : m.workers,
       signal: options.signal,
+      log: options.log,
       onProgress: (p) =>
         options.onProgress?.({
           stage: "features",

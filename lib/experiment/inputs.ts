@@ -13,6 +13,7 @@ import { labelsOf, loadImdb, splitReviews } from "../data/mod.ts";
 import type { Review } from "../data/mod.ts";
 import {
   BertEncoder,
+  EMBEDDING_STAGE_VERSION,
   embeddingKey,
   EmbeddingStore,
   embedTexts,
@@ -126,6 +127,22 @@ export async function loadSplit(
   });
 }
 
+/** Key of a layout: its settings (not how verbosely or on how many threads) and fitting rows. */
+export function layoutKey(cfg: ResolvedConfig, fitRows: Matrix): string {
+  const { verbose: _v, threads: _t, ...tsne } = cfg.image.tsne;
+  return sha(JSON.stringify({ ...cfg.image, tsne }) + matrixHash(fitRows)).slice(0, 16);
+}
+
+/** Key of everything a model's result depends on besides its own settings. */
+export function rowsKeyOf(
+  cfg: ResolvedConfig,
+  layout: string,
+  embeddings: Matrix,
+  sizes: number[],
+): string {
+  return sha(layout + matrixHash(embeddings) + JSON.stringify(sizes) + JSON.stringify(cfg.data));
+}
+
 /** The fitted transformer: from the run's cache, or fitted on `fitRows` and saved. */
 async function fittedTransformer(
   cfg: ResolvedConfig,
@@ -133,12 +150,7 @@ async function fittedTransformer(
   report: (p: ExperimentProgress) => void,
   log: (line: string) => void,
 ): Promise<{ transformer: ImageTransformer; key: string; cached: boolean }> {
-  // What the layout depends on (not how verbosely or on how many threads it is computed).
-  const { verbose: _v, threads: _t, ...tsneKey } = cfg.image.tsne;
-  const key = sha(JSON.stringify({ ...cfg.image, tsne: tsneKey }) + matrixHash(fitRows)).slice(
-    0,
-    16,
-  );
+  const key = layoutKey(cfg, fitRows);
   const path = join(cfg.cacheDir, `image-transformer-${key}.json`);
   if (await exists(path)) {
     try {
@@ -189,9 +201,10 @@ export async function prepareInputs(
   const encoder = await loadEncoder(cfg.embedding);
   const { encoder: _e, model: _m, ...encodeOptions } = cfg.embedding;
   const texts = parts.flat().map((r) => r.text);
-  const embeddingsCached = await cachedRows(encoder, texts, encodeOptions);
+  const embeddingsCached = (await storedEmbeddingRows(encoder, texts, encodeOptions)).rows;
   const embeddings = await embedTexts(encoder, texts, {
     ...encodeOptions,
+    log,
     onProgress: (p) => report({ stage: "embeddings", ...p }),
   });
   const store = EmbeddingStore.folderFor(
@@ -229,10 +242,7 @@ export async function prepareInputs(
     test: labelsOf(split.test),
   };
   await recordUses(cfg.cacheDir, [store, join(cfg.cacheDir, `image-transformer-${key}.json`)]);
-  const rowsKey = sha(
-    key + matrixHash(embeddings) + JSON.stringify([nTrain, nVal, nTest]) +
-      JSON.stringify(cfg.data),
-  );
+  const rowsKey = rowsKeyOf(cfg, key, embeddings, [nTrain, nVal, nTest]);
   return {
     cfg,
     split,
@@ -251,20 +261,29 @@ export async function prepareInputs(
   };
 }
 
-/** How many of `texts` the embedding store already holds (complete chunks). */
-async function cachedRows(
+/**
+ * How many of `texts` the embedding store holds, read-only: complete chunks of a store of
+ * this stage version (a stale store counts as none; opening it would empty it).
+ */
+export async function storedEmbeddingRows(
   encoder: TextEncoderModel,
   texts: string[],
   options: Omit<ResolvedConfig["embedding"], "encoder" | "model">,
-): Promise<number> {
+): Promise<{ rows: number; state: "absent" | "stale" | "current" }> {
   const resolved = resolveEncodeOptions(encoder, options);
   const key = embeddingKey(encoder, texts, resolved);
-  if (!(await exists(join(EmbeddingStore.folderFor(key), "meta.json")))) return 0;
+  let meta: { version?: number };
+  try {
+    meta = JSON.parse(await Deno.readTextFile(join(EmbeddingStore.folderFor(key), "meta.json")));
+  } catch {
+    return { rows: 0, state: "absent" };
+  }
+  if (meta.version !== EMBEDDING_STAGE_VERSION) return { rows: 0, state: "stale" };
   const store = await EmbeddingStore.open(key, resolved.layers.length * encoder.hiddenSize);
   let rows = 0;
   for (const c of await store.completeChunks()) {
     const [first, end] = store.chunkRows(c);
     rows += end - first;
   }
-  return rows;
+  return { rows, state: "current" };
 }

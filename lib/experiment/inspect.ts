@@ -9,10 +9,17 @@
  */
 import { existsSync } from "node:fs";
 import { join } from "node:path";
-import { embeddingKey, EmbeddingStore, embedTexts, resolveEncodeOptions } from "../embed/mod.ts";
+import { embedTexts } from "../embed/mod.ts";
 import { expandSweep } from "./config.ts";
 import type { ResolvedConfig, SweepVariant } from "./config.ts";
-import { loadEncoder, loadSplit, matrixHash, rows, sha } from "./inputs.ts";
+import {
+  layoutKey,
+  loadEncoder,
+  loadSplit,
+  rows,
+  rowsKeyOf,
+  storedEmbeddingRows,
+} from "./inputs.ts";
 import type { ExperimentInputs } from "./inputs.ts";
 import { jobName, planModels, unavailableReason } from "./plan.ts";
 import { estimateSeconds, readRates } from "./rates.ts";
@@ -82,34 +89,30 @@ async function stagesOf(
   }
   const texts = parts.flat().map((r) => r.text);
   const { encoder: _e, model: _m, ...encodeOptions } = cfg.embedding;
-  const resolved = resolveEncodeOptions(encoder, encodeOptions);
-  const folder = EmbeddingStore.folderFor(embeddingKey(encoder, texts, resolved));
-  if (!existsSync(folder)) {
+  const stored = await storedEmbeddingRows(encoder, texts, encodeOptions);
+  if (stored.state === "absent") {
     return { embeddings: `to compute (${texts.length} texts)`, layout: "to fit", sizes };
   }
-  const store = await EmbeddingStore.open(
-    embeddingKey(encoder, texts, resolved),
-    resolved.layers.length * encoder.hiddenSize,
-  );
-  const complete = (await store.completeChunks()).size;
-  if (complete < store.chunkCount) {
+  if (stored.state === "stale") {
     return {
-      embeddings: `partly cached (${complete}/${store.chunkCount} chunks)`,
+      embeddings:
+        `made by another version of the embedding stage: to recompute (${texts.length} texts)`,
+      layout: "to fit",
+      sizes,
+    };
+  }
+  if (stored.rows < texts.length) {
+    return {
+      embeddings: `partly cached (${stored.rows}/${texts.length} texts)`,
       layout: "to fit",
       sizes,
     };
   }
   const embeddings = await embedTexts(encoder, texts, { ...encodeOptions, progress: false });
   const fitRows = cfg.image.fitOn === "all" ? embeddings : rows(embeddings, 0, sizes[0]);
-  const { verbose: _v, threads: _t, ...tsneKey } = cfg.image.tsne;
-  const key = sha(JSON.stringify({ ...cfg.image, tsne: tsneKey }) + matrixHash(fitRows)).slice(
-    0,
-    16,
-  );
+  const key = layoutKey(cfg, fitRows);
   const cached = existsSync(join(cfg.cacheDir, `image-transformer-${key}.json`));
-  const rowsKey = sha(
-    key + matrixHash(embeddings) + JSON.stringify(sizes) + JSON.stringify(cfg.data),
-  );
+  const rowsKey = rowsKeyOf(cfg, key, embeddings, sizes);
   // Only what the job keys read (cfg, rowsKey) is filled in.
   const inputs = { cfg, rowsKey } as ExperimentInputs;
   return {

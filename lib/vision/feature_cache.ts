@@ -4,25 +4,50 @@
  * `dataDir()/features/`, keyed by backbone + slice + input size + preprocessing + dtype +
  * a hash of the image set:
  *
- *     meta.json            what is stored (shapes, dtype, rows, chunk size, image-set hash)
- *     chunk-000000.bin     rows [0, chunkRows), little-endian float16 or float32, row-major
- *     chunk-000001.bin     rows [chunkRows, 2·chunkRows) …
+ *     meta.json                what is stored (shapes, dtype, rows, chunk size, image-set hash,
+ *                              the version of the stage that made it: FEATURE_STAGE_VERSION)
+ *     chunk-000000.bin         rows [0, chunkRows), little-endian float16 or float32, row-major
+ *     chunk-000000.bin.sha256  its SHA-256 (`sha256sum` format), written after the chunk
+ *     chunk-000001.bin         rows [chunkRows, 2·chunkRows) …
  *
- * Each chunk is written to `*.part` and renamed into place only when complete, so a run that
- * is killed loses at most the chunk in progress; the next run computes exactly the missing
- * chunks (no row is lost or stored twice, since a chunk's rows follow from its index).
+ * Each file is written under a unique temporary name and renamed into place only when
+ * complete, so a run that is killed loses at most the chunk in progress, and two runs writing
+ * the same cache at once never clobber each other's files (both write the same rows). A chunk
+ * counts as written when it has the right size and its hash is recorded; the next run computes
+ * exactly the missing chunks (no row is lost or stored twice, since a chunk's rows follow from
+ * its index). Every read checks the chunk's hash: {@link cacheFeatures} recomputes a damaged
+ * chunk (and a whole cache made by another {@link FEATURE_STAGE_VERSION}) with a message
+ * naming the file, and a read that cannot recompute ({@link FeatureCache.readAll} in a
+ * training worker) throws {@link CorruptCacheError} or {@link StaleCacheError} naming it.
  *
  * @module
  */
 import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { dataDir } from "../config.ts";
-import { exists } from "../download.ts";
+import {
+  CorruptCacheError,
+  readRecordedHash,
+  removeLeftoverParts,
+  StaleCacheError,
+  verifyHash,
+  verifyVersion,
+  writeAtomic,
+  writeAtomicWithHash,
+} from "../integrity.ts";
 import { ProgressBar } from "../progress.ts";
 import type { Progress } from "../progress.ts";
 import type { FeatureBatch, ImageBatch } from "../types.ts";
 import type { Backbone, FeaturesOptions } from "./backbone.ts";
 import { asFeatureBatch } from "./preprocess.ts";
+
+/**
+ * Version of the feature stage (the backbones' features, their preprocessing, the cache's
+ * layout), recorded in every cache's `meta.json`. Bump it by hand when what a cache holds for
+ * the same key changes: caches of another version are recomputed. 1: caches made before
+ * versions were recorded (no chunk hashes).
+ */
+export const FEATURE_STAGE_VERSION = 2;
 
 /** Storage type of cached features. */
 export type FeatureDtype = "float16" | "float32";
@@ -31,8 +56,8 @@ const DTYPE_BYTES: Record<FeatureDtype, number> = { float16: 2, float32: 4 };
 
 /** What a cache folder holds (`meta.json`). */
 export interface FeatureCacheMeta {
-  /** Format version (1). */
-  version: 1;
+  /** {@link FEATURE_STAGE_VERSION} of the code that made the cache. */
+  version: number;
   /** The folder name: backbone, slice, size, preprocessing, dtype, image-set hash. */
   key: string;
   /** Backbone registry name. */
@@ -69,6 +94,19 @@ export interface FeatureCacheOptions extends FeaturesOptions {
   signal?: AbortSignal;
   /** Called after each chunk is safely on disk with its index. */
   onChunk?: (index: number) => void;
+  /** Where messages about stale or damaged caches go (default `console.warn`). */
+  log?: (line: string) => void;
+}
+
+/** Options of {@link FeatureCache.missingChunks}. */
+export interface MissingChunksOptions {
+  /**
+   * Also read every written chunk and check its hash, counting damaged ones as missing
+   * (default `false`: sizes and recorded hashes only).
+   */
+  verify?: boolean;
+  /** Receives the message of each damaged chunk found (default: none). */
+  log?: (line: string) => void;
 }
 
 /** SHA-256 (hex) of a batch of images: its shape and its float32 values. */
@@ -94,6 +132,58 @@ function chunkName(index: number): string {
   return `chunk-${String(index).padStart(6, "0")}.bin`;
 }
 
+/** A chunk file or its recorded hash. */
+const CHUNK_FILE = /^chunk-\d+\.bin(\.sha256)?$/;
+
+/** What is on disk of one chunk, found without reading its data. */
+type ChunkProbe =
+  | { state: "absent" }
+  | { state: "written"; hash: string }
+  | { state: "damaged"; error: CorruptCacheError };
+
+/** Removes every chunk file and recorded hash in `dir` (absent folder: nothing). */
+async function removeChunkFiles(dir: string): Promise<void> {
+  let entries: Deno.DirEntry[];
+  try {
+    entries = await Array.fromAsync(Deno.readDir(dir));
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return;
+    throw e;
+  }
+  for (const entry of entries) {
+    if (!CHUNK_FILE.test(entry.name)) continue;
+    await Deno.remove(join(dir, entry.name)).catch((e) => {
+      if (!(e instanceof Deno.errors.NotFound)) throw e;
+    });
+  }
+}
+
+/** The metadata in `dir/meta.json`; throws {@link CorruptCacheError} or {@link StaleCacheError}. */
+async function readMeta(dir: string): Promise<FeatureCacheMeta> {
+  const path = join(dir, "meta.json");
+  const text = await Deno.readTextFile(path);
+  let meta: FeatureCacheMeta;
+  try {
+    meta = JSON.parse(text);
+  } catch {
+    throw new CorruptCacheError(path, "not valid JSON");
+  }
+  if (meta === null || typeof meta !== "object" || Array.isArray(meta)) {
+    throw new CorruptCacheError(path, "not a JSON object");
+  }
+  const made = typeof meta.version === "number" ? meta.version : undefined;
+  verifyVersion(made, FEATURE_STAGE_VERSION, "feature stage", dir);
+  const shape = meta.featureShape;
+  if (
+    !Number.isInteger(meta.rows) || meta.rows < 0 || !Number.isInteger(meta.chunkRows) ||
+    meta.chunkRows < 1 || !Object.hasOwn(DTYPE_BYTES, meta.dtype) || !Array.isArray(shape) ||
+    shape.length !== 3 || !shape.every((d) => Number.isInteger(d) && d > 0)
+  ) {
+    throw new CorruptCacheError(path, "rows, chunkRows, dtype or featureShape invalid");
+  }
+  return meta;
+}
+
 /** A feature cache folder. Open with {@link FeatureCache.open} or create via {@link cacheFeatures}. */
 export class FeatureCache {
   /** The folder. */
@@ -107,11 +197,14 @@ export class FeatureCache {
     this.meta = meta;
   }
 
-  /** Opens an existing cache folder. */
+  /**
+   * Opens an existing cache folder. Throws {@link StaleCacheError} naming it when another
+   * {@link FEATURE_STAGE_VERSION} made it (or one before versions were recorded), and
+   * {@link CorruptCacheError} when its `meta.json` is damaged: {@link cacheFeatures}
+   * recomputes such caches.
+   */
   static async open(dir: string): Promise<FeatureCache> {
-    const meta = JSON.parse(await Deno.readTextFile(join(dir, "meta.json"))) as FeatureCacheMeta;
-    if (meta.version !== 1) throw new Error(`${dir}: unsupported feature cache version`);
-    return new FeatureCache(dir, meta);
+    return new FeatureCache(dir, await readMeta(dir));
   }
 
   /** Number of chunk files when complete. */
@@ -141,27 +234,75 @@ export class FeatureCache {
     return (end - start) * this.rowSize * DTYPE_BYTES[this.meta.dtype];
   }
 
-  /** Indices of the chunks not (completely) on disk. */
-  async missingChunks(): Promise<number[]> {
+  /** The file of chunk `index`. */
+  chunkPath(index: number): string {
+    return join(this.dir, chunkName(index));
+  }
+
+  /** What is on disk of chunk `index`, without reading its data. */
+  async #probe(index: number): Promise<ChunkProbe> {
+    const path = this.chunkPath(index);
+    let size: number;
+    try {
+      size = (await Deno.stat(path)).size;
+    } catch (e) {
+      if (e instanceof Deno.errors.NotFound) return { state: "absent" };
+      throw e;
+    }
+    let hash: string | undefined;
+    try {
+      hash = await readRecordedHash(path);
+    } catch (e) {
+      if (e instanceof CorruptCacheError) return { state: "damaged", error: e };
+      throw e;
+    }
+    // No hash recorded: the write died between the chunk and its hash.
+    if (hash === undefined) return { state: "absent" };
+    if (size !== this.#chunkBytes(index)) {
+      const error = new CorruptCacheError(
+        path,
+        `${size} bytes, expected ${this.#chunkBytes(index)}`,
+      );
+      return { state: "damaged", error };
+    }
+    return { state: "written", hash };
+  }
+
+  /**
+   * Indices of the chunks not (completely) on disk: absent, of the wrong size, or without a
+   * recorded hash. With `verify`, written chunks are read and checked against their hash
+   * too, and damaged ones count as missing (their messages go to `log`).
+   */
+  async missingChunks(options: MissingChunksOptions = {}): Promise<number[]> {
     const missing: number[] = [];
     for (let i = 0; i < this.chunkCount; i++) {
-      try {
-        const size = (await Deno.stat(join(this.dir, chunkName(i)))).size;
-        if (size !== this.#chunkBytes(i)) missing.push(i);
-      } catch (e) {
-        if (!(e instanceof Deno.errors.NotFound)) throw e;
-        missing.push(i);
+      const probe = await this.#probe(i);
+      if (probe.state === "written") {
+        if (!options.verify) continue;
+        try {
+          await this.#readBytes(i, probe.hash);
+          continue;
+        } catch (e) {
+          if (e instanceof CorruptCacheError) options.log?.(e.message);
+          else if (!(e instanceof Deno.errors.NotFound)) throw e;
+        }
+      } else if (probe.state === "damaged") {
+        options.log?.(probe.error.message);
       }
+      missing.push(i);
     }
     return missing;
   }
 
-  /** Whether every chunk is on disk. */
-  async isComplete(): Promise<boolean> {
-    return (await this.missingChunks()).length === 0;
+  /** Whether every chunk is on disk (with `verify`: and matches its hash). */
+  async isComplete(options: MissingChunksOptions = {}): Promise<boolean> {
+    return (await this.missingChunks(options)).length === 0;
   }
 
-  /** Stores chunk `index` (`values`: float32 row-major, its rows only), atomically. */
+  /**
+   * Stores chunk `index` (`values`: float32 row-major, its rows only) atomically, then its
+   * hash. Safe when another process writes the same chunk at the same time.
+   */
   async writeChunk(index: number, values: Float32Array): Promise<void> {
     const expected = this.#chunkBytes(index) / DTYPE_BYTES[this.meta.dtype];
     if (values.length !== expected) {
@@ -169,25 +310,41 @@ export class FeatureCache {
     }
     const stored = this.meta.dtype === "float16" ? new Float16Array(values) : values;
     const bytes = new Uint8Array(stored.buffer, stored.byteOffset, stored.byteLength);
-    const path = join(this.dir, chunkName(index));
-    await Deno.writeFile(`${path}.part`, bytes);
-    await Deno.rename(`${path}.part`, path);
+    await writeAtomicWithHash(this.chunkPath(index), bytes);
   }
 
-  /** Reads chunk `index` as float32 values. */
+  /** The bytes of chunk `index`, checked against `hash` (throws {@link CorruptCacheError}). */
+  async #readBytes(index: number, hash: string): Promise<Uint8Array> {
+    const path = this.chunkPath(index);
+    const bytes = await Deno.readFile(path);
+    if (bytes.length !== this.#chunkBytes(index)) {
+      throw new CorruptCacheError(
+        path,
+        `${bytes.length} bytes, expected ${this.#chunkBytes(index)}`,
+      );
+    }
+    verifyHash(bytes, hash, path);
+    return bytes;
+  }
+
+  /**
+   * Reads chunk `index` as float32 values, checked against its recorded hash: throws
+   * {@link CorruptCacheError} naming the file when damaged, an error when not written.
+   */
   async readChunk(index: number): Promise<Float32Array> {
-    const path = join(this.dir, chunkName(index));
+    const path = this.chunkPath(index);
+    const probe = await this.#probe(index);
+    if (probe.state === "damaged") throw probe.error;
+    if (probe.state === "absent") {
+      throw new Error(`${path} is missing: the cache is incomplete; run cacheFeatures again.`);
+    }
     let bytes: Uint8Array;
     try {
-      bytes = await Deno.readFile(path);
+      bytes = await this.#readBytes(index, probe.hash);
     } catch (e) {
-      if (e instanceof Deno.errors.NotFound) {
-        throw new Error(`${path} is missing: the cache is incomplete; run cacheFeatures again.`);
-      }
+      // Removed or replaced since the probe: read as it is now.
+      if (e instanceof Deno.errors.NotFound) return await this.readChunk(index);
       throw e;
-    }
-    if (bytes.length !== this.#chunkBytes(index)) {
-      throw new Error(`${path} has ${bytes.length} bytes, expected ${this.#chunkBytes(index)}`);
     }
     const aligned = bytes.byteOffset % 4 === 0 ? bytes : bytes.slice();
     if (this.meta.dtype === "float32") {
@@ -232,8 +389,11 @@ export class FeatureCache {
 
 /**
  * The cache of `backbone`'s features of `images` ([0, 1] values, see `Backbone.features`):
- * opens it if complete, otherwise computes the missing chunks (resuming an interrupted run)
- * and returns it.
+ * opens it, checks every chunk on disk against its recorded hash, computes the missing and
+ * damaged chunks (resuming an interrupted run) and returns it complete. A damaged chunk, or a
+ * cache made by another {@link FEATURE_STAGE_VERSION} (recomputed whole), is reported to
+ * `options.log` with a message naming the file or folder. Two processes may compute the same
+ * cache at once.
  */
 export async function cacheFeatures(
   backbone: Backbone,
@@ -265,7 +425,7 @@ export async function cacheFeatures(
     options.chunkRows ?? Math.max(batchSize, Math.floor((32 << 20) / rowBytes)),
   );
   const meta: FeatureCacheMeta = {
-    version: 1,
+    version: FEATURE_STAGE_VERSION,
     key,
     backbone: backbone.name,
     sliceLayer: backbone.spec.sliceLayer,
@@ -278,55 +438,84 @@ export async function cacheFeatures(
     dtype,
     imageSetHash: hash,
   };
+  const log = options.log ?? ((line: string) => console.warn(line));
 
-  let cache: FeatureCache;
-  if (await exists(join(dir, "meta.json"))) {
-    cache = await FeatureCache.open(dir);
-    const m = cache.meta;
-    if (
-      m.imageSetHash !== hash || m.rows !== n || m.dtype !== dtype ||
-      JSON.stringify(m.featureShape) !== JSON.stringify(featureShape)
-    ) {
-      throw new Error(`${dir}/meta.json describes other features; delete the folder.`);
+  let cache: FeatureCache | undefined;
+  try {
+    const found = await FeatureCache.open(dir);
+    for (const [field, value] of Object.entries(meta)) {
+      if (field === "version" || field === "chunkRows") continue; // checked; kept from the cache
+      const stored = (found.meta as unknown as Record<string, unknown>)[field];
+      if (JSON.stringify(stored) !== JSON.stringify(value)) {
+        throw new CorruptCacheError(
+          join(dir, "meta.json"),
+          `${field} is ${JSON.stringify(stored)}, these features have ${JSON.stringify(value)}`,
+        );
+      }
     }
-  } else {
+    cache = found;
+  } catch (e) {
+    if (e instanceof StaleCacheError || e instanceof CorruptCacheError) log(e.message);
+    else if (!(e instanceof Deno.errors.NotFound)) throw e;
+  }
+  if (cache === undefined) {
+    // Chunks first, then the new meta.json: a run killed in between finds the old meta.json
+    // and empties the folder again, so chunks of another version are never taken as this one's.
+    await removeChunkFiles(dir);
     await Deno.mkdir(dir, { recursive: true });
-    const path = join(dir, "meta.json");
-    await Deno.writeTextFile(`${path}.part`, JSON.stringify(meta, null, 2));
-    await Deno.rename(`${path}.part`, path);
+    await writeAtomic(join(dir, "meta.json"), JSON.stringify(meta, null, 2));
     cache = new FeatureCache(dir, meta);
   }
+  await removeLeftoverParts(dir);
 
-  const missing = await cache.missingChunks();
-  const todo = missing.reduce((sum, i) => sum + cache.chunkRange(i)[1] - cache.chunkRange(i)[0], 0);
-  let done = 0;
-  const rowSize = cache.rowSize;
-  const bar = (options.progressBar ?? todo > 256) && todo > 0
-    ? new ProgressBar(`${backbone.name} features → cache`, todo, { unit: "images" })
-    : undefined;
-  for (const index of missing) {
-    options.signal?.throwIfAborted();
-    const [start, end] = cache.chunkRange(index);
-    const values = new Float32Array((end - start) * rowSize);
-    await backbone.forEachBatch(
-      batch,
-      {
-        ...options,
-        batchSize,
-        progressBar: false,
-        onProgress: (p: Progress) => {
-          bar?.update(done + p.done);
-          options.onProgress?.({ done: done + p.done, total: todo });
-          options.signal?.throwIfAborted();
-        },
-      },
-      (first, data) => values.set(data, (first - start) * rowSize),
-      [start, end],
+  const computeChunks = async (cache: FeatureCache, missing: number[]) => {
+    const todo = missing.reduce(
+      (sum, i) => sum + cache.chunkRange(i)[1] - cache.chunkRange(i)[0],
+      0,
     );
-    await cache.writeChunk(index, values);
-    done += end - start;
-    options.onChunk?.(index);
+    let done = 0;
+    const rowSize = cache.rowSize;
+    const bar = (options.progressBar ?? todo > 256) && todo > 0
+      ? new ProgressBar(`${backbone.name} features → cache`, todo, { unit: "images" })
+      : undefined;
+    for (const index of missing) {
+      options.signal?.throwIfAborted();
+      const [start, end] = cache.chunkRange(index);
+      const values = new Float32Array((end - start) * rowSize);
+      await backbone.forEachBatch(
+        batch,
+        {
+          ...options,
+          batchSize,
+          progressBar: false,
+          onProgress: (p: Progress) => {
+            bar?.update(done + p.done);
+            options.onProgress?.({ done: done + p.done, total: todo });
+            options.signal?.throwIfAborted();
+          },
+        },
+        (first, data) => values.set(data, (first - start) * rowSize),
+        [start, end],
+      );
+      await cache.writeChunk(index, values);
+      done += end - start;
+      options.onChunk?.(index);
+    }
+    bar?.finish();
+  };
+
+  // Chunks already on disk are checked against their hashes (once) before the cache counts
+  // as complete; damaged ones are recomputed with the others.
+  await computeChunks(cache, await cache.missingChunks({ verify: true, log }));
+  // Another run that found the cache stale at the same moment may have removed chunks just
+  // written: compute them again (sizes and hashes recorded; written chunks are not re-read).
+  for (let round = 0;; round++) {
+    const missing = await cache.missingChunks();
+    if (missing.length === 0) break;
+    if (round === 2) {
+      throw new Error(`${dir}: chunks ${missing.join(", ")} keep disappearing while written`);
+    }
+    await computeChunks(cache, missing);
   }
-  bar?.finish();
   return cache;
 }

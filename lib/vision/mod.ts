@@ -54,8 +54,19 @@ export {
   upsampleNearest,
 } from "./preprocess.ts";
 export type { ChannelAffine } from "./preprocess.ts";
-export { cacheBytes, cacheFeatures, FeatureCache, imageSetHash } from "./feature_cache.ts";
-export type { FeatureCacheMeta, FeatureCacheOptions, FeatureDtype } from "./feature_cache.ts";
+export {
+  cacheBytes,
+  cacheFeatures,
+  FEATURE_STAGE_VERSION,
+  FeatureCache,
+  imageSetHash,
+} from "./feature_cache.ts";
+export type {
+  FeatureCacheMeta,
+  FeatureCacheOptions,
+  FeatureDtype,
+  MissingChunksOptions,
+} from "./feature_cache.ts";
 export {
   buildSlicedModel,
   listLayers,
