@@ -16,6 +16,8 @@ import { join } from "node:path";
 import { shared } from "./_shared.ts";
 import { pixelPermutation } from "../lib/image/mod.ts";
 import { configFrom, imagesFor, planModels, runExperiment } from "../lib/experiment/mod.ts";
+import { rowsKeyOf } from "../lib/experiment/inputs.ts";
+import type { DatasetInfo } from "../lib/data/mod.ts";
 import type { ImagePlan } from "../lib/experiment/mod.ts";
 
 const imdb = shared("data", "aclImdb_v1-labelled.tar.gz");
@@ -41,6 +43,22 @@ Deno.test("the permuted-pixel ablation moves train, validation and test pixels b
   // Intact-layout models see the images as they are.
   const intact = planModels(cfg).find((p) => p.id.startsWith("ablation-random")) as ImagePlan;
   assert(imagesFor(intact, images) === images);
+});
+
+Deno.test("a relabelled table with the same texts gets other job keys; IMDB keys ignore labels", () => {
+  const cfg = configFrom({ schemaVersion: 2, name: "k" });
+  const embeddings = { data: new Float32Array(6), shape: [3, 2] as [number, number] };
+  const split = (labels: number[], format: string) => ({
+    train: [{ id: "a", text: "x", label: labels[0] as 0 | 1 }],
+    validation: [{ id: "b", text: "y", label: labels[1] as 0 | 1 }],
+    test: [{ id: "c", text: "z", label: labels[2] as 0 | 1 }],
+    dataset: { format } as DatasetInfo,
+  });
+  const key = (labels: number[], format: string) =>
+    rowsKeyOf(cfg, "layout", embeddings, split(labels, format));
+  assertNotEquals(key([0, 1, 0], "csv"), key([1, 1, 0], "csv"));
+  assertEquals(key([0, 1, 0], "csv"), key([0, 1, 0], "csv"));
+  assertEquals(key([0, 1, 0], "imdb"), key([1, 1, 0], "imdb"));
 });
 
 Deno.test({
@@ -111,6 +129,11 @@ Deno.test({
       // The job run alone earlier is read, not retrained; every other fit is this call's.
       const image = v.models.find((m) => m.id === "darknet_reference")!;
       assertEquals(image.runs.map((r) => r.provenance.computed), [true, false]);
+      // Features: seed 2's job computed them; seed 1's found them in the feature cache. A
+      // permutation per seed means new images, so new features for each seed.
+      assertEquals(image.runs.map((r) => r.provenance.features), ["cache", "computed"]);
+      const permuted = v.models.find((m) => m.id.startsWith("ablation-permuted"))!;
+      assertEquals(permuted.runs.map((r) => r.provenance.features), ["computed", "computed"]);
       // Random weights are drawn per seed: named apart, so their features are cached apart.
       const random = v.models.find((m) => m.id.startsWith("ablation-random"))!;
       assertEquals(random.backbone?.name, "darknet_reference_random_init_s1");

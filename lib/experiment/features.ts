@@ -44,6 +44,11 @@ export interface BackboneRecord {
   featureShape: [number, number, number];
   /** Frozen parameter count. */
   frozenParams: number;
+  /**
+   * Where the features came from when the job was made: `computed` (by that call, all or some
+   * rows), `cache` (read from the feature cache), or `end-to-end` (the backbone ran per batch).
+   */
+  features: "computed" | "cache" | "end-to-end";
 }
 
 /** The trainable part for a backbone: its paper network's architecture. */
@@ -99,9 +104,10 @@ async function cachedInputs(
   stats: ImageStats,
   inputs: ExperimentInputs,
   options: RunOptions,
-): Promise<ImageJobInputs> {
+): Promise<{ inputs: ImageJobInputs; computed: number }> {
   const m = inputs.cfg.models;
   const dirs: Record<string, string> = {};
+  let computed = 0;
   for (const part of ["train", "validation", "test"] as const) {
     if (part === "validation" && inputs.labels.validation.length === 0) continue;
     const cache = await cacheFeatures(backbone, zNormalizeImages(images[part], stats), {
@@ -121,9 +127,13 @@ async function cachedInputs(
         }),
     });
     dirs[part] = cache.dir;
+    computed += cache.computedRows;
   }
   await recordUses(inputs.cfg.cacheDir, Object.values(dirs));
-  return { kind: "cache", train: dirs.train, validation: dirs.validation, test: dirs.test };
+  return {
+    inputs: { kind: "cache", train: dirs.train, validation: dirs.validation, test: dirs.test },
+    computed,
+  };
 }
 
 function shared(images: ImageBatch): ImageBatch {
@@ -148,19 +158,20 @@ export async function prepareImageJob(
     // One mean and std over the (intact) training images (see train/sources.ts).
     const stats = imageStats(inputs.images.train);
     const hasValidation = inputs.labels.validation.length > 0;
-    const jobInputs: ImageJobInputs = m.features === "cache"
+    const cached = m.features === "cache"
       ? await cachedInputs(plan, backbone, images, stats, inputs, options)
-      : {
-        kind: "images",
-        train: shared(images.train),
-        validation: hasValidation ? shared(images.validation) : undefined,
-        test: shared(images.test),
-        backbone: plan.input.backbone,
-        weights: plan.input.weights,
-        randomSeed: plan.seed,
-        upsample: m.upsample,
-        normalization: m.normalization === "batch" ? "batch" : stats,
-      };
+      : undefined;
+    const jobInputs: ImageJobInputs = cached ? cached.inputs : {
+      kind: "images",
+      train: shared(images.train),
+      validation: hasValidation ? shared(images.validation) : undefined,
+      test: shared(images.test),
+      backbone: plan.input.backbone,
+      weights: plan.input.weights,
+      randomSeed: plan.seed,
+      upsample: m.upsample,
+      normalization: m.normalization === "batch" ? "batch" : stats,
+    };
     const featureSeconds = (performance.now() - t) / 1000;
     const side = cfg.image.pixels * m.upsample;
     const name = jobName(plan);
@@ -189,6 +200,7 @@ export async function prepareImageJob(
         loadedFrom: backbone.loadedFrom,
         featureShape: backbone.outputShape([side, side]),
         frozenParams: backbone.model.countParams(),
+        features: !cached ? "end-to-end" : cached.computed > 0 ? "computed" : "cache",
       },
     };
   } finally {

@@ -132,10 +132,11 @@ export function seedRow(m: ModelSummary, r: ModelRun): string[] {
     r.epochsRun !== undefined
       ? `${r.selectedEpoch}/${r.epochsRun}${r.stoppedEarly ? " (early stop)" : ""}`
       : "–",
-    r.provenance.computed
+    (r.provenance.computed
       ? "this run"
       : `cache (${r.provenance.madeBy}, ${r.provenance.madeAt.slice(0, 10)}, ` +
-        `code ${r.provenance.code})`,
+        `code ${r.provenance.code})`) +
+    (r.provenance.features ? `; features: ${r.provenance.features}` : ""),
   ];
 }
 

@@ -188,7 +188,13 @@ export interface ModelRun {
   /** Model-specific facts (chosen l2, padding, input shape). */
   details: Record<string, unknown>;
   /** Provenance: made by this run, or read from the cache of an earlier one. */
-  provenance: { computed: boolean; madeAt: string; madeBy: string; code: string };
+  provenance: {
+    computed: boolean;
+    madeAt: string;
+    madeBy: string;
+    code: string;
+    features?: BackboneRecord["features"];
+  };
 }
 
 /** A paired comparison of two models on the same test rows (and seeds). */
@@ -243,8 +249,19 @@ export interface VariantResults {
   label: string;
   /** The swept fields' values. */
   values: Record<string, unknown>;
-  /** Split sizes and label balance. */
-  data: { scheme: string; train: number; validation: number; test: number; testPositives: number };
+  /**
+   * The data's name, split sizes, label balance and which raw label is 0 and which 1 (`name`
+   * and `labels`: set for sources other than IMDB, whose labels are fixed: `neg` 0, `pos` 1).
+   */
+  data: {
+    scheme: string;
+    train: number;
+    validation: number;
+    test: number;
+    testPositives: number;
+    name?: string;
+    labels?: { negative: string; positive: string };
+  };
   /** The encoder, the embedding width, seconds, and texts read from the store (not computed). */
   embedding: { encoder: string; features: number; seconds: number; cachedTexts: number };
   /** The image transform. */
@@ -319,6 +336,7 @@ function runOf(
       madeAt: job.stored.madeAt,
       madeBy: job.stored.madeBy,
       code: job.stored.madeByCode,
+      features: job.stored.backbone?.features,
     },
   };
 }
@@ -433,6 +451,16 @@ export function variantFacts(
       validation: inputs.labels.validation.length,
       test: inputs.labels.test.length,
       testPositives: inputs.labels.test.reduce((s, v) => s + v, 0),
+      // IMDB (fixed labels neg = 0, pos = 1) keeps the facts of results written before.
+      ...(inputs.split?.dataset && inputs.split.dataset.format !== "imdb"
+        ? {
+          name: inputs.split.dataset.name,
+          labels: {
+            negative: inputs.split.dataset.labels.negative,
+            positive: inputs.split.dataset.labels.positive,
+          },
+        }
+        : {}),
     },
     embedding: {
       encoder: inputs.encoder.id,

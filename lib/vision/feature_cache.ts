@@ -190,6 +190,8 @@ export class FeatureCache {
   readonly dir: string;
   /** What it holds. */
   readonly meta: FeatureCacheMeta;
+  /** Rows whose features the last {@link cacheFeatures} call computed (0: all read from disk). */
+  computedRows = 0;
 
   /** Wraps a folder and its metadata; see {@link FeatureCache.open}. */
   constructor(dir: string, meta: FeatureCacheMeta) {
@@ -473,6 +475,7 @@ export async function cacheFeatures(
       (sum, i) => sum + cache.chunkRange(i)[1] - cache.chunkRange(i)[0],
       0,
     );
+    cache.computedRows += todo;
     let done = 0;
     const rowSize = cache.rowSize;
     const bar = (options.progressBar ?? todo > 256) && todo > 0
