@@ -10,12 +10,16 @@ import { dataDir, sharedPath } from "../config.ts";
 import { downloadToFile } from "../download.ts";
 import type { Progress } from "../progress.ts";
 import { readTarFiles } from "./archive.ts";
+import type { TextRecord } from "./record.ts";
 
 /** The official train / test halves of the dataset. */
 export type Split = "train" | "test";
 
-/** One labelled review, from the file `<split>/<pos|neg>/<id>_<rating>.txt`. */
-export interface Review {
+/**
+ * One labelled review, from the file `<split>/<pos|neg>/<id>_<rating>.txt`: a
+ * {@link TextRecord} with IMDB's extra, the star rating.
+ */
+export interface Review extends TextRecord {
   /** The official half it comes from (kept when a split scheme regroups reviews). */
   split: Split;
   /** The number before `_` in the file name; unique within a split and label. */

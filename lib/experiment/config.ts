@@ -21,6 +21,8 @@
 import { existsSync } from "node:fs";
 import { isAbsolute, join, relative, resolve } from "node:path";
 import { dataDir, projectRoot, sharedDir } from "../config.ts";
+import { COLUMN_OPTIONS, DATA_FORMATS, inferDataFormat, TABLE_OPTIONS } from "../data/mod.ts";
+import type { DataFormat } from "../data/mod.ts";
 import type { MLPClassifierOptions } from "../eval/mlp.ts";
 import type { TsneOptions } from "../image/mod.ts";
 import type { Pooling } from "../embed/mod.ts";
@@ -82,10 +84,35 @@ export interface ExperimentConfig {
   description?: string;
   /** Informational: where a written config came from (replaced by the loader). */
   origin?: string;
-  /** Reviews and splits. */
+  /** Reviews (or any labelled texts) and splits. */
   data?: {
-    /** IMDB archive, extracted folder or URL (default: the data stage's default source). */
+    /**
+     * IMDB archive, extracted folder or URL (default: the data stage's default source); or a
+     * CSV, TSV or JSON Lines file, or a folder with one sub-folder per class.
+     */
     source?: string;
+    /**
+     * How to read `source` (default: from the path: `.csv`, `.tsv`/`.tab`, `.jsonl`/`.ndjson`;
+     * a folder that is not an extracted `aclImdb/` → `folders`; anything else → `imdb`).
+     */
+    format?: DataFormat;
+    /** Shown in logs and the report (default: `IMDB`, or the file or folder name). */
+    name?: string;
+    /** Column (JSONL: field) of the text (csv, tsv, jsonl; default `text`). */
+    textColumn?: string;
+    /** Column (JSONL: field) of the label (csv, tsv, jsonl; default `label`). */
+    labelColumn?: string;
+    /**
+     * Column (JSONL: field) of each record's split, `train` / `validation` / `test` (csv, tsv,
+     * jsonl; default none: a seeded stratified split, `testSize` held out for test).
+     */
+    splitColumn?: string;
+    /**
+     * The raw label value of class 1 (not IMDB). Needed unless the two label values are
+     * `0`/`1`, `false`/`true`, `neg`/`pos` or `negative`/`positive` (any case), which map
+     * the second of each pair to 1.
+     */
+    positiveLabel?: string | number | boolean;
     /** Keep `<br />` as the paper did, or replace it with a space (default `keep`). */
     breaks?: "keep" | "space";
     /** `standard` (official train/test halves, validation slice of train) or `paper` (pooled 40k/10k). */
@@ -189,8 +216,15 @@ export interface ResolvedConfig {
   description: string;
   /** Shipped config name or file it came from (`(inline)` otherwise). */
   origin: string;
-  /** Reviews and splits. */
-  data: Required<Omit<NonNullable<ExperimentConfig["data"]>, "source">> & { source?: string };
+  /**
+   * Reviews and splits. The fields of other sources (`format`, `name`, the columns,
+   * `positiveLabel`) stay unset unless the config sets them: the data stage infers them from
+   * `source` when it loads it (and reports what it used), and an IMDB run's resolved config,
+   * and so its cache keys, are those of before these fields existed.
+   */
+  data:
+    & Required<Omit<NonNullable<ExperimentConfig["data"]>, "source" | OptionalDataField>>
+    & Pick<NonNullable<ExperimentConfig["data"]>, "source" | OptionalDataField>;
   /** Text encoder (unset fields: the encoder's defaults). */
   embedding: NonNullable<ExperimentConfig["embedding"]> & { encoder: "use-lite" | "bert" };
   /** Vector → image. */
@@ -212,6 +246,15 @@ export interface ResolvedConfig {
   /** This machine's cache folder of the run. */
   cacheDir: string;
 }
+
+/** The `data` fields without a default in {@link ResolvedConfig} (inferred when loading). */
+type OptionalDataField =
+  | "format"
+  | "name"
+  | "textColumn"
+  | "labelColumn"
+  | "splitColumn"
+  | "positiveLabel";
 
 /** Thrown for a config that does not validate; `problems` lists each one. */
 export class ConfigError extends Error {
@@ -277,6 +320,12 @@ export function configSchema(): Schema {
     origin: str(),
     data: object({
       source: str(),
+      format: oneOf(DATA_FORMATS),
+      name: str(),
+      textColumn: str(/\S/, "a column name"),
+      labelColumn: str(/\S/, "a column name"),
+      splitColumn: str(/\S/, "a column name"),
+      positiveLabel: union(str(), num(), bool),
       breaks: oneOf(["keep", "space"]),
       scheme: oneOf(["standard", "paper"]),
       trainSize: int({ min: 2 }),
@@ -337,6 +386,7 @@ function crossChecks(raw: Record<string, unknown>, schema: Schema): string[] {
         `models.features "end-to-end": cached features cannot depend on the batch an image lands in`,
     );
   }
+  problems.push(...dataSourceProblems(c.data));
   if (c.data?.validationFraction === 0 && c.models?.training?.patience) {
     problems.push(`models.training.patience: early stopping needs a validation set`);
   }
@@ -354,6 +404,35 @@ function crossChecks(raw: Record<string, unknown>, schema: Schema): string[] {
     }
     if (!Array.isArray(values)) continue; // reported by the schema
     values.forEach((v, i) => problems.push(...validate(field, v, `sweep.${path}[${i}]`)));
+  }
+  return problems;
+}
+
+/** Options of table sources given with a source they do not apply to. */
+function dataSourceProblems(data: ExperimentConfig["data"]): string[] {
+  if (!data) return [];
+  const problems: string[] = [];
+  let format = data.format;
+  if (format === undefined && typeof data.source === "string") {
+    let source = data.source;
+    try {
+      source = fromPortable(source, "data.source");
+    } catch {
+      // a <local>/ path: inferred from its name
+    }
+    format = inferDataFormat(source);
+  }
+  format ??= "imdb";
+  const fields = format === "imdb" ? TABLE_OPTIONS : format === "folders" ? COLUMN_OPTIONS : [];
+  for (const field of fields) {
+    if (data[field] === undefined) continue;
+    problems.push(
+      `data.${field}: applies to ${
+        field === "positiveLabel" ? "csv, tsv, jsonl and folders" : "csv, tsv and jsonl"
+      } sources only (the source is read as ${format}${
+        data.format === undefined ? `, inferred from data.source; set data.format` : ""
+      })`,
+    );
   }
   return problems;
 }
@@ -435,6 +514,12 @@ export function resolveConfig(config: ExperimentConfig, origin = "(inline)"): Re
       testSize: d.testSize ?? 5000,
       validationFraction: d.validationFraction ?? 0.1,
       seed: d.seed ?? 42,
+      // Only when set: an IMDB config resolves (and keys its caches) as before.
+      ...Object.fromEntries(
+        (["format", "name", ...TABLE_OPTIONS] as const)
+          .filter((k) => d[k] !== undefined)
+          .map((k) => [k, d[k]]),
+      ),
     },
     embedding: {
       ...e,

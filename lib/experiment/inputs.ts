@@ -9,8 +9,8 @@
 import { createHash } from "node:crypto";
 import { basename, join } from "node:path";
 import { exists } from "../download.ts";
-import { labelsOf, loadImdb, splitReviews } from "../data/mod.ts";
-import type { Review } from "../data/mod.ts";
+import { describeLabels, labelsOf, loadDataset, splitReviews } from "../data/mod.ts";
+import type { DatasetInfo, DatasetRecord, TextRecord } from "../data/mod.ts";
 import {
   BertEncoder,
   EMBEDDING_STAGE_VERSION,
@@ -51,8 +51,8 @@ export interface RunOptions {
 export interface ExperimentInputs {
   /** The configuration (one sweep variant). */
   cfg: ResolvedConfig;
-  /** The reviews of each part. */
-  split: { train: Review[]; validation: Review[]; test: Review[] };
+  /** The records (reviews) of each part, and what was loaded. */
+  split: LoadedSplit;
   /** Labels of each part. */
   labels: { train: Labels; validation: Labels; test: Labels };
   /** The text encoder. */
@@ -108,23 +108,63 @@ export async function loadEncoder(config: ResolvedConfig["embedding"]): Promise<
   return await UseLiteEncoder.load();
 }
 
-/** Reviews, split into train / validation / test. */
+/** The records of a run's parts (IMDB reviews, or any labelled texts) and what was loaded. */
+export interface LoadedSplit {
+  /** Records to fit on. */
+  train: DatasetRecord[];
+  /** Records for model selection. */
+  validation: DatasetRecord[];
+  /** Records to report on. */
+  test: DatasetRecord[];
+  /** The dataset's name, format, source and label mapping (absent only in hand-made inputs). */
+  dataset?: DatasetInfo;
+}
+
+/**
+ * The configured data (IMDB, or a CSV / TSV / JSONL file or class folders: `data.format`,
+ * inferred from `data.source` by default), split into train / validation / test; `log`
+ * gets one line naming the data and its label mapping. Data without a split column is split
+ * seeded and stratified: `testSize` records for test, the rest as an official train half.
+ */
 export async function loadSplit(
   cfg: ResolvedConfig,
   report: (p: ExperimentProgress) => void = () => {},
-): Promise<{ train: Review[]; validation: Review[]; test: Review[] }> {
-  const reviews = await loadImdb({
-    source: cfg.data.source,
-    breaks: cfg.data.breaks,
+  log?: (line: string) => void,
+): Promise<LoadedSplit> {
+  const d = cfg.data;
+  const { records, info } = await loadDataset({
+    source: d.source,
+    format: d.format,
+    name: d.name,
+    textColumn: d.textColumn,
+    labelColumn: d.labelColumn,
+    splitColumn: d.splitColumn,
+    positiveLabel: d.positiveLabel,
+    breaks: d.breaks,
     onProgress: (p) => report({ stage: "data", ...p }),
   });
-  return splitReviews(reviews, {
-    scheme: cfg.data.scheme,
-    seed: cfg.data.seed,
-    trainSize: cfg.data.trainSize,
-    testSize: cfg.data.testSize,
-    ...(cfg.data.scheme === "standard" ? { validationFraction: cfg.data.validationFraction } : {}),
-  });
+  log?.(
+    `data: ${info.name} (${info.format}, ${info.records} records${
+      info.hasSplit ? "" : ", no split in the data: seeded stratified split"
+    }), labels ${describeLabels(info.labels)}`,
+  );
+  let split;
+  try {
+    split = splitReviews(records, {
+      scheme: d.scheme,
+      seed: d.seed,
+      trainSize: d.trainSize,
+      testSize: d.testSize,
+      ...(d.scheme === "standard" ? { validationFraction: d.validationFraction } : {}),
+    });
+  } catch (e) {
+    if (info.format === "imdb") throw e;
+    throw new Error(
+      `${info.source} (${info.records} records): ${(e as Error).message}; set data.trainSize, ` +
+        `data.testSize and data.validationFraction to fit the data`,
+    );
+  }
+  return { ...split, dataset: info };
 }
 
 /** Key of a layout: its settings (not how verbosely or on how many threads) and fitting rows. */
@@ -133,14 +173,32 @@ export function layoutKey(cfg: ResolvedConfig, fitRows: Matrix): string {
   return sha(JSON.stringify({ ...cfg.image, tsne }) + matrixHash(fitRows)).slice(0, 16);
 }
 
-/** Key of everything a model's result depends on besides its own settings. */
+/**
+ * Key of everything a model's result depends on besides its own settings: the layout, the
+ * embeddings, the split sizes and settings, and for table and folder sources the labels
+ * (a relabelled file with the same texts must not reuse results). IMDB's labels follow
+ * the archive's folders and are not hashed (as in every key made before other sources
+ * existed, so IMDB caches stay valid).
+ */
 export function rowsKeyOf(
   cfg: ResolvedConfig,
   layout: string,
   embeddings: Matrix,
-  sizes: number[],
+  split: {
+    train: TextRecord[];
+    validation: TextRecord[];
+    test: TextRecord[];
+    dataset?: DatasetInfo;
+  },
 ): string {
-  return sha(layout + matrixHash(embeddings) + JSON.stringify(sizes) + JSON.stringify(cfg.data));
+  const parts = [split.train, split.validation, split.test];
+  const sizes = parts.map((p) => p.length);
+  const labels = split.dataset && split.dataset.format !== "imdb"
+    ? sha(parts.map((p) => Array.from(labelsOf(p)).join("")).join("|"))
+    : "";
+  return sha(
+    layout + matrixHash(embeddings) + JSON.stringify(sizes) + JSON.stringify(cfg.data) + labels,
+  );
 }
 
 /** The fitted transformer: from the run's cache, or fitted on `fitRows` and saved. */
@@ -189,8 +247,8 @@ export async function prepareInputs(
   await ready();
 
   report({ stage: "data", done: 0 });
-  const split = await loadSplit(cfg, report);
-  const parts: Review[][] = [split.train, split.validation, split.test];
+  const split = await loadSplit(cfg, report, log);
+  const parts: DatasetRecord[][] = [split.train, split.validation, split.test];
   const [nTrain, nVal, nTest] = parts.map((p) => p.length);
   log(
     `data: ${nTrain} train / ${nVal} validation / ${nTest} test reviews (${cfg.data.scheme} split)`,
@@ -242,7 +300,7 @@ export async function prepareInputs(
     test: labelsOf(split.test),
   };
   await recordUses(cfg.cacheDir, [store, join(cfg.cacheDir, `image-transformer-${key}.json`)]);
-  const rowsKey = rowsKeyOf(cfg, key, embeddings, [nTrain, nVal, nTest]);
+  const rowsKey = rowsKeyOf(cfg, key, embeddings, split);
   return {
     cfg,
     split,

@@ -112,7 +112,7 @@ async function stagesOf(
   const fitRows = cfg.image.fitOn === "all" ? embeddings : rows(embeddings, 0, sizes[0]);
   const key = layoutKey(cfg, fitRows);
   const cached = existsSync(join(cfg.cacheDir, `image-transformer-${key}.json`));
-  const rowsKey = rowsKeyOf(cfg, key, embeddings, sizes);
+  const rowsKey = rowsKeyOf(cfg, key, embeddings, split);
   // Only what the job keys read (cfg, rowsKey) is filled in.
   const inputs = { cfg, rowsKey } as ExperimentInputs;
   return {

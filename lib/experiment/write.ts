@@ -186,8 +186,14 @@ function variantSection(v: VariantResults): string[] {
   const d = v.data, i = v.images;
   return [
     ...(v.label ? [`## Variant ${v.label}`, ""] : []),
-    `- Data: IMDB, ${d.scheme} split: ${d.train} train / ${d.validation} validation / ${d.test} ` +
-    `test reviews (${d.testPositives} test positives).`,
+    `- Data: ${d.name ?? "IMDB"}, ${d.scheme} split: ${d.train} train / ${d.validation} ` +
+    `validation / ${d.test} test reviews (${d.testPositives} test positives)` +
+    (d.labels
+      ? `; labels: 0 = ${JSON.stringify(d.labels.negative)}, 1 = ${
+        JSON.stringify(d.labels.positive)
+      }`
+      : "") +
+    ".",
     `- Text encoder: ${v.embedding.encoder}, ${v.embedding.features} features per review; ` +
     embeddingProvenance(v) + ".",
     `- Images: ${i.pixels}×${i.pixels}, ${i.discretization} discretisation, ${i.scaler} scaler, ` +
