@@ -18,7 +18,13 @@ import { CorruptCacheError, StaleCacheError } from "../lib/integrity.ts";
 import { FEATURE_STAGE_VERSION } from "../lib/vision/feature_cache.ts";
 import { ready, tf } from "../lib/tf.ts";
 import { projectRoot } from "../lib/config.ts";
-import { cacheFeatures, FeatureCache, loadBackbone, saveLayersModel } from "../lib/vision/mod.ts";
+import {
+  backboneWeightsHash,
+  cacheFeatures,
+  FeatureCache,
+  loadBackbone,
+  saveLayersModel,
+} from "../lib/vision/mod.ts";
 import type { BackboneSpec } from "../lib/vision/mod.ts";
 import type { ImageBatch } from "../lib/types.ts";
 
@@ -418,6 +424,31 @@ Deno.test("two processes computing the same cache at once both succeed, one whol
   assertEquals(JSON.parse(await Deno.readTextFile(metaPath)), meta);
   backbone.dispose();
   await Deno.remove(tmp, { recursive: true });
+});
+
+Deno.test("feature caches are keyed by the weights: other weights under the same name, other features", async () => {
+  const root = await Deno.makeTempDir({ prefix: "vision_cache_weights_" });
+  try {
+    const x = images(6, SIZE, 3);
+    const first = await loadBackbone(spec);
+    const again = await loadBackbone(spec);
+    assertEquals(backboneWeightsHash(first), backboneWeightsHash(again));
+    const a = await cacheFeatures(first, x, { root, dtype: "float32" });
+    const b = await cacheFeatures(again, x, { root, dtype: "float32" });
+    assertEquals(a.dir, b.dir);
+    assertEquals(b.computedRows, 0);
+    // The same registry name with re-drawn weights (as a replaced weight file would be).
+    const changed = await loadBackbone(spec);
+    const conv = changed.model.getLayer("c1");
+    conv.setWeights(conv.getWeights().map((w) => tf.mul(w, 2)));
+    assertNotEquals(backboneWeightsHash(changed), backboneWeightsHash(first));
+    const c = await cacheFeatures(changed, x, { root, dtype: "float32" });
+    assertNotEquals(c.dir, a.dir);
+    assertEquals(c.computedRows, 6);
+    for (const bb of [first, again, changed]) bb.dispose();
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
 });
 
 Deno.test("cleanup", async () => {

@@ -389,6 +389,28 @@ export class FeatureCache {
   }
 }
 
+const weightHashes = new WeakMap<Backbone, string>();
+
+/**
+ * SHA-256 over the names, shapes and values of a backbone's weights (its slice's), so a
+ * feature cache is keyed by the weights that made it: other weight files under the same
+ * registry name, or random weights from another seed, never share features.
+ */
+export function backboneWeightsHash(backbone: Backbone): string {
+  const known = weightHashes.get(backbone);
+  if (known) return known;
+  const hash = createHash("sha256");
+  for (const w of backbone.model.weights) {
+    const values = w.read().dataSync() as Float32Array;
+    // The layer's own name: a second load in one process gets suffixed variable names.
+    hash.update(`${w.originalName ?? w.name}:${w.shape.join("x")}:`);
+    hash.update(new Uint8Array(values.buffer, values.byteOffset, values.byteLength));
+  }
+  const digest = hash.digest("hex");
+  weightHashes.set(backbone, digest);
+  return digest;
+}
+
 /**
  * The cache of `backbone`'s features of `images` ([0, 1] values, see `Backbone.features`):
  * opens it, checks every chunk on disk against its recorded hash, computes the missing and
@@ -418,6 +440,7 @@ export async function cacheFeatures(
     preprocessing,
     dtype === "float16" ? "f16" : "f32",
     hash.slice(0, 16),
+    `w${backboneWeightsHash(backbone).slice(0, 12)}`,
   ].join("__").replace(/[^A-Za-z0-9_.x-]/g, "_");
   const dir = join(options.root ?? join(dataDir(), "features"), key);
   const batchSize = Math.max(1, options.batchSize ?? 16);

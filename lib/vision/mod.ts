@@ -55,6 +55,7 @@ export {
 } from "./preprocess.ts";
 export type { ChannelAffine } from "./preprocess.ts";
 export {
+  backboneWeightsHash,
   cacheBytes,
   cacheFeatures,
   FEATURE_STAGE_VERSION,
