@@ -24,6 +24,7 @@ import {
   FeatureCache,
   loadBackbone,
   saveLayersModel,
+  weightFilesDigest,
 } from "../lib/vision/mod.ts";
 import type { BackboneSpec } from "../lib/vision/mod.ts";
 import type { ImageBatch } from "../lib/types.ts";
@@ -448,6 +449,28 @@ Deno.test("feature caches are keyed by the weights: other weights under the same
     for (const bb of [first, again, changed]) bb.dispose();
   } finally {
     await Deno.remove(root, { recursive: true });
+  }
+});
+
+Deno.test("weight-file digests: same files, same digest; one changed byte, another", async () => {
+  const copies: string[] = [];
+  try {
+    for (let i = 0; i < 3; i++) {
+      const dir = await Deno.makeTempDir({ prefix: "vision_digest_" });
+      for (const e of Deno.readDirSync(folder)) {
+        await Deno.copyFile(join(folder, e.name), join(dir, e.name));
+      }
+      copies.push(dir);
+    }
+    const shard = [...Deno.readDirSync(copies[2])].find((e) => e.name.endsWith(".bin"))!.name;
+    const bytes = await Deno.readFile(join(copies[2], shard));
+    bytes[bytes.length - 1] ^= 1;
+    await Deno.writeFile(join(copies[2], shard), bytes);
+    const [a, b, c] = await Promise.all(copies.map((f) => weightFilesDigest([{ folder: f }])));
+    assertEquals(a, b);
+    assertNotEquals(a, c);
+  } finally {
+    for (const dir of copies) await Deno.remove(dir, { recursive: true });
   }
 });
 

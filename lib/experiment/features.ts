@@ -16,6 +16,7 @@ import {
   cacheFeatures,
   loadBackbone,
   randomlyInitialisedBackbone,
+  weightFilesDigest,
 } from "../vision/mod.ts";
 import type { Backbone } from "../vision/mod.ts";
 import type { ExperimentInputs, RunOptions } from "./inputs.ts";
@@ -73,10 +74,19 @@ export function imagesFor(
   };
 }
 
-/** Key of everything an image model's result depends on (finds a finished job without work). */
-export function imageJobKey(plan: ImagePlan, inputs: ExperimentInputs): string {
+/**
+ * Key of everything an image model's result depends on (finds a finished job without
+ * training): the rows, the model's input and options, the backbone's spec and, for ImageNet
+ * weights, a digest of its weight files (random weights: the seed, in the plan).
+ */
+export async function imageJobKey(plan: ImagePlan, inputs: ExperimentInputs): Promise<string> {
   const m = inputs.cfg.models;
+  const spec = BACKBONES[plan.input.backbone];
+  const weightFiles = plan.input.weights === "imagenet" && spec?.sources.length
+    ? await weightFilesDigest(spec.sources)
+    : null;
   return sha(JSON.stringify({
+    weightFiles,
     rowsKey: inputs.rowsKey,
     id: plan.id,
     input: plan.input,

@@ -22,6 +22,7 @@ import {
 } from "./inputs.ts";
 import type { ExperimentInputs } from "./inputs.ts";
 import { jobName, planModels, unavailableReason } from "./plan.ts";
+import type { ModelPlan } from "./plan.ts";
 import { estimateSeconds, readRates } from "./rates.ts";
 import type { Rates } from "./rates.ts";
 import { formatSeconds } from "./report.ts";
@@ -123,28 +124,42 @@ async function stagesOf(
   };
 }
 
-function inspectJobs(
+async function inspectJobs(
   variant: SweepVariant,
   inputs: ExperimentInputs | undefined,
   sizes: number[],
   rates: Rates,
   sources: Set<string>,
-): InspectedJob[] {
+): Promise<InspectedJob[]> {
   const prefix = variant.label ? `${variant.label}/` : "";
-  return planModels(variant.config).map((plan) => {
-    const name = prefix + jobName(plan);
-    const reason = plan.family === "image" ? unavailableReason(plan.input.backbone) : undefined;
-    if (reason) return { name, status: "unavailable", reason };
-    if (inputs && existsSync(jobPath(variant.config.cacheDir, plan, jobKey(plan, inputs)))) {
-      return { name, status: "cached" };
-    }
-    const estimate = estimateSeconds(plan, variant.config, {
-      train: sizes[0],
-      predict: sizes[1] + sizes[2],
-    }, rates);
-    if (estimate) sources.add(estimate.source);
-    return { name, status: "to run", estimate: estimate?.seconds };
-  });
+  const jobs: InspectedJob[] = [];
+  for (const plan of planModels(variant.config)) {
+    jobs.push(await inspectJob(prefix, plan, variant, inputs, sizes, rates, sources));
+  }
+  return jobs;
+}
+
+async function inspectJob(
+  prefix: string,
+  plan: ModelPlan,
+  variant: SweepVariant,
+  inputs: ExperimentInputs | undefined,
+  sizes: number[],
+  rates: Rates,
+  sources: Set<string>,
+): Promise<InspectedJob> {
+  const name = prefix + jobName(plan);
+  const reason = plan.family === "image" ? unavailableReason(plan.input.backbone) : undefined;
+  if (reason) return { name, status: "unavailable", reason };
+  if (inputs && existsSync(jobPath(variant.config.cacheDir, plan, await jobKey(plan, inputs)))) {
+    return { name, status: "cached" };
+  }
+  const estimate = estimateSeconds(plan, variant.config, {
+    train: sizes[0],
+    predict: sizes[1] + sizes[2],
+  }, rates);
+  if (estimate) sources.add(estimate.source);
+  return { name, status: "to run", estimate: estimate?.seconds };
 }
 
 /** Inspects `cfg` (see the module doc); reads caches, trains nothing. */
@@ -155,7 +170,7 @@ export async function inspectExperiment(cfg: ResolvedConfig): Promise<Inspection
   const variants: Inspection["variants"] = [];
   for (const variant of expandSweep(cfg)) {
     const stages = await stagesOf(variant, problems);
-    const jobs = inspectJobs(variant, stages.inputs, stages.sizes, rates, sources);
+    const jobs = await inspectJobs(variant, stages.inputs, stages.sizes, rates, sources);
     variants.push({
       label: variant.label,
       embeddings: stages.embeddings,

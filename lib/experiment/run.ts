@@ -113,8 +113,8 @@ function baselineKey(plan: ModelPlan, inputs: ExperimentInputs): string {
 }
 
 /** Job key of a planned model. */
-export function jobKey(plan: ModelPlan, inputs: ExperimentInputs): string {
-  return plan.family === "image" ? imageJobKey(plan, inputs) : baselineKey(plan, inputs);
+export async function jobKey(plan: ModelPlan, inputs: ExperimentInputs): Promise<string> {
+  return plan.family === "image" ? await imageJobKey(plan, inputs) : baselineKey(plan, inputs);
 }
 
 function sharedMatrix(m: Matrix): Matrix {
@@ -256,7 +256,7 @@ async function slotsOf(
       if (!unavailable.some((u) => u.name === plan.id)) unavailable.push({ name: plan.id, reason });
       continue;
     }
-    const key = jobKey(plan, inputs);
+    const key = await jobKey(plan, inputs);
     const path = jobPath(inputs.cfg.cacheDir, plan, key);
     const stored = await readJob(path, log);
     if (stored) {

@@ -89,6 +89,7 @@ export {
   openModelStore,
   resolveNpmModelFolder,
   UrlModelStore,
+  weightFilesDigest,
 } from "./source.ts";
 export type { ModelStore } from "./source.ts";
 export {

@@ -14,6 +14,7 @@
  * @module
  */
 import { createHash } from "node:crypto";
+import { existsSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { dataDir, sharedDir, sharedPath } from "../config.ts";
@@ -238,4 +239,37 @@ export async function openModelStore(
       (failures.length ? failures.map((f) => `  - ${f}`).join("\n") : "  (no sources listed)") +
       (hint ? `\n${hint}` : ""),
   );
+}
+
+const weightDigests = new Map<string, Promise<string>>();
+
+/**
+ * SHA-256 over a model's `model.json` and the bytes of every weight shard present locally
+ * (a URL source's shards not yet downloaded count by name only: nothing is downloaded), so
+ * results made from a model are keyed by its weights, not just its registry name. Computed
+ * once per source list and process.
+ */
+export function weightFilesDigest(sources: ModelSource[]): Promise<string> {
+  const id = JSON.stringify(sources);
+  let digest = weightDigests.get(id);
+  if (!digest) {
+    digest = (async () => {
+      const { store, json } = await openModelStore(sources);
+      const hash = createHash("sha256");
+      hash.update(JSON.stringify(json));
+      for (const group of json.weightsManifest ?? []) {
+        for (const file of group.paths) {
+          hash.update(`\n${file}:`);
+          const local = store instanceof FolderModelStore ||
+            (store instanceof UrlModelStore &&
+              existsSync(safeJoin(store.cacheDir, file, `${store.location}: weight shard`)));
+          const bytes = local ? await store.readShard(file) : null;
+          hash.update(bytes ? createHash("sha256").update(bytes).digest("hex") : "absent");
+        }
+      }
+      return hash.digest("hex");
+    })();
+    weightDigests.set(id, digest);
+  }
+  return digest;
 }
