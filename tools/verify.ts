@@ -6,8 +6,10 @@
  *
  * Flags: `--run NAME` (required), `--models a,b` (model ids; default all), `--tolerance X`
  * (largest accepted |Δ| of a metric, default 0.001), `--results DIR` (default `results/`),
- * `--keep` (keep the scratch cache folder). Exit status: 0 all within tolerance, 1 some
- * differ, 2 usage error.
+ * `--keep` (keep the scratch cache folder), `--scratch DIR` (use and keep this cache folder
+ * instead of a new temporary one: a new folder, or one that only earlier verify calls
+ * wrote, so that several models can be checked in turn without recomputing the embeddings).
+ * Exit status: 0 all within tolerance, 1 some differ, 2 usage error.
  *
  * @module
  */
@@ -16,7 +18,7 @@ import { projectRoot } from "../lib/config.ts";
 import { verifyRun } from "../lib/experiment/verify.ts";
 import { formatSeconds } from "../lib/experiment/report.ts";
 
-const FLAGS = new Set(["run", "models", "tolerance", "results", "keep", "help"]);
+const FLAGS = new Set(["run", "models", "tolerance", "results", "keep", "scratch", "help"]);
 
 function parse(args: string[]): Record<string, string> {
   const out: Record<string, string> = {};
@@ -46,7 +48,18 @@ async function main(): Promise<number> {
     return 2;
   }
   const tolerance = Number(flags.tolerance ?? 0.001);
-  const scratch = await Deno.makeTempDir({ prefix: "verify-" });
+  const scratch = flags.scratch ?? await Deno.makeTempDir({ prefix: "verify-" });
+  if (flags.scratch) {
+    await Deno.mkdir(scratch, { recursive: true });
+    const entries = [...Deno.readDirSync(scratch)].map((e) => e.name);
+    const marker = `${scratch}/.verify-scratch`;
+    if (entries.length > 0 && !entries.includes(".verify-scratch")) {
+      console.error(`verify: ${scratch} holds files not written by verify; give a new folder`);
+      return 2;
+    }
+    await Deno.writeTextFile(marker, "caches written only by deno task verify\n");
+    flags.keep = "true";
+  }
   const started = performance.now();
   try {
     const { recomputed, comparison } = await verifyRun(flags.run, {
