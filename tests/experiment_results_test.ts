@@ -16,8 +16,10 @@ import {
   JOB_STAGE_VERSION,
   readJob,
   storeJob,
+  verdict,
 } from "../lib/experiment/mod.ts";
 import type {
+  Comparison,
   ExperimentInputs,
   FinishedJob,
   JobResult,
@@ -175,17 +177,45 @@ Deno.test("findings: best image model on validation, right direction and counts"
   const lines = describeFindings(variant);
   const best = lines.find((l) => l.includes("Best image model"))!;
   assertStringIncludes(best, "**b**");
-  assertStringIncludes(best, "b is below logistic regression");
+  // 4 discordant rows of 20 per seed: the uncorrected interval excludes zero, but after
+  // Holm's correction over the two models the p-value does not reach 5%.
+  assertStringIncludes(
+    best,
+    "cannot tell b from logistic regression at the 5% level after Holm's correction (the " +
+      "uncorrected 95% interval excludes zero)",
+  );
   assertStringIncludes(best, "0/4 (seed 1), 0/4 (seed 2), 0/4 (seed 3)");
   assertStringIncludes(best, "-20.0");
   const count = lines.find((l) => l.includes("image models"))!;
-  assertStringIncludes(count, "Of 2 image models, 0 are above logistic regression and 1 below");
-  assertStringIncludes(count, "(below: b)");
+  assertStringIncludes(count, "Of 2 image models, 0 are above logistic regression and 0 below");
   const ablation = lines.find((l) => l.includes("pixels permuted"))!;
   assertStringIncludes(ablation, "+10.0");
   // The table has one row per model.
   const table = formatResultsTable({ ...variant, label: "" } as VariantResults);
   assertEquals(table.split("\n").length, 2 + models.length);
+});
+
+Deno.test("verdict: significance after Holm's correction, not the uncorrected interval", () => {
+  const c = (difference: number, ci95: [number, number], pHolm: number) =>
+    ({ difference, ci95, pHolm }) as Comparison;
+  assertEquals(
+    verdict(c(0.015, [0.001, 0.029], 0.01), ["x", "y"]),
+    "x is above y (Holm-corrected p < 0.05)",
+  );
+  assertEquals(
+    verdict(c(-0.05, [-0.06, -0.04], 0.002), ["x", "y"]),
+    "x is below y (Holm-corrected p < 0.05)",
+  );
+  // The uncorrected interval excludes zero, the corrected p does not reach 5%: not a finding.
+  assertEquals(
+    verdict(c(0.015, [0.001, 0.029], 0.076), ["x", "y"]),
+    "this run cannot tell x from y at the 5% level after Holm's correction (the uncorrected 95% " +
+      "interval excludes zero)",
+  );
+  assertEquals(
+    verdict(c(-0.008, [-0.023, 0.007], 0.3), ["x", "y"]),
+    "this run cannot tell x from y at the 5% level after Holm's correction",
+  );
 });
 
 Deno.test("stored jobs: round trip; a damaged file is reported and recomputed", async () => {

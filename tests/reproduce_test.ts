@@ -119,6 +119,24 @@ Deno.test({
       assertEquals(config.image.pixels, 24);
       assertEquals(config.cacheDir, undefined);
       assert(!(await Deno.readTextFile(join(out, "metrics.json"))).includes(dir), "machine paths");
+      assert(!report.includes(dir), "the report's command has no machine path");
+
+      // The report rendered again from metrics.json alone: same tables, says so.
+      const rendered = await new Deno.Command(Deno.execPath(), {
+        args: [
+          "run",
+          "-A",
+          join(projectRoot, "tools", "report.ts"),
+          "--run",
+          "tiny",
+          "--results",
+          dir,
+        ],
+      }).output();
+      assertEquals(rendered.code, 0, new TextDecoder().decode(rendered.stderr));
+      const rerendered = await Deno.readTextFile(join(out, "report.md"));
+      assertStringIncludes(rerendered, "rendered again from `metrics.json`");
+      for (const v of results.variants) assertStringIncludes(rerendered, formatResultsTable(v));
 
       // Second run: every stage comes from the caches and the metrics are identical.
       const second = await reproduce(["--config", configPath, "--out", dir], join(dir, "data"));

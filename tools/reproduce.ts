@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { join, relative, resolve } from "node:path";
+import { isAbsolute, join, relative, resolve } from "node:path";
 import { projectRoot } from "../lib/config.ts";
 import {
   ConfigError,
@@ -19,7 +19,7 @@ import {
   writeResults,
 } from "../lib/experiment/mod.ts";
 import type { ConfigOverrides, ExperimentResults, ResolvedConfig } from "../lib/experiment/mod.ts";
-import { setField } from "../lib/experiment/mod.ts";
+import { portablePath, setField } from "../lib/experiment/mod.ts";
 import { nearest } from "../lib/experiment/schema.ts";
 
 /** A command-line flag: its value's name (none: a switch) and what it does. */
@@ -202,7 +202,10 @@ async function main(): Promise<number> {
     return inspection.problems.some((p) => p.includes("cannot run")) ? 1 : 0;
   }
   const outDir = resolve(command.out ?? join(projectRoot, "results"), cfg.name);
-  const line = `deno task reproduce ${Deno.args.join(" ")}`.trim();
+  // The command as the report shows it: no machine's absolute paths.
+  const line = `deno task reproduce ${
+    Deno.args.map((a) => (isAbsolute(a) ? portablePath(a) : a)).join(" ")
+  }`.trim();
   console.error(`experiment "${cfg.name}" (config ${cfg.origin}), seeds ${cfg.seeds.join(", ")}`);
   const controller = new AbortController();
   Deno.addSignalListener("SIGINT", () => {
@@ -225,6 +228,7 @@ async function main(): Promise<number> {
     console.error(`ran ${command.only.join(", ")}; assemble the results with --collect`);
     return 0;
   }
+  results.command = line;
   await writeResults(results, cfg, outDir, line);
   for (const v of results.variants) {
     console.log(`${v.label ? `\n[${v.label}]\n` : ""}${formatResultsTable(v)}`);

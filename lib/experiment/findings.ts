@@ -9,11 +9,19 @@
 import { formatComparison, formatP, interval, meanSd } from "./report.ts";
 import type { Comparison, ModelSummary, VariantResults } from "./results.ts";
 
-function verdict(c: Comparison, names: [string, string]): string {
+/**
+ * The comparison in words, at the 5% level after Holm's correction: a difference counts only
+ * when the corrected p-value is below 0.05 (the 95% interval is uncorrected, so it can
+ * exclude zero while the corrected p-value does not reach the level; the sentence says so).
+ */
+export function verdict(c: Comparison, names: [string, string]): string {
   const [a, b] = names;
-  if (c.ci95[0] > 0) return `${a} is above ${b}: the interval excludes zero`;
-  if (c.ci95[1] < 0) return `${a} is below ${b}: the interval excludes zero`;
-  return `the interval includes zero: this run cannot tell ${a} from ${b}`;
+  const excludes = c.ci95[0] > 0 || c.ci95[1] < 0;
+  if (c.pHolm < 0.05) {
+    return `${a} is ${c.difference > 0 ? "above" : "below"} ${b} (Holm-corrected p < 0.05)`;
+  }
+  return `this run cannot tell ${a} from ${b} at the 5% level after Holm's correction` +
+    (excludes ? ` (the uncorrected 95% interval excludes zero)` : "");
 }
 
 function accuracy(m: ModelSummary): string {
@@ -53,12 +61,13 @@ export function describeFindings(variant: VariantResults): string[] {
     );
   }
   const images = variant.models.filter((m) => m.kind === "image" && m.versusLogistic);
-  const above = images.filter((m) => m.versusLogistic!.ci95[0] > 0).map((m) => m.id);
-  const below = images.filter((m) => m.versusLogistic!.ci95[1] < 0).map((m) => m.id);
+  const significant = images.filter((m) => m.versusLogistic!.pHolm < 0.05);
+  const above = significant.filter((m) => m.versusLogistic!.difference > 0).map((m) => m.id);
+  const below = significant.filter((m) => m.versusLogistic!.difference < 0).map((m) => m.id);
   if (images.length > 1 && logistic) {
     lines.push(
       `- Of ${images.length} image models, ${above.length} are above logistic regression and ` +
-        `${below.length} below it with intervals excluding zero` +
+        `${below.length} below it (Holm-corrected p < 0.05)` +
         (below.length ? ` (below: ${below.join(", ")})` : "") +
         (above.length ? ` (above: ${above.join(", ")})` : "") + ".",
     );

@@ -95,9 +95,9 @@ export {
   SEED_COLUMNS,
   seedRow,
 } from "./report.ts";
-export { bestOnValidation, describeFindings } from "./findings.ts";
+export { bestOnValidation, describeFindings, verdict } from "./findings.ts";
 export { experimentNotes } from "./notes.ts";
-export { readResults, reportMarkdown, writeResults } from "./write.ts";
+export { readResults, renderReport, reportMarkdown, writeResults } from "./write.ts";
 export type { ReportFigure } from "./write.ts";
 export { estimateSeconds, FALLBACK_RATES, readRates } from "./rates.ts";
 export type { Rate, Rates } from "./rates.ts";

@@ -69,6 +69,8 @@ export interface ExperimentResults {
   totalSeconds: number;
   /** Where it ran, and the code version (git commit; `+changes` when the tree was modified). */
   environment: { deno: string; backend: string; cores: number; os: string; code: string };
+  /** The command that made it, with portable paths (set by the caller, e.g. `reproduce`). */
+  command?: string;
   /** Swept fields (empty without a sweep). */
   sweep: string[];
   /** One entry per sweep variant (one without a sweep). */

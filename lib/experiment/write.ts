@@ -6,6 +6,7 @@
  *
  * @module
  */
+import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { classMeanImages } from "../image/mod.ts";
 import {
@@ -197,9 +198,9 @@ function variantSection(v: VariantResults): string[] {
     `- Text encoder: ${v.embedding.encoder}, ${v.embedding.features} features per review; ` +
     embeddingProvenance(v) + ".",
     `- Images: ${i.pixels}×${i.pixels}, ${i.discretization} discretisation, ${i.scaler} scaler, ` +
-    `layout fitted on ${i.fitOn} rows${
-      i.cached ? " (read from the cache)" : ""
-    }, ${i.emptyPixels} ` +
+    `layout fitted on ${i.fitOn} rows (${
+      i.cached ? "read from the cache" : `fitted by this call in ${formatSeconds(i.seconds)}`
+    }), ${i.emptyPixels} ` +
     `empty pixels` +
     (i.klDivergence !== undefined ? `, t-SNE KL divergence ${i.klDivergence.toFixed(3)}` : "") +
     ".",
@@ -228,6 +229,7 @@ export function reportMarkdown(
   results: ExperimentResults,
   command: string,
   figures: ReportFigure[],
+  rendered?: string,
 ): string {
   const unavailable = [...new Map(
     results.variants.flatMap((v) => v.unavailable).map((u) => [u.name, u]),
@@ -240,6 +242,7 @@ export function reportMarkdown(
     `${results.environment.cores} cores, Deno ${results.environment.deno}, tfjs ` +
     `${results.environment.backend} backend, code ${results.environment.code}; ` +
     `${provenance(results)}.`,
+    ...(rendered ? ["", rendered] : []),
     ...(results.config.description ? ["", results.config.description] : []),
     "",
     ...results.variants.flatMap(variantSection),
@@ -278,8 +281,48 @@ export async function writeResults(
   );
   await Deno.writeTextFile(join(outDir, "metrics.json"), JSON.stringify(results, null, 1) + "\n");
   for (const f of figures) await f.figure.save(join(outDir, f.file));
-  const report = reportMarkdown(results, command, figures);
+  const report = reportMarkdown(results, results.command ?? command, figures);
   await Deno.writeTextFile(join(outDir, "report.md"), report);
+  return report;
+}
+
+/** The layout figures' files and captions (the figures themselves need the run's inputs). */
+const LAYOUT_FILES: readonly [string, string][] = [
+  ["tsne-layout.svg", "t-SNE map of the features with convex hull and minimum bounding rectangle"],
+  ["feature-density.svg", "Features per pixel"],
+  ["mean-images.svg", "Mean training image of negative and positive reviews"],
+  ["mean-difference.svg", "Positive minus negative mean image"],
+  ["example-positive.png", "One positive training review as an image (×4)"],
+  ["example-negative.png", "One negative training review as an image (×4)"],
+];
+
+/**
+ * Renders `report.md` and the result figures of a results folder again from its
+ * `metrics.json`, with this code's report (nothing is recomputed; the layout figures, which
+ * need the run's inputs, are kept as they are). The report says when and by which code it
+ * was rendered, and which command made the numbers.
+ */
+export async function renderReport(dir: string, code: string): Promise<string> {
+  const results = await readResults(dir);
+  const figures = resultFigures(results);
+  for (const f of figures) await f.figure.save(join(dir, f.file));
+  for (const [file, caption] of LAYOUT_FILES) {
+    if (existsSync(join(dir, file))) {
+      figures.push({ file, caption, figure: undefined as unknown as Figure });
+    }
+  }
+  const command = results.command ?? `deno task reproduce --config ${results.config.origin}`;
+  const report = reportMarkdown(
+    results,
+    command,
+    figures,
+    `This report and its result figures were rendered again from \`metrics.json\` on ` +
+      `${new Date().toISOString()} by code ${code} (\`deno task report --run ${results.name}\`); ` +
+      `every number is the run's.` +
+      (results.command ? "" : ` (The run's metrics.json predates recording the command; the ` +
+        `command above is the config it names.)`),
+  );
+  await Deno.writeTextFile(join(dir, "report.md"), report);
   return report;
 }
 
