@@ -185,3 +185,57 @@ export async function removeLeftoverParts(
   }
   return removed;
 }
+
+/** What is on disk of one hashed chunk file, found without reading its data. */
+export type ChunkProbe =
+  | { state: "absent" }
+  | { state: "written"; hash: string }
+  | { state: "damaged"; error: CorruptCacheError };
+
+/**
+ * What is on disk of `path`, a chunk written by {@link writeAtomicWithHash} that must hold
+ * `expectedBytes`: absent (no file, or no hash recorded: the write died between the two),
+ * written (with its recorded hash, checked when read), or damaged (wrong size, unreadable
+ * hash record).
+ */
+export async function probeChunk(path: string, expectedBytes: number): Promise<ChunkProbe> {
+  let size: number;
+  try {
+    size = (await Deno.stat(path)).size;
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return { state: "absent" };
+    throw e;
+  }
+  let hash: string | undefined;
+  try {
+    hash = await readRecordedHash(path);
+  } catch (e) {
+    if (e instanceof CorruptCacheError) return { state: "damaged", error: e };
+    throw e;
+  }
+  if (hash === undefined) return { state: "absent" };
+  if (size !== expectedBytes) {
+    return {
+      state: "damaged",
+      error: new CorruptCacheError(path, `${size} bytes, expected ${expectedBytes}`),
+    };
+  }
+  return { state: "written", hash };
+}
+
+/** Removes every file in `folder` whose name matches `pattern` (absent folder: nothing). */
+export async function removeMatching(folder: string, pattern: RegExp): Promise<void> {
+  let entries: Deno.DirEntry[];
+  try {
+    entries = await Array.fromAsync(Deno.readDir(folder));
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return;
+    throw e;
+  }
+  for (const entry of entries) {
+    if (!pattern.test(entry.name)) continue;
+    await Deno.remove(join(folder, entry.name)).catch((e) => {
+      if (!(e instanceof Deno.errors.NotFound)) throw e;
+    });
+  }
+}

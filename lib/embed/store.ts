@@ -30,9 +30,11 @@ import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { dataDir } from "../config.ts";
 import {
+  type ChunkProbe,
   CorruptCacheError,
-  readRecordedHash,
+  probeChunk,
   removeLeftoverParts,
+  removeMatching,
   StaleCacheError,
   verifyHash,
   verifyVersion,
@@ -171,12 +173,6 @@ function chunkName(first: number, end: number): string {
 /** A chunk file or its recorded hash, of any chunk size. */
 const CHUNK_FILE = /^rows-\d+-\d+\.f32(\.sha256)?$/;
 
-/** What is on disk of one chunk, found without reading its data. */
-type ChunkProbe =
-  | { state: "absent" }
-  | { state: "written"; hash: string }
-  | { state: "damaged"; error: CorruptCacheError };
-
 /** The metadata in `text`, or the reason it cannot describe the store of `key` and `cols`. */
 function parseMeta(
   text: string,
@@ -223,20 +219,8 @@ function parseMeta(
 }
 
 /** Removes every chunk file and recorded hash in `folder` (absent folder: nothing). */
-async function removeChunkFiles(folder: string): Promise<void> {
-  let entries: Deno.DirEntry[];
-  try {
-    entries = await Array.fromAsync(Deno.readDir(folder));
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return;
-    throw e;
-  }
-  for (const entry of entries) {
-    if (!CHUNK_FILE.test(entry.name)) continue;
-    await Deno.remove(join(folder, entry.name)).catch((e) => {
-      if (!(e instanceof Deno.errors.NotFound)) throw e;
-    });
-  }
+function removeChunkFiles(folder: string): Promise<void> {
+  return removeMatching(folder, CHUNK_FILE);
 }
 
 /** One embedding matrix on disk, filled chunk by chunk. */
@@ -321,29 +305,8 @@ export class EmbeddingStore {
   }
 
   /** What is on disk of chunk `c`, without reading its data. */
-  async #probe(c: number): Promise<ChunkProbe> {
-    const path = this.chunkPath(c);
-    let size: number;
-    try {
-      size = (await Deno.stat(path)).size;
-    } catch (e) {
-      if (e instanceof Deno.errors.NotFound) return { state: "absent" };
-      throw e;
-    }
-    let hash: string | undefined;
-    try {
-      hash = await readRecordedHash(path);
-    } catch (e) {
-      if (e instanceof CorruptCacheError) return { state: "damaged", error: e };
-      throw e;
-    }
-    // No hash recorded: the write died between the chunk and its hash.
-    if (hash === undefined) return { state: "absent" };
-    if (size !== this.#chunkBytes(c)) {
-      const error = new CorruptCacheError(path, `${size} bytes, expected ${this.#chunkBytes(c)}`);
-      return { state: "damaged", error };
-    }
-    return { state: "written", hash };
+  #probe(c: number): Promise<ChunkProbe> {
+    return probeChunk(this.chunkPath(c), this.#chunkBytes(c));
   }
 
   /**

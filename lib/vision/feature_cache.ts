@@ -26,9 +26,11 @@ import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { dataDir } from "../config.ts";
 import {
+  type ChunkProbe,
   CorruptCacheError,
-  readRecordedHash,
+  probeChunk,
   removeLeftoverParts,
+  removeMatching,
   StaleCacheError,
   verifyHash,
   verifyVersion,
@@ -135,27 +137,9 @@ function chunkName(index: number): string {
 /** A chunk file or its recorded hash. */
 const CHUNK_FILE = /^chunk-\d+\.bin(\.sha256)?$/;
 
-/** What is on disk of one chunk, found without reading its data. */
-type ChunkProbe =
-  | { state: "absent" }
-  | { state: "written"; hash: string }
-  | { state: "damaged"; error: CorruptCacheError };
-
 /** Removes every chunk file and recorded hash in `dir` (absent folder: nothing). */
-async function removeChunkFiles(dir: string): Promise<void> {
-  let entries: Deno.DirEntry[];
-  try {
-    entries = await Array.fromAsync(Deno.readDir(dir));
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return;
-    throw e;
-  }
-  for (const entry of entries) {
-    if (!CHUNK_FILE.test(entry.name)) continue;
-    await Deno.remove(join(dir, entry.name)).catch((e) => {
-      if (!(e instanceof Deno.errors.NotFound)) throw e;
-    });
-  }
+function removeChunkFiles(dir: string): Promise<void> {
+  return removeMatching(dir, CHUNK_FILE);
 }
 
 /** The metadata in `dir/meta.json`; throws {@link CorruptCacheError} or {@link StaleCacheError}. */
@@ -242,32 +226,8 @@ export class FeatureCache {
   }
 
   /** What is on disk of chunk `index`, without reading its data. */
-  async #probe(index: number): Promise<ChunkProbe> {
-    const path = this.chunkPath(index);
-    let size: number;
-    try {
-      size = (await Deno.stat(path)).size;
-    } catch (e) {
-      if (e instanceof Deno.errors.NotFound) return { state: "absent" };
-      throw e;
-    }
-    let hash: string | undefined;
-    try {
-      hash = await readRecordedHash(path);
-    } catch (e) {
-      if (e instanceof CorruptCacheError) return { state: "damaged", error: e };
-      throw e;
-    }
-    // No hash recorded: the write died between the chunk and its hash.
-    if (hash === undefined) return { state: "absent" };
-    if (size !== this.#chunkBytes(index)) {
-      const error = new CorruptCacheError(
-        path,
-        `${size} bytes, expected ${this.#chunkBytes(index)}`,
-      );
-      return { state: "damaged", error };
-    }
-    return { state: "written", hash };
+  #probe(index: number): Promise<ChunkProbe> {
+    return probeChunk(this.chunkPath(index), this.#chunkBytes(index));
   }
 
   /**
