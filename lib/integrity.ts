@@ -239,3 +239,39 @@ export async function removeMatching(folder: string, pattern: RegExp): Promise<v
     });
   }
 }
+
+// Self-hashed JSON: `{"sha256":"<64 hex>",…}`, the hash of the text with those hex digits
+// zeroed, so every other byte of the file (its version fields too) is covered.
+const HASH_PREFIX = '{"sha256":"';
+const ZERO_HASH = "0".repeat(64);
+const HASH_END = HASH_PREFIX.length + 64;
+
+/** `body` as JSON text that starts with its own hash (checked by {@link verifySeal}). */
+export function sealJson(body: object): string {
+  const text = JSON.stringify({ sha256: ZERO_HASH, ...body });
+  return HASH_PREFIX + sha256Hex(text) + text.slice(HASH_END);
+}
+
+/** Throws {@link CorruptCacheError} unless `text` is as {@link sealJson} wrote it. */
+export function verifySeal(text: string, path: string): void {
+  const recorded = text.startsWith(HASH_PREFIX) ? text.slice(HASH_PREFIX.length, HASH_END) : "";
+  verifyHash(
+    HASH_PREFIX + ZERO_HASH + text.slice(HASH_END),
+    /^[0-9a-f]{64}$/.test(recorded) ? recorded : undefined,
+    path,
+  );
+}
+
+/** `text` parsed as a JSON object, or {@link CorruptCacheError} naming `path`. */
+export function parseJsonObject(text: string, path: string): Record<string, unknown> {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (e) {
+    throw new CorruptCacheError(path, `not valid JSON: ${(e as Error).message}`);
+  }
+  if (value === null || typeof value !== "object" || Array.isArray(value)) {
+    throw new CorruptCacheError(path, "not a JSON object");
+  }
+  return value as Record<string, unknown>;
+}

@@ -18,8 +18,9 @@ import { join } from "node:path";
 import { exists } from "../download.ts";
 import {
   CorruptCacheError,
-  sha256Hex,
-  verifyHash,
+  parseJsonObject,
+  sealJson,
+  verifySeal,
   verifyVersion,
   writeAtomic,
 } from "../integrity.ts";
@@ -77,14 +78,10 @@ export function jobPath(cacheDir: string, plan: ModelPlan, key: string): string 
   return join(cacheDir, "jobs", `${jobName(plan).replace("@", "-s")}-${key}.json`);
 }
 
-/**
- * Writes a finished job atomically, as `{ sha256, job }` where `sha256` is the hash of the
- * job's JSON text (checked by {@link readJob}).
- */
+/** Writes a finished job atomically, as self-hashed JSON `{ sha256, job }` (see `sealJson`). */
 export async function storeJob(path: string, stored: StoredJob): Promise<void> {
   await Deno.mkdir(join(path, ".."), { recursive: true });
-  const text = JSON.stringify(stored);
-  await writeAtomic(path, `{"sha256":"${sha256Hex(text)}","job":${text}}`);
+  await writeAtomic(path, sealJson({ job: stored }));
 }
 
 /**
@@ -99,10 +96,12 @@ export async function readJob(
   if (!(await exists(path))) return undefined;
   try {
     const text = await Deno.readTextFile(path);
-    const match = /^\{"sha256":"([0-9a-f]{64})","job":([\s\S]*)\}$/.exec(text);
-    if (!match) throw new CorruptCacheError(path, "not a hashed job record");
-    verifyHash(match[2], match[1], path);
-    const stored = JSON.parse(match[2]) as StoredJob;
+    const record = parseJsonObject(text, path);
+    verifySeal(text, path);
+    if (typeof record.job !== "object" || record.job === null) {
+      throw new CorruptCacheError(path, "no job record");
+    }
+    const stored = record.job as StoredJob;
     verifyVersion(stored.stageVersion, JOB_STAGE_VERSION, "the job stage", path);
     if (stored.schemaVersion !== CONFIG_SCHEMA_VERSION) {
       throw new CorruptCacheError(path, `results format ${stored.schemaVersion}`);

@@ -33,8 +33,9 @@ import { makeScaler, type Scaler, scalerFromJSON, type ScalerState } from "./sca
 import { TSNE, type TsneOptions, type TsneProgress } from "./tsne.ts";
 import {
   CorruptCacheError,
-  sha256Hex,
-  verifyHash,
+  parseJsonObject,
+  sealJson,
+  verifySeal,
   verifyVersion,
   writeAtomic,
 } from "../integrity.ts";
@@ -47,11 +48,6 @@ import {
  * versions were recorded (its files have none); 2: the first recorded.
  */
 export const LAYOUT_STAGE_VERSION = 2;
-
-// A saved file starts `{"sha256":"<64 hex>"`; the hash is that of the text with the hex zeroed.
-const HASH_PREFIX = '{"sha256":"';
-const ZERO_HASH = "0".repeat(64);
-const HASH_END = HASH_PREFIX.length + 64;
 
 /** Anything that maps points `[n, d]` to a 2-D map `[n, 2]` (sklearn's `fit_transform`). */
 export interface FeatureEmbedder {
@@ -575,12 +571,10 @@ export class ImageTransformer {
    * zeros (so every other byte of the file is covered).
    */
   async save(path: string): Promise<void> {
-    const text = JSON.stringify({
-      sha256: ZERO_HASH,
-      stageVersion: LAYOUT_STAGE_VERSION,
-      transformer: this.toJSON(),
-    });
-    await writeAtomic(path, HASH_PREFIX + sha256Hex(text) + text.slice(HASH_END));
+    await writeAtomic(
+      path,
+      sealJson({ stageVersion: LAYOUT_STAGE_VERSION, transformer: this.toJSON() }),
+    );
   }
 
   /**
@@ -595,25 +589,15 @@ export class ImageTransformer {
     options: { featureExtractor?: FeatureEmbedder } = {},
   ): Promise<ImageTransformer> {
     const text = await Deno.readTextFile(path);
-    let value: { stageVersion?: unknown; transformer?: ImageTransformerState } | null;
-    try {
-      value = JSON.parse(text);
-    } catch (e) {
-      throw new CorruptCacheError(path, `not valid JSON: ${(e as Error).message}`);
-    }
-    if (value === null || typeof value !== "object" || Array.isArray(value)) {
-      throw new CorruptCacheError(path, "not a JSON object");
-    }
+    const value = parseJsonObject(text, path) as {
+      stageVersion?: unknown;
+      transformer?: ImageTransformerState;
+    };
     // The version first: a file of another version (or a bare state, saved before versions
     // were recorded, without a hash) is stale, whatever its layout.
     const made = typeof value.stageVersion === "number" ? value.stageVersion : undefined;
     verifyVersion(made, LAYOUT_STAGE_VERSION, "layout", path);
-    const recorded = text.startsWith(HASH_PREFIX) ? text.slice(HASH_PREFIX.length, HASH_END) : "";
-    verifyHash(
-      HASH_PREFIX + ZERO_HASH + text.slice(HASH_END),
-      /^[0-9a-f]{64}$/.test(recorded) ? recorded : undefined,
-      path,
-    );
+    verifySeal(text, path);
     try {
       return ImageTransformer.fromJSON(value.transformer!, options);
     } catch (e) {

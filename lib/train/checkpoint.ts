@@ -35,10 +35,13 @@
 import { join } from "node:path";
 import {
   CorruptCacheError,
+  parseJsonObject,
   partPath,
+  sealJson,
   sha256Hex,
   StaleCacheError,
   verifyHash,
+  verifySeal,
 } from "../integrity.ts";
 import { safeJoin } from "../safe_path.ts";
 import type { NamedArrays } from "./network.ts";
@@ -104,40 +107,6 @@ export interface LoadCheckpointOptions {
   log?: (message: string) => void;
   /** Stage version a checkpoint must have been made by (default {@link TRAINING_STAGE_VERSION}). */
   stageVersion?: number;
-}
-
-// ── Self-hashed JSON: `{"sha256":"<64 hex>",…}`, the hash of the text with the hex zeroed ──
-
-const HASH_PREFIX = '{"sha256":"';
-const ZERO_HASH = "0".repeat(64);
-const HASH_END = HASH_PREFIX.length + 64;
-
-function sealJson(body: object): string {
-  const text = JSON.stringify({ sha256: ZERO_HASH, ...body });
-  return HASH_PREFIX + sha256Hex(text) + text.slice(HASH_END);
-}
-
-/** Throws {@link CorruptCacheError} unless `text` is as {@link sealJson} wrote it. */
-function verifySeal(text: string, path: string): void {
-  const recorded = text.startsWith(HASH_PREFIX) ? text.slice(HASH_PREFIX.length, HASH_END) : "";
-  verifyHash(
-    HASH_PREFIX + ZERO_HASH + text.slice(HASH_END),
-    /^[0-9a-f]{64}$/.test(recorded) ? recorded : undefined,
-    path,
-  );
-}
-
-function parseObject(text: string, path: string): Record<string, unknown> {
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch (e) {
-    throw new CorruptCacheError(path, `not valid JSON: ${(e as Error).message}`);
-  }
-  if (value === null || typeof value !== "object" || Array.isArray(value)) {
-    throw new CorruptCacheError(path, "not a JSON object");
-  }
-  return value as Record<string, unknown>;
 }
 
 /** A tag must be a plain file name (it names the checkpoint's two files). */
@@ -258,7 +227,7 @@ export async function saveCheckpoint<R>(
 
 /** Reads the manifest at `path`; throws {@link CorruptCacheError} or {@link StaleCacheError}. */
 function readManifest<R>(text: string, path: string, stageVersion: number): Manifest<R> {
-  const value = parseObject(text, path);
+  const value = parseJsonObject(text, path);
   const made = typeof value.stageVersion === "number" ? value.stageVersion : undefined;
   // The version first: a checkpoint of another version (or of before versions were
   // recorded, which has no hash) is stale, whatever its layout.
