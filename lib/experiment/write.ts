@@ -48,6 +48,16 @@ function suffix(variant: VariantResults, index: number): string {
   return variant.label ? `-v${index + 1}` : "";
 }
 
+/** The layout figures' files and captions (the figures themselves need the run's inputs). */
+const LAYOUT_CAPTIONS: Readonly<Record<string, string>> = {
+  "tsne-layout.svg": "t-SNE map of the features with convex hull and minimum bounding rectangle",
+  "feature-density.svg": "Features per pixel",
+  "mean-images.svg": "Mean training image of negative and positive reviews",
+  "mean-difference.svg": "Positive minus negative mean image",
+  "example-positive.png": "One positive training review as an image (×4)",
+  "example-negative.png": "One negative training review as an image (×4)",
+};
+
 function layoutFigures(inputs: ExperimentInputs): ReportFigure[] {
   const layout = inputs.transformer.layout();
   const means = classMeanImages(inputs.images.train, inputs.labels.train);
@@ -62,7 +72,7 @@ function layoutFigures(inputs: ExperimentInputs): ReportFigure[] {
   return [
     {
       file: "tsne-layout.svg",
-      caption: "t-SNE map of the features with convex hull and minimum bounding rectangle",
+      caption: LAYOUT_CAPTIONS["tsne-layout.svg"],
       figure: scatter(layout.embedding, {
         polygons: [
           { name: "convex hull", points: layout.hull.points },
@@ -77,7 +87,7 @@ function layoutFigures(inputs: ExperimentInputs): ReportFigure[] {
     },
     {
       file: "feature-density.svg",
-      caption: "Features per pixel",
+      caption: LAYOUT_CAPTIONS["feature-density.svg"],
       figure: heatmap(inputs.transformer.featureDensityMatrix(), {
         title: "Features per pixel",
         legendLabel: "features",
@@ -86,7 +96,7 @@ function layoutFigures(inputs: ExperimentInputs): ReportFigure[] {
     },
     {
       file: "mean-images.svg",
-      caption: "Mean training image of negative and positive reviews",
+      caption: LAYOUT_CAPTIONS["mean-images.svg"],
       figure: imageGrid([means.negative, means.positive], {
         title: "Mean images: negative, positive",
         captions: ["negative", "positive"],
@@ -96,7 +106,7 @@ function layoutFigures(inputs: ExperimentInputs): ReportFigure[] {
     },
     {
       file: "mean-difference.svg",
-      caption: "Positive minus negative mean image",
+      caption: LAYOUT_CAPTIONS["mean-difference.svg"],
       figure: heatmap(means.difference, {
         title: "Positive minus negative mean image",
         diverging: true,
@@ -105,12 +115,12 @@ function layoutFigures(inputs: ExperimentInputs): ReportFigure[] {
     },
     {
       file: "example-positive.png",
-      caption: "One positive training review as an image (×4)",
+      caption: LAYOUT_CAPTIONS["example-positive.png"],
       figure: imageToPng(exampleOf(1), { scale: 4 }),
     },
     {
       file: "example-negative.png",
-      caption: "One negative training review as an image (×4)",
+      caption: LAYOUT_CAPTIONS["example-negative.png"],
       figure: imageToPng(exampleOf(0), { scale: 4 }),
     },
   ];
@@ -228,7 +238,7 @@ function variantSection(v: VariantResults): string[] {
 export function reportMarkdown(
   results: ExperimentResults,
   command: string,
-  figures: ReportFigure[],
+  figures: Pick<ReportFigure, "file" | "caption">[],
   rendered?: string,
 ): string {
   const unavailable = [...new Map(
@@ -286,16 +296,6 @@ export async function writeResults(
   return report;
 }
 
-/** The layout figures' files and captions (the figures themselves need the run's inputs). */
-const LAYOUT_FILES: readonly [string, string][] = [
-  ["tsne-layout.svg", "t-SNE map of the features with convex hull and minimum bounding rectangle"],
-  ["feature-density.svg", "Features per pixel"],
-  ["mean-images.svg", "Mean training image of negative and positive reviews"],
-  ["mean-difference.svg", "Positive minus negative mean image"],
-  ["example-positive.png", "One positive training review as an image (×4)"],
-  ["example-negative.png", "One negative training review as an image (×4)"],
-];
-
 /**
  * Renders `report.md` and the result figures of a results folder again from its
  * `metrics.json`, with this code's report (nothing is recomputed; the layout figures, which
@@ -304,12 +304,11 @@ const LAYOUT_FILES: readonly [string, string][] = [
  */
 export async function renderReport(dir: string, code: string): Promise<string> {
   const results = await readResults(dir);
-  const figures = resultFigures(results);
-  for (const f of figures) await f.figure.save(join(dir, f.file));
-  for (const [file, caption] of LAYOUT_FILES) {
-    if (existsSync(join(dir, file))) {
-      figures.push({ file, caption, figure: undefined as unknown as Figure });
-    }
+  const drawn = resultFigures(results);
+  for (const f of drawn) await f.figure.save(join(dir, f.file));
+  const figures: Pick<ReportFigure, "file" | "caption">[] = [...drawn];
+  for (const [file, caption] of Object.entries(LAYOUT_CAPTIONS)) {
+    if (existsSync(join(dir, file))) figures.push({ file, caption });
   }
   const command = results.command ?? `deno task reproduce --config ${results.config.origin}`;
   const report = reportMarkdown(
