@@ -26,6 +26,7 @@ import { loadImdb, stratifiedSample, textsOf } from "../lib/data/mod.ts";
 import { BertEncoder, USE_LITE_SENTENCE_EMBEDDING, UseLiteEncoder } from "../lib/embed/mod.ts";
 import type { Matrix } from "../lib/types.ts";
 import { ensureTinyBert, SYSTEM_PYTHON } from "../tools/tiny_bert.ts";
+import { pythonFailure } from "./data.ts";
 
 /** One review whose token ids differ between ours and the reference. */
 export interface TokenMismatch {
@@ -74,13 +75,6 @@ export function describeTokenMismatch(m: TokenMismatch, text: string): string {
   ].join("\n");
 }
 
-/** Debian packages of the Python modules the references import. */
-const DEBIAN_PACKAGES: Record<string, string> = {
-  torch: "python3-torch",
-  numpy: "python3-numpy",
-  sklearn: "python3-sklearn",
-  onnx: "python3-onnx",
-};
 const TORCH_INSTALL = "install Debian's python3-torch (sudo apt-get install python3-torch)";
 
 /** Runs `args` with the system Python; throws a message naming what to install on failure. */
@@ -94,17 +88,8 @@ async function runPython(args: string[], what: string): Promise<string> {
       `cannot run ${SYSTEM_PYTHON} for ${what} (${(e as Error).message}); ${TORCH_INSTALL}`,
     );
   }
-  const stderr = new TextDecoder().decode(out.stderr);
   if (!out.success) {
-    const module = /No module named '([^'.]+)/.exec(stderr)?.[1];
-    if (module) {
-      const pkg = DEBIAN_PACKAGES[module] ?? `python3-${module}`;
-      throw new Error(
-        `${what} needs the Python module "${module}", which ${SYSTEM_PYTHON} lacks; install ` +
-          `Debian's ${pkg} (sudo apt-get install ${pkg})`,
-      );
-    }
-    throw new Error(`${what} failed (exit ${out.code}):\n${stderr.slice(-1500)}`);
+    throw pythonFailure(what, out.code, new TextDecoder().decode(out.stderr), SYSTEM_PYTHON);
   }
   return new TextDecoder().decode(out.stdout);
 }

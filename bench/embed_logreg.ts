@@ -32,15 +32,10 @@ import {
 import { LogisticRegression } from "../lib/eval/logistic.ts";
 import { CONFIG_SCHEMA_VERSION, resolveConfig } from "../lib/experiment/config.ts";
 import type { Matrix } from "../lib/types.ts";
+import { pythonFailure } from "./data.ts";
 
 const TARGET_ACCURACY = 0.8;
 const python = "/usr/bin/python3";
-/** Debian packages of the Python modules the reference imports. */
-const DEBIAN_PACKAGES: Record<string, string> = {
-  sklearn: "python3-sklearn",
-  numpy: "python3-numpy",
-  scipy: "python3-scipy",
-};
 const SKLEARN_INSTALL = "install Debian's python3-sklearn (sudo apt-get install python3-sklearn)";
 
 function argument(name: string, fallback: string): string {
@@ -89,19 +84,9 @@ async function sklearnAccuracy(
           SKLEARN_INSTALL,
       );
     }
-    const stderr = new TextDecoder().decode(out.stderr);
     if (!out.success) {
-      const module = /No module named '([^'.]+)/.exec(stderr)?.[1];
-      if (module) {
-        const pkg = DEBIAN_PACKAGES[module] ?? `python3-${module}`;
-        throw new Error(
-          `the scikit-learn reference needs the Python module "${module}", which ${python} ` +
-            `lacks; install Debian's ${pkg} (sudo apt-get install ${pkg})`,
-        );
-      }
-      throw new Error(
-        `bench/embed_logreg_reference.py failed (exit ${out.code}):\n${stderr.slice(-1500)}`,
-      );
+      const stderr = new TextDecoder().decode(out.stderr);
+      throw pythonFailure("the scikit-learn reference", out.code, stderr, python);
     }
     const result = JSON.parse(new TextDecoder().decode(out.stdout));
     if (!Number.isFinite(result.accuracy) || !Number.isFinite(result.seconds)) {
