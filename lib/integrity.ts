@@ -136,7 +136,8 @@ export async function readRecordedHash(path: string): Promise<string | undefined
   return m[1];
 }
 
-async function processAlive(pid: number): Promise<boolean | undefined> {
+/** Whether process `pid` of this host runs (`undefined`: cannot tell here, not Linux). */
+export async function processAlive(pid: number): Promise<boolean | undefined> {
   if (pid === Deno.pid) return true;
   if (Deno.build.os !== "linux") return undefined;
   try {

@@ -10,7 +10,7 @@
  * @module
  */
 import { hostname } from "node:os";
-import { existsSync } from "node:fs";
+import { processAlive } from "../integrity.ts";
 
 /** What a lock file holds. */
 export interface LockOwner {
@@ -51,11 +51,9 @@ export interface Lock {
   release(): Promise<void>;
 }
 
-/** Whether `owner`'s process is (as far as this host can tell) still running. */
-function alive(owner: LockOwner): boolean {
-  if (owner.host !== hostname()) return true; // cannot tell: assume it runs
-  if (owner.pid === Deno.pid) return true;
-  return existsSync(`/proc/${owner.pid}`) || Deno.build.os !== "linux";
+/** Whether `owner`'s process may still run (another host's, or unknown: assumed to). */
+async function alive(owner: LockOwner): Promise<boolean> {
+  return owner.host !== hostname() || (await processAlive(owner.pid)) !== false;
 }
 
 async function create(path: string, owner: LockOwner): Promise<boolean> {
@@ -105,7 +103,7 @@ export async function acquireLock(
       await new Promise((r) => setTimeout(r, 50));
       continue;
     }
-    if (alive(holder)) throw new LockedError(path, holder);
+    if (await alive(holder)) throw new LockedError(path, holder);
     log(`${path}: taking over the lock of process ${holder.pid}, which no longer runs`);
     await Deno.remove(path).catch(() => {});
   }
