@@ -144,6 +144,7 @@ Deno.test({
       assert(!JSON.stringify(first).includes(root), "no machine path in the results");
 
       // Second call: everything from the caches, identical metrics; collect works too.
+      const secondStart = new Date().toISOString();
       const again: string[] = [];
       const second = await runExperiment(cfg, { log: (l) => again.push(l) });
       assert(again.some((l) => l.includes("(cached)")), again.join("\n"));
@@ -152,6 +153,11 @@ Deno.test({
         r.variants[0].models.map((m) => m.runs.map((x) => x.metrics));
       assertEquals(metrics(second), metrics(first));
       assert(second.variants[0].models.every((m) => m.runs.every((r) => !r.provenance.computed)));
+      // Jobs read from the cache count as used by this call (what `deno task cache` prunes by).
+      const uses = JSON.parse(await Deno.readTextFile(join(cfg.cacheDir, "uses.json")));
+      const jobUses = Object.entries(uses).filter(([path]) => path.includes("/jobs/"));
+      assertEquals(jobUses.length, 9);
+      for (const [path, at] of jobUses) assert((at as string) >= secondStart, path);
       const collected = await runExperiment(cfg, { collect: true, log: () => {} });
       assertEquals(metrics(collected), metrics(first));
     } finally {

@@ -79,8 +79,18 @@ export interface ExperimentResults {
   notes: string[];
 }
 
-/** The project's git commit (with `+changes` for a modified tree), or `unknown` without git. */
-export async function codeVersion(): Promise<string> {
+/**
+ * The project's git commit (with `+changes` for a modified tree), or `unknown` without git;
+ * asked of git once per process.
+ */
+export function codeVersion(): Promise<string> {
+  codeOnce ??= gitVersion();
+  return codeOnce;
+}
+
+let codeOnce: Promise<string> | undefined;
+
+async function gitVersion(): Promise<string> {
   const git = async (...args: string[]) => {
     const out = await new Deno.Command("git", {
       args,
@@ -266,6 +276,9 @@ async function slotsOf(
     }
     slots.push({ plan, key, path, stored, computed: false });
   }
+  // Jobs read from the cache count as used now (for `deno task cache`), in one write.
+  const read = slots.filter((s) => s.stored).map((s) => s.path);
+  if (read.length) await recordUses(inputs.cfg.cacheDir, read);
   return slots;
 }
 
