@@ -70,6 +70,8 @@ async function makeFixture(): Promise<string> {
   await file(root, "features/feat2/chunk-000000.bin", 4000, 60);
   // Run A: a layout, two jobs, a checkpoint.
   await file(root, "experiments/A/image-transformer-k1.json", 500, 41);
+  // Its maker record (provenance) is part of the layout, not an entry of its own.
+  await file(root, "experiments/A/image-transformer-k1.json.made.json", 60, 41);
   await file(root, "experiments/A/jobs/logistic-regression-k2.json", JOB_A1, 40);
   await file(root, "experiments/A/jobs/cnn-s1-k3.json", JOB_A2, 1);
   await file(root, "experiments/A/checkpoints/cnn@1-k3/checkpoint.json", 200, 26);
@@ -356,6 +358,7 @@ Deno.test("pruneCaches: deletes those entries and only those, and updates uses.j
     const gone = new Set(paths(doomed));
     assertEquals(await listCaches(root), before.filter((e) => !gone.has(e.path)));
     assertEquals(await existing(root, paths(doomed)), []);
+    assertEquals(await existing(root, ["experiments/A/image-transformer-k1.json.made.json"]), []);
     // A's record keeps only the shared store that survived; B's is untouched.
     assertEquals(await readJson(join(root, "experiments/A/uses.json")), {
       "embeddings/enc/aaaa": iso(10),

@@ -83,6 +83,7 @@ Deno.test({
 
       // Only one job: its result is stored, nothing else trains; collect lists the rest.
       const lines: string[] = [];
+      const beforePartial = new Date().toISOString();
       const partial = await runExperiment(cfg, {
         only: ["darknet_reference@2"],
         log: (l) => lines.push(l),
@@ -97,6 +98,7 @@ Deno.test({
         "mlp@1",
       );
 
+      const beforeFirst = new Date().toISOString();
       const first = await runExperiment(cfg, { log: (l) => lines.push(l) });
       const v = first.variants[0];
       assertEquals(v.data, {
@@ -134,6 +136,23 @@ Deno.test({
       assertEquals(image.runs.map((r) => r.provenance.features), ["cache", "computed"]);
       const permuted = v.models.find((m) => m.id.startsWith("ablation-permuted"))!;
       assertEquals(permuted.runs.map((r) => r.provenance.features), ["computed", "computed"]);
+      // Provenance per stage: the `only` call computed the embeddings, the layout and seed 2's
+      // features; this call read them, and names that call (run, start time, code).
+      const p = v.provenance!;
+      assertEquals(p.reviews.records, 64);
+      assertEquals(p.embeddings.computed, 0);
+      assertEquals(p.embeddings.cached.length, 1);
+      const made = p.embeddings.cached[0];
+      assertEquals(made.units, 64);
+      assert(made.maker, "the embedding chunks record their maker");
+      assertEquals(made.maker.run, "tiny");
+      assertEquals(made.maker.code, first.environment.code);
+      assert(made.maker.at >= beforePartial && made.maker.at < beforeFirst, made.maker.at);
+      assertEquals(p.layout, { computed: 0, cached: [{ maker: made.maker, units: 1 }] });
+      const origins = image.runs.map((r) => r.provenance.featureOrigin);
+      assertEquals(origins[0], { computed: 0, cached: [{ maker: made.maker, units: 64 }] });
+      assertEquals(origins[1], { computed: 64, cached: [] });
+      for (const r of permuted.runs) assertEquals(r.provenance.featureOrigin?.computed, 64);
       // Random weights are drawn per seed: named apart, so their features are cached apart.
       const random = v.models.find((m) => m.id.startsWith("ablation-random"))!;
       assertEquals(random.backbone?.name, "darknet_reference_random_init_s1");
@@ -147,7 +166,11 @@ Deno.test({
       const secondStart = new Date().toISOString();
       const again: string[] = [];
       const second = await runExperiment(cfg, { log: (l) => again.push(l) });
-      assert(again.some((l) => l.includes("(cached)")), again.join("\n"));
+      assert(
+        again.some((l) => l.includes("layout read from the cache made by run tiny")),
+        again.join("\n"),
+      );
+      assertEquals(second.variants[0].provenance?.embeddings.cached[0].maker, made.maker);
       assertEquals(again.filter((l) => l.includes("result cached")).length, 9, again.join("\n"));
       const metrics = (r: typeof first) =>
         r.variants[0].models.map((m) => m.runs.map((x) => x.metrics));

@@ -141,7 +141,7 @@ Deno.test({
       // Second run: every stage comes from the caches and the metrics are identical.
       const second = await reproduce(["--config", configPath, "--out", dir], join(dir, "data"));
       assertEquals(second.code, 0, second.stderr);
-      assertStringIncludes(second.stderr, "(cached)");
+      assertStringIncludes(second.stderr, "layout read from the cache made by run tiny");
       assertStringIncludes(second.stderr, "darknet_reference@1: result cached");
       const again = JSON.parse(
         await Deno.readTextFile(join(out, "metrics.json")),
@@ -152,6 +152,16 @@ Deno.test({
       // The report says which fits an earlier call made.
       const secondReport = await Deno.readTextFile(join(out, "report.md"));
       assertStringIncludes(secondReport, "0 of 14 model fits were computed by this call");
+      // …and per stage, which earlier call (run, code) made the embeddings and the layout.
+      const code = again.environment.code;
+      assertStringIncludes(
+        secondReport,
+        `  - embeddings: read from the cache made by run tiny (${
+          results.startedAt.slice(0, 16).replace("T", " ")
+        }Z, code ${code})`,
+      );
+      assertStringIncludes(secondReport, "  - layout: read from the cache made by run tiny");
+      assertStringIncludes(report, "  - embeddings: computed by this call");
     } finally {
       await Deno.remove(dir, { recursive: true });
     }

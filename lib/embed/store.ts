@@ -13,6 +13,9 @@
  * - `rows-<first>-<end>.f32.sha256`: the chunk's SHA-256 (`sha256sum` format), written after
  *   the chunk. A chunk counts as written only when it has the right size and its hash is
  *   recorded, and every read checks the hash.
+ * - `rows-<first>-<end>.f32.made.json`: which call encoded the chunk (run, start time, code
+ *   version; `../provenance.ts`), when the caller passed a maker. Provenance only: a chunk
+ *   without one is read all the same and reported as "maker not recorded".
  *
  * Every file is written under a unique temporary name and renamed into place only when
  * complete, so a run killed at any point leaves whole chunks only, and two runs writing the
@@ -42,6 +45,7 @@ import {
   writeAtomicWithHash,
 } from "../integrity.ts";
 import { ProgressBar } from "../progress.ts";
+import { type Maker, readMaker, removeMaker, writeMaker } from "../provenance.ts";
 import type { Matrix } from "../types.ts";
 import {
   checkFiniteRows,
@@ -107,6 +111,8 @@ export interface EmbedTextsOptions extends EncodeOptions {
   progress?: string | false;
   /** Where messages about stale or damaged chunks go (default `console.warn`). */
   log?: (line: string) => void;
+  /** Recorded beside every chunk this call encodes (`<chunk>.made.json`); none by default. */
+  maker?: Maker;
 }
 
 /** Options of {@link EmbeddingStore.open}. */
@@ -170,8 +176,8 @@ function chunkName(first: number, end: number): string {
   return `rows-${String(first).padStart(9, "0")}-${String(end).padStart(9, "0")}.f32`;
 }
 
-/** A chunk file or its recorded hash, of any chunk size. */
-const CHUNK_FILE = /^rows-\d+-\d+\.f32(\.sha256)?$/;
+/** A chunk file, its recorded hash or its maker record, of any chunk size. */
+const CHUNK_FILE = /^rows-\d+-\d+\.f32(\.sha256|\.made\.json)?$/;
 
 /** The metadata in `text`, or the reason it cannot describe the store of `key` and `cols`. */
 function parseMeta(
@@ -335,7 +341,7 @@ export class EmbeddingStore {
    * Writes chunk `c` (`data` holds exactly its rows) atomically, then its hash. Safe when
    * another process writes the same chunk at the same time.
    */
-  async writeChunk(c: number, data: Float32Array): Promise<void> {
+  async writeChunk(c: number, data: Float32Array, maker?: Maker): Promise<void> {
     const [first, end] = this.chunkRows(c);
     if (data.length !== (end - first) * this.meta.cols) {
       throw new Error(
@@ -343,7 +349,22 @@ export class EmbeddingStore {
       );
     }
     const bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+    await removeMaker(this.chunkPath(c));
     await writeAtomicWithHash(this.chunkPath(c), bytes);
+    if (maker) await writeMaker(this.chunkPath(c), maker);
+  }
+
+  /**
+   * The written chunks' makers (see `../provenance.ts`), in rows: `maker` undefined where
+   * none was recorded (chunks written before records were kept, or without a maker).
+   */
+  async chunkMakers(): Promise<{ maker: Maker | undefined; units: number }[]> {
+    const out: { maker: Maker | undefined; units: number }[] = [];
+    for (const c of await this.completeChunks()) {
+      const [first, end] = this.chunkRows(c);
+      out.push({ maker: await readMaker(this.chunkPath(c)), units: end - first });
+    }
+    return out;
   }
 
   /** Removes temporary files left by runs that were killed (not those of live processes). */
@@ -511,7 +532,7 @@ export async function embedTexts(
         chunkTexts.map((_, i) => first + i),
         encoder.id,
       );
-      await store.writeChunk(c, matrix.data);
+      await store.writeChunk(c, matrix.data, options.maker);
       data.set(matrix.data, first * cols);
       done += end - first;
       bar?.update(done);

@@ -11,6 +11,7 @@
  * | `embeddings/<encoder>/<key>/`                    | `"embeddings"` | shared: from uses.json |
  * | `features/<key>/`                                | `"features"`   | shared: from uses.json |
  * | `experiments/<run>/image-transformer-<key>.json` | `"layout"`     | `<run>`                |
+ * | (its maker record `….json.made.json` goes with it)  |                |                        |
  * | `experiments/<run>/jobs/<job>-<key>.json`        | `"job"`        | `<run>` (`madeBy`)     |
  * | `experiments/<run>/checkpoints/<job>-<key>/`     | `"checkpoint"` | `<run>`                |
  * | anything else                                    | `"other"`      | `<run>` inside its run |
@@ -41,6 +42,7 @@
 import { isAbsolute, join, normalize } from "node:path";
 import { dataDir } from "../config.ts";
 import { readUses, USES_FILE } from "./uses.ts";
+import { removeMaker } from "../provenance.ts";
 
 /** The kinds of cache, in listing order. */
 export const CACHE_STAGES = [
@@ -170,6 +172,8 @@ async function runEntries(root: string, run: string): Promise<Found[]> {
     const path = `${base}/${entry.name}`;
     const layout = /^image-transformer-(.+)\.json$/.exec(entry.name);
     if (entry.name === USES_FILE && entry.isFile) continue;
+    // A layout's maker record (`../provenance.ts`) belongs to its layout: removed with it.
+    if (entry.name.startsWith("image-transformer-") && entry.name.endsWith(".made.json")) continue;
     if (layout && entry.isFile) {
       found.push({ stage: "layout", path, key: layout[1], owner: run });
     } else if ((entry.name === "jobs" || entry.name === "checkpoints") && entry.isDirectory) {
@@ -507,6 +511,7 @@ export async function pruneCaches(
   for (const e of entries) {
     try {
       await Deno.remove(join(root, e.path), { recursive: true });
+      if (e.stage === "layout") await removeMaker(join(root, e.path));
     } catch (error) {
       if (!(error instanceof Deno.errors.NotFound)) {
         result.failed.push({ entry: e, error: (error as Error).message });

@@ -742,7 +742,8 @@ export function portableConfig(cfg: ResolvedConfig): Omit<ResolvedConfig, "cache
   };
 }
 
-function portableSource(source: string): string {
+/** A data source as written into committed results: a URL as it is, a path made portable. */
+export function portableSource(source: string): string {
   return /^[a-z]+:\/\//.test(source) ? source : portablePath(resolve(source));
 }
 

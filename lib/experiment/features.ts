@@ -25,6 +25,7 @@ import type { ImageJob, ImageJobInputs } from "./jobs.ts";
 import type { ModelPlan } from "./plan.ts";
 import { jobName } from "./plan.ts";
 import { recordUses } from "./uses.ts";
+import { mergeOrigins, originOf, type StageOrigin } from "../provenance.ts";
 
 /** A planned image model. */
 export type ImagePlan = Extract<ModelPlan, { family: "image" }>;
@@ -50,6 +51,11 @@ export interface BackboneRecord {
    * rows), `cache` (read from the feature cache), or `end-to-end` (the backbone ran per batch).
    */
   features: "computed" | "cache" | "end-to-end";
+  /**
+   * With cached features: which call computed the feature rows the job read (train,
+   * validation and test together), in rows; absent in jobs stored before it was recorded.
+   */
+  featureOrigin?: StageOrigin;
 }
 
 /** The trainable part for a backbone: its paper network's architecture. */
@@ -114,9 +120,10 @@ async function cachedInputs(
   stats: ImageStats,
   inputs: ExperimentInputs,
   options: RunOptions,
-): Promise<{ inputs: ImageJobInputs; computed: number }> {
+): Promise<{ inputs: ImageJobInputs; computed: number; origin: StageOrigin }> {
   const m = inputs.cfg.models;
   const dirs: Record<string, string> = {};
+  const origins: StageOrigin[] = [];
   let computed = 0;
   for (const part of ["train", "validation", "test"] as const) {
     if (part === "validation" && inputs.labels.validation.length === 0) continue;
@@ -128,6 +135,7 @@ async function cachedInputs(
       workers: plan.input.weights === "random" ? 1 : m.workers,
       signal: options.signal,
       log: options.log,
+      maker: inputs.maker,
       onProgress: (p) =>
         options.onProgress?.({
           stage: "features",
@@ -138,11 +146,13 @@ async function cachedInputs(
     });
     dirs[part] = cache.dir;
     computed += cache.computedRows;
+    origins.push(originOf(await cache.chunkMakers(), inputs.maker));
   }
   await recordUses(inputs.cfg.cacheDir, Object.values(dirs));
   return {
     inputs: { kind: "cache", train: dirs.train, validation: dirs.validation, test: dirs.test },
     computed,
+    origin: mergeOrigins(origins),
   };
 }
 
@@ -211,6 +221,7 @@ export async function prepareImageJob(
         featureShape: backbone.outputShape([side, side]),
         frozenParams: backbone.model.countParams(),
         features: !cached ? "end-to-end" : cached.computed > 0 ? "computed" : "cache",
+        ...(cached ? { featureOrigin: cached.origin } : {}),
       },
     };
   } finally {

@@ -17,6 +17,7 @@ import {
   embeddingKey,
   EmbeddingStore,
   embedTexts,
+  hashTexts,
   resolveEncodeOptions,
   UseLiteEncoder,
 } from "../embed/mod.ts";
@@ -28,6 +29,16 @@ import type { ImageBatch, Labels, Matrix } from "../types.ts";
 import type { ResolvedConfig } from "./config.ts";
 import { recordUses } from "./uses.ts";
 import { acquireLock } from "./lock.ts";
+import { codeVersion } from "./code_version.ts";
+import {
+  describeOrigin,
+  type Maker,
+  originOf,
+  readMaker,
+  type StageOrigin,
+  writeMaker,
+} from "../provenance.ts";
+import { portableSource } from "./config.ts";
 
 /** Progress of a run's stages. */
 export interface ExperimentProgress extends Progress {
@@ -45,6 +56,21 @@ export interface RunOptions {
   log?: (line: string) => void;
   /** Stops between stages, batches and chunks; finished work stays cached. */
   signal?: AbortSignal;
+  /**
+   * This call, as recorded beside every cached part it computes (default: the run's name,
+   * the time {@link prepareInputs} started and the code version).
+   */
+  maker?: Maker;
+}
+
+/** Where a run's shared inputs came from, per stage. */
+export interface InputsProvenance {
+  /** The reviews: always read from the data source by this call. */
+  reviews: { source: string; records: number; sha256: string };
+  /** Embeddings, in texts. */
+  embeddings: StageOrigin;
+  /** The fitted layout (one file). */
+  layout: StageOrigin;
 }
 
 /** The inputs every model of a run shares: splits, labels, embeddings, the fitted layout, images. */
@@ -77,6 +103,10 @@ export interface ExperimentInputs {
   seconds: { embeddings: number; images: number };
   /** Texts whose embeddings were read from the store rather than computed by this call. */
   embeddingsCached: number;
+  /** This call, as recorded beside the cached parts it computes. */
+  maker: Maker;
+  /** Where the reviews, embeddings and layout came from. */
+  provenance: InputsProvenance;
 }
 
 /** Hex SHA-256 of a string or bytes. */
@@ -207,12 +237,15 @@ async function fittedTransformer(
   fitRows: Matrix,
   report: (p: ExperimentProgress) => void,
   log: (line: string) => void,
-): Promise<{ transformer: ImageTransformer; key: string; cached: boolean }> {
+  maker: Maker,
+): Promise<{ transformer: ImageTransformer; key: string; cached: boolean; origin: StageOrigin }> {
   const key = layoutKey(cfg, fitRows);
   const path = join(cfg.cacheDir, `image-transformer-${key}.json`);
   if (await exists(path)) {
     try {
-      return { transformer: await ImageTransformer.load(path), key, cached: true };
+      const transformer = await ImageTransformer.load(path);
+      const origin = originOf([{ maker: await readMaker(path), units: 1 }], maker);
+      return { transformer, key, cached: true, origin };
     } catch (e) {
       // Damaged, or made by another version of the layout stage: never used, refitted.
       log((e as Error).message);
@@ -230,7 +263,8 @@ async function fittedTransformer(
       onProgress: (p) => report({ stage: "images", done: p.done, total: p.total, detail: p.phase }),
     });
     await transformer.save(path);
-    return { transformer, key, cached: false };
+    await writeMaker(path, maker);
+    return { transformer, key, cached: false, origin: { computed: 1, cached: [] } };
   } finally {
     await lock.release();
   }
@@ -243,6 +277,8 @@ export async function prepareInputs(
 ): Promise<ExperimentInputs> {
   const log = options.log ?? ((line: string) => console.error(line));
   const report = (p: ExperimentProgress) => options.onProgress?.(p);
+  const maker = options.maker ??
+    { run: cfg.name, at: new Date().toISOString(), code: await codeVersion() };
   await Deno.mkdir(cfg.cacheDir, { recursive: true });
   await ready();
 
@@ -263,10 +299,14 @@ export async function prepareInputs(
   const embeddings = await embedTexts(encoder, texts, {
     ...encodeOptions,
     log,
+    maker,
     onProgress: (p) => report({ stage: "embeddings", ...p }),
   });
-  const store = EmbeddingStore.folderFor(
-    embeddingKey(encoder, texts, resolveEncodeOptions(encoder, encodeOptions)),
+  const storeKey = embeddingKey(encoder, texts, resolveEncodeOptions(encoder, encodeOptions));
+  const store = EmbeddingStore.folderFor(storeKey);
+  const embeddingOrigin = originOf(
+    await (await EmbeddingStore.open(storeKey, embeddings.shape[1], { log })).chunkMakers(),
+    maker,
   );
   const embeddingSeconds = (performance.now() - t1) / 1000;
   const features = {
@@ -274,12 +314,21 @@ export async function prepareInputs(
     validation: rows(embeddings, nTrain, nTrain + nVal),
     test: rows(embeddings, nTrain + nVal, nTrain + nVal + nTest),
   };
-  log(`embeddings: ${encoder.id}, ${embeddings.shape[1]} features per review`);
+  log(
+    `embeddings: ${encoder.id}, ${embeddings.shape[1]} features per review, ` +
+      describeOrigin(embeddingOrigin, "texts"),
+  );
   options.signal?.throwIfAborted();
 
   const t2 = performance.now();
   const fitRows = cfg.image.fitOn === "all" ? embeddings : features.train;
-  const { transformer, key, cached } = await fittedTransformer(cfg, fitRows, report, log);
+  const { transformer, key, cached, origin: layoutOrigin } = await fittedTransformer(
+    cfg,
+    fitRows,
+    report,
+    log,
+    maker,
+  );
   const imagesOf = (x: Matrix) => transformer.transform(x, { channels: 1 }) as ImageBatch;
   const images = {
     train: imagesOf(features.train),
@@ -291,7 +340,7 @@ export async function prepareInputs(
   const imageSeconds = (performance.now() - t2) / 1000;
   log(
     `images: ${cfg.image.pixels}×${cfg.image.pixels}, layout fitted on ${cfg.image.fitOn} rows` +
-      `${cached ? " (cached)" : ""}, ${emptyPixels} empty pixels`,
+      `, ${emptyPixels} empty pixels; layout ${describeOrigin(layoutOrigin, "files")}`,
   );
   options.signal?.throwIfAborted();
   const labels = {
@@ -316,6 +365,16 @@ export async function prepareInputs(
     emptyPixels,
     seconds: { embeddings: embeddingSeconds, images: imageSeconds },
     embeddingsCached,
+    maker,
+    provenance: {
+      reviews: {
+        source: split.dataset ? portableSource(split.dataset.source) : "hand-made records",
+        records: texts.length,
+        sha256: sha(hashTexts(texts) + Array.from(labelsOf(parts.flat())).join("")),
+      },
+      embeddings: embeddingOrigin,
+      layout: layoutOrigin,
+    },
   };
 }
 

@@ -32,7 +32,7 @@ import type { SeedSummary } from "../eval/stats.ts";
 import type { EpochRecord } from "../train/mod.ts";
 import { CONFIG_SCHEMA_VERSION, portablePath } from "./config.ts";
 import type { BackboneRecord } from "./features.ts";
-import type { ExperimentInputs } from "./inputs.ts";
+import type { ExperimentInputs, InputsProvenance } from "./inputs.ts";
 import type { JobResult } from "./jobs.ts";
 import type { ModelPlan } from "./plan.ts";
 import { jobName } from "./plan.ts";
@@ -193,6 +193,7 @@ export interface ModelRun {
     madeBy: string;
     code: string;
     features?: BackboneRecord["features"];
+    featureOrigin?: BackboneRecord["featureOrigin"];
   };
 }
 
@@ -274,6 +275,12 @@ export interface VariantResults {
     seconds: number;
     cached: boolean;
   };
+  /**
+   * Where the reviews, embeddings and layout came from: computed by this call or read from
+   * caches, with the run, date and code version that made them (absent in results written
+   * before it was recorded). Each model's runs carry their own (`ModelRun.provenance`).
+   */
+  provenance?: InputsProvenance;
   /** One summary per model, in plan order. */
   models: ModelSummary[];
   /** Each ablation against its intact model (paired by seed, Holm-corrected). */
@@ -336,6 +343,9 @@ function runOf(
       madeBy: job.stored.madeBy,
       code: job.stored.madeByCode,
       features: job.stored.backbone?.features,
+      ...(job.stored.backbone?.featureOrigin
+        ? { featureOrigin: job.stored.backbone.featureOrigin }
+        : {}),
     },
   };
 }
@@ -441,7 +451,7 @@ export function aggregateModels(
 /** The variant's data, embedding and image facts. */
 export function variantFacts(
   inputs: ExperimentInputs,
-): Pick<VariantResults, "data" | "embedding" | "images"> {
+): Pick<VariantResults, "data" | "embedding" | "images" | "provenance"> {
   const cfg = inputs.cfg;
   return {
     data: {
@@ -477,5 +487,6 @@ export function variantFacts(
       seconds: inputs.seconds.images,
       cached: inputs.transformerCached,
     },
+    provenance: inputs.provenance,
   };
 }

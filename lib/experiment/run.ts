@@ -12,7 +12,6 @@
  * @module
  */
 import { dirname } from "node:path";
-import { projectRoot } from "../config.ts";
 import { sharedCopy } from "../train/mod.ts";
 import { ProgressBar } from "../progress.ts";
 import { tf } from "../tf.ts";
@@ -41,6 +40,9 @@ import type { FinishedJob, StoredJob, VariantResults } from "./results.ts";
 import { experimentNotes } from "./notes.ts";
 import { recordUses } from "./uses.ts";
 import { acquireLock } from "./lock.ts";
+import { codeVersion } from "./code_version.ts";
+
+export { codeVersion };
 import type { Lock } from "./lock.ts";
 
 /** Options of {@link runExperiment}. */
@@ -77,38 +79,6 @@ export interface ExperimentResults {
   variants: VariantResults[];
   /** Settings a reader needs to know, and deviations from the paper. */
   notes: string[];
-}
-
-/**
- * The project's git commit (with `+changes` for a modified tree), or `unknown` without git;
- * asked of git once per process.
- */
-export function codeVersion(): Promise<string> {
-  codeOnce ??= gitVersion();
-  return codeOnce;
-}
-
-let codeOnce: Promise<string> | undefined;
-
-async function gitVersion(): Promise<string> {
-  const git = async (...args: string[]) => {
-    const out = await new Deno.Command("git", {
-      args,
-      cwd: projectRoot,
-      stdout: "piped",
-      stderr: "null",
-    })
-      .output();
-    return out.success ? new TextDecoder().decode(out.stdout).trim() : undefined;
-  };
-  try {
-    const commit = await git("rev-parse", "--short=12", "HEAD");
-    if (!commit) return "unknown";
-    const status = await git("status", "--porcelain", "--untracked-files=no", "--", "lib", "tools");
-    return status ? `${commit}+changes` : commit;
-  } catch {
-    return "unknown";
-  }
 }
 
 /** A planned model with its job key and stored result path. */

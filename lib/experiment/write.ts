@@ -31,7 +31,8 @@ import {
   formatSeconds,
   formatSeedTable,
 } from "./report.ts";
-import type { VariantResults } from "./results.ts";
+import type { ModelRun, VariantResults } from "./results.ts";
+import { describeOrigin, mergeOrigins } from "../provenance.ts";
 import type { ExperimentResults } from "./run.ts";
 
 /** A figure of the report with its file name and caption. */
@@ -167,7 +168,10 @@ function resultFigures(results: ExperimentResults): ReportFigure[] {
 }
 
 function provenance(results: ExperimentResults): string {
-  const runs = results.variants.flatMap((v) => v.models.flatMap((m) => m.runs));
+  return modelProvenance(results.variants.flatMap((v) => v.models.flatMap((m) => m.runs)));
+}
+
+function modelProvenance(runs: ModelRun[]): string {
   const cached = runs.filter((r) => !r.provenance.computed);
   const makers = [
     ...new Set(
@@ -183,6 +187,59 @@ function provenance(results: ExperimentResults): string {
       : "");
 }
 
+/** Backbone features per image model, over its seeds: which calls computed them. */
+function featureLines(v: VariantResults): string[] {
+  const lines: string[] = [];
+  for (const m of v.models) {
+    if (m.input !== "image") continue;
+    const runs = m.runs.filter((r) => r.provenance.features !== undefined);
+    if (runs.length === 0) continue;
+    const endToEnd = runs.filter((r) => r.provenance.features === "end-to-end").length;
+    const recorded = runs.map((r) => r.provenance.featureOrigin).filter((o) => o !== undefined);
+    const parts: string[] = [];
+    if (endToEnd) parts.push(`${endToEnd} job(s) ran the backbone per batch (no cache)`);
+    if (recorded.length) parts.push(describeOrigin(mergeOrigins(recorded), "rows"));
+    const unrecorded = runs.length - endToEnd - recorded.length;
+    if (unrecorded) {
+      parts.push(
+        `${unrecorded} job(s) stored before feature makers were recorded (features ` +
+          runs.filter((r) => !r.provenance.featureOrigin && r.provenance.features !== "end-to-end")
+            .map((r) => r.provenance.features).join("/") +
+          ")",
+      );
+    }
+    lines.push(`  - ${m.id} (${runs.length} seed(s)): ${parts.join("; ")}`);
+  }
+  return lines;
+}
+
+/** Per stage: computed by this call, or read from caches made by which run, code and date. */
+function stageProvenance(v: VariantResults, results: ExperimentResults): string[] {
+  const p = v.provenance;
+  if (!p) {
+    return [
+      "- Provenance per stage: not recorded (results written before it was); " +
+      embeddingProvenance(v) + ".",
+    ];
+  }
+  const computedIn = (origin: { computed: number }, seconds: number) =>
+    origin.computed > 0 ? ` (${formatSeconds(seconds)})` : "";
+  const features = featureLines(v);
+  return [
+    "- Provenance per stage (this call: " +
+    `run ${results.name}, code ${results.environment.code}, started ${results.startedAt}):`,
+    `  - reviews: ${p.reviews.records} read from \`${p.reviews.source}\` by this call ` +
+    `(SHA-256 of texts and labels ${p.reviews.sha256.slice(0, 12)})`,
+    `  - embeddings: ${describeOrigin(p.embeddings, "texts")}` +
+    computedIn(p.embeddings, v.embedding.seconds),
+    `  - layout: ${describeOrigin(p.layout, "files")}` + computedIn(p.layout, v.images.seconds),
+    ...(features.length
+      ? ["  - backbone features, per image model:", ...features.map((l) => `  ${l}`)]
+      : []),
+    `  - model fits: ${modelProvenance(v.models.flatMap((m) => m.runs))}`,
+  ];
+}
+
 function embeddingProvenance(v: VariantResults): string {
   const total = v.data.train + v.data.validation + v.data.test;
   const cached = v.embedding.cachedTexts;
@@ -193,7 +250,7 @@ function embeddingProvenance(v: VariantResults): string {
     `${formatSeconds(v.embedding.seconds)}` + (cached ? `, ${cached} read from the store` : "");
 }
 
-function variantSection(v: VariantResults): string[] {
+function variantSection(v: VariantResults, results: ExperimentResults): string[] {
   const d = v.data, i = v.images;
   return [
     ...(v.label ? [`## Variant ${v.label}`, ""] : []),
@@ -205,8 +262,7 @@ function variantSection(v: VariantResults): string[] {
       }`
       : "") +
     ".",
-    `- Text encoder: ${v.embedding.encoder}, ${v.embedding.features} features per review; ` +
-    embeddingProvenance(v) + ".",
+    `- Text encoder: ${v.embedding.encoder}, ${v.embedding.features} features per review.`,
     `- Images: ${i.pixels}×${i.pixels}, ${i.discretization} discretisation, ${i.scaler} scaler, ` +
     `layout fitted on ${i.fitOn} rows (${
       i.cached ? "read from the cache" : `fitted by this call in ${formatSeconds(i.seconds)}`
@@ -214,6 +270,7 @@ function variantSection(v: VariantResults): string[] {
     `empty pixels` +
     (i.klDivergence !== undefined ? `, t-SNE KL divergence ${i.klDivergence.toFixed(3)}` : "") +
     ".",
+    ...stageProvenance(v, results),
     "",
     "### All models (test set, over seeds)",
     "",
@@ -255,7 +312,7 @@ export function reportMarkdown(
     ...(rendered ? ["", rendered] : []),
     ...(results.config.description ? ["", results.config.description] : []),
     "",
-    ...results.variants.flatMap(variantSection),
+    ...results.variants.flatMap((v) => variantSection(v, results)),
     "## Figures",
     "",
     ...figures.flatMap((f) => [`![${f.caption}](${f.file})`, "", `*${f.caption}*`, ""]),

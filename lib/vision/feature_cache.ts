@@ -8,6 +8,8 @@
  *                              the version of the stage that made it: FEATURE_STAGE_VERSION)
  *     chunk-000000.bin         rows [0, chunkRows), little-endian float16 or float32, row-major
  *     chunk-000000.bin.sha256  its SHA-256 (`sha256sum` format), written after the chunk
+ *     chunk-000000.bin.made.json  which call computed it (run, start time, code version;
+ *                              `../provenance.ts`), when the caller passed a maker
  *     chunk-000001.bin         rows [chunkRows, 2·chunkRows) …
  *
  * Each file is written under a unique temporary name and renamed into place only when
@@ -38,6 +40,7 @@ import {
   writeAtomicWithHash,
 } from "../integrity.ts";
 import { ProgressBar } from "../progress.ts";
+import { type Maker, readMaker, removeMaker, writeMaker } from "../provenance.ts";
 import type { Progress } from "../progress.ts";
 import type { FeatureBatch, ImageBatch } from "../types.ts";
 import type { Backbone, FeaturesOptions } from "./backbone.ts";
@@ -98,6 +101,8 @@ export interface FeatureCacheOptions extends FeaturesOptions {
   onChunk?: (index: number) => void;
   /** Where messages about stale or damaged caches go (default `console.warn`). */
   log?: (line: string) => void;
+  /** Recorded beside every chunk this call computes (`<chunk>.made.json`); none by default. */
+  maker?: Maker;
 }
 
 /** Options of {@link FeatureCache.missingChunks}. */
@@ -134,8 +139,8 @@ function chunkName(index: number): string {
   return `chunk-${String(index).padStart(6, "0")}.bin`;
 }
 
-/** A chunk file or its recorded hash. */
-const CHUNK_FILE = /^chunk-\d+\.bin(\.sha256)?$/;
+/** A chunk file, its recorded hash or its maker record. */
+const CHUNK_FILE = /^chunk-\d+\.bin(\.sha256|\.made\.json)?$/;
 
 /** Removes every chunk file and recorded hash in `dir` (absent folder: nothing). */
 function removeChunkFiles(dir: string): Promise<void> {
@@ -265,14 +270,30 @@ export class FeatureCache {
    * Stores chunk `index` (`values`: float32 row-major, its rows only) atomically, then its
    * hash. Safe when another process writes the same chunk at the same time.
    */
-  async writeChunk(index: number, values: Float32Array): Promise<void> {
+  async writeChunk(index: number, values: Float32Array, maker?: Maker): Promise<void> {
     const expected = this.#chunkBytes(index) / DTYPE_BYTES[this.meta.dtype];
     if (values.length !== expected) {
       throw new Error(`chunk ${index}: expected ${expected} values, got ${values.length}`);
     }
     const stored = this.meta.dtype === "float16" ? new Float16Array(values) : values;
     const bytes = new Uint8Array(stored.buffer, stored.byteOffset, stored.byteLength);
+    await removeMaker(this.chunkPath(index));
     await writeAtomicWithHash(this.chunkPath(index), bytes);
+    if (maker) await writeMaker(this.chunkPath(index), maker);
+  }
+
+  /**
+   * The makers of the written chunks (see `../provenance.ts`), in rows: `maker` undefined
+   * where none was recorded (chunks written before records were kept, or without a maker).
+   */
+  async chunkMakers(): Promise<{ maker: Maker | undefined; units: number }[]> {
+    const out: { maker: Maker | undefined; units: number }[] = [];
+    for (let i = 0; i < this.chunkCount; i++) {
+      if ((await this.#probe(i)).state !== "written") continue;
+      const [start, end] = this.chunkRange(i);
+      out.push({ maker: await readMaker(this.chunkPath(i)), units: end - start });
+    }
+    return out;
   }
 
   /** The bytes of chunk `index`, checked against `hash` (throws {@link CorruptCacheError}). */
@@ -483,7 +504,7 @@ export async function cacheFeatures(
         (first, data) => values.set(data, (first - start) * rowSize),
         [start, end],
       );
-      await cache.writeChunk(index, values);
+      await cache.writeChunk(index, values, options.maker);
       done += end - start;
       options.onChunk?.(index);
     }
