@@ -467,10 +467,16 @@ Deno.test("preprocessing maps [0, 1] to each network's range (hand-computed)", (
   expect(preprocessImages(red, "caffe").data, [-103.939, -116.779, 255 - 123.68]); // BGR
   expect(preprocessImages(red, "tf").data, [1, -1, -1]);
   expect(preprocessImages(gray, "unit").data, [0.5, 0.5, 0.5]);
+  // torchvision: (x − mean) / std per RGB channel
+  expect(preprocessImages(red, "torch").data, [
+    (1 - 0.485) / 0.229,
+    (0 - 0.456) / 0.224,
+    (0 - 0.406) / 0.225,
+  ]);
   // the in-model layer computes the same map, for 1 and 3 channels
   const rgb = tf.randomUniform([2, 4, 5, 3], 0, 1, "float32", 3);
   const g = tf.randomUniform([2, 4, 5, 1], 0, 1, "float32", 4);
-  for (const mode of ["caffe", "tf", "unit"] as const) {
+  for (const mode of ["caffe", "tf", "unit", "torch"] as const) {
     for (const t of [rgb, g]) {
       const channels = t.shape[3] as 1 | 3;
       const plain = preprocessImages(

@@ -28,7 +28,7 @@ import type { TsneOptions } from "../image/mod.ts";
 import type { Pooling } from "../embed/mod.ts";
 import { PAPER_TRAINING, TRAINING_DEFAULTS } from "../train/mod.ts";
 import type { TrainingOptions } from "../train/mod.ts";
-import { BACKBONES, loadableBackbones } from "../vision/mod.ts";
+import { BACKBONES, hasTorchvisionCheckpoint, loadableBackbones } from "../vision/mod.ts";
 import type { FeatureDtype } from "../vision/mod.ts";
 import {
   any,
@@ -534,7 +534,7 @@ export function resolveConfig(config: ExperimentConfig, origin = "(inline)"): Re
       tsne: { seed: 1701, ...(i.tsne ?? {}) },
     },
     models: {
-      backbones: m.backbones ?? loadableBackbones(),
+      backbones: m.backbones ?? loadableBackbones(hasTorchvisionCheckpoint),
       upsample: m.upsample ?? 1,
       featureDtype: m.featureDtype ?? "float16",
       features: m.features ?? "cache",
@@ -706,6 +706,23 @@ export function portablePath(path: string): string {
   const project = inside(projectRoot);
   if (project !== undefined) return project;
   return `<local>/${path.split(/[\\/]/).filter(Boolean).at(-1) ?? ""}`;
+}
+
+/**
+ * A message as written into committed results: every absolute path under the shared folder,
+ * the data folder or the project replaced by its portable form (see {@link portablePath}).
+ */
+export function portableMessage(message: string): string {
+  const roots: [string, string][] = [
+    [dataDir(), "<data>"],
+    [sharedDir(), "<shared>"],
+    [projectRoot, "."],
+  ];
+  let out = message;
+  for (const [root, name] of roots.sort((a, b) => b[0].length - a[0].length)) {
+    if (root.length > 1) out = out.split(root).join(name);
+  }
+  return out;
 }
 
 /**

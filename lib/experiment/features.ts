@@ -16,6 +16,7 @@ import {
   cacheFeatures,
   loadBackbone,
   randomlyInitialisedBackbone,
+  torchvisionWeightsDigest,
   weightFilesDigest,
 } from "../vision/mod.ts";
 import type { Backbone } from "../vision/mod.ts";
@@ -89,7 +90,9 @@ export async function imageJobKey(plan: ImagePlan, inputs: ExperimentInputs): Pr
   const m = inputs.cfg.models;
   const spec = BACKBONES[plan.input.backbone];
   const weightFiles = plan.input.weights === "imagenet" && spec?.sources.length
-    ? await weightFilesDigest(spec.sources)
+    ? (spec.torchvision !== undefined
+      ? await torchvisionWeightsDigest(spec)
+      : await weightFilesDigest(spec.sources))
     : null;
   return sha(JSON.stringify({
     weightFiles,

@@ -16,7 +16,7 @@ import { sharedCopy } from "../train/mod.ts";
 import { ProgressBar } from "../progress.ts";
 import { tf } from "../tf.ts";
 import type { Matrix } from "../types.ts";
-import { CONFIG_SCHEMA_VERSION, expandSweep, portableConfig } from "./config.ts";
+import { CONFIG_SCHEMA_VERSION, expandSweep, portableConfig, portableMessage } from "./config.ts";
 import type { ResolvedConfig, SweepVariant } from "./config.ts";
 import { imageJobKey, prepareImageJob } from "./features.ts";
 import type { BackboneRecord } from "./features.ts";
@@ -155,7 +155,7 @@ async function prepareJobs(
         log(`features ${id}: ${backbone.featureShape.join("×")} (${featureSeconds.toFixed(0)} s)`);
       } catch (e) {
         if (options.signal?.aborted) throw e;
-        unavailable.push({ name: id, reason: (e as Error).message });
+        unavailable.push({ name: id, reason: portableMessage((e as Error).message) });
         log(`skipping ${id}: ${(e as Error).message}`);
       }
     }

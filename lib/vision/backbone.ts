@@ -26,6 +26,7 @@ import {
   toThreeChannels,
 } from "./preprocess.ts";
 import { BackboneWorkers } from "./parallel.ts";
+import { loadTorchvisionModel } from "./torchvision_backbone.ts";
 
 /** How long idle workers are kept for the next call before they are stopped. */
 const WORKER_IDLE_MS = 2000;
@@ -292,7 +293,8 @@ export class Backbone {
 
 /**
  * Loads a backbone by registry name or spec: opens its first available source, builds the
- * graph up to its slice layer and reads only the weights that slice needs. Throws with how
+ * graph up to its slice layer and reads only the weights that slice needs (a torchvision
+ * backbone: from its PyTorch checkpoint, see `torchvision_backbone.ts`). Throws with how
  * to obtain the network when it has no source (the paper's own networks).
  */
 export async function loadBackbone(
@@ -303,6 +305,17 @@ export async function loadBackbone(
     ? getBackboneSpec(nameOrSpec)
     : validateBackboneSpec(nameOrSpec);
   const sources = options.sources ?? spec.sources;
+  if (spec.torchvision !== undefined && sources.length > 0) {
+    const built = await loadTorchvisionModel(spec, { ...options, sources });
+    return new Backbone(
+      spec,
+      built.model,
+      built.layerNames,
+      built.loadedFrom,
+      built.report,
+      { ...options, sources: [built.source] },
+    );
+  }
   if (sources.length === 0) {
     throw new Error(
       `Backbone "${spec.name}" has no TF.js layers source here. ${spec.howToObtain ?? ""}`,

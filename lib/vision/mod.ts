@@ -38,6 +38,7 @@ export {
   parseModelSource,
   PREPROCESSING_MODES,
   registerBackbone,
+  TORCHVISION_ARCHITECTURES,
   validateBackboneSpec,
 } from "./registry.ts";
 export type { BackboneSpec, ModelSource, Preprocessing } from "./registry.ts";
@@ -102,3 +103,10 @@ export { decodeJpeg, loadJpeg, resizeBilinear } from "./photo.ts";
 export { saveLayersModel } from "./save.ts";
 export type { SaveLayersModelOptions } from "./save.ts";
 export { randomlyInitialisedBackbone } from "./random_init.ts";
+export {
+  hasTorchvisionCheckpoint,
+  loadTorchvisionModel,
+  torchvisionCacheDir,
+  torchvisionWeightsDigest,
+} from "./torchvision_backbone.ts";
+export type { LoadedTorchvisionModel } from "./torchvision_backbone.ts";

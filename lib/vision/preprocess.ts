@@ -1,13 +1,18 @@
 /**
  * Input scaling. The pipeline's images hold values in [0, 1] (DeepInsight output, decoded
  * photographs); each network expects its own range. Every mode is a per-channel affine map
- * of [0, 1] values, `out[c] = scale · in[perm[c]] + bias[c]`:
+ * of [0, 1] values, `out[c] = scale[c] · in[perm[c]] + bias[c]`:
  *
  * | mode    | network input                          | scale  | bias                         |
  * |---------|----------------------------------------|--------|------------------------------|
  * | `caffe` | BGR, 0–255 minus ImageNet means        | 255    | −[103.939, 116.779, 123.68]  |
  * | `tf`    | RGB, x/127.5 − 1 (x in 0–255)          | 2      | −1                           |
  * | `unit`  | RGB, x/255                             | 1      | 0                            |
+ * | `torch` | RGB, (x/255 − mean) / std (torchvision)| 1/std  | −mean/std                    |
+ *
+ * (`torch`: torchvision's ImageNet mean [0.485, 0.456, 0.406] and std [0.229, 0.224, 0.225].
+ * The paper itself fed its torchvision networks per-batch z-normalised images without these,
+ * which the experiment does with preprocessing off.)
  *
  * Grayscale images (one channel) become three identical channels first. Because the map is
  * affine it can also run inside a model, as a frozen 1×1 convolution
@@ -22,12 +27,17 @@ import type { Preprocessing } from "./registry.ts";
 /** The ImageNet channel means in BGR order, on the 0–255 scale (Keras "caffe" mode). */
 export const CAFFE_BGR_MEANS: readonly [number, number, number] = [103.939, 116.779, 123.68];
 
-/** A per-channel affine map of [0, 1] RGB values: `out[c] = scale · in[perm[c]] + bias[c]`. */
+/** torchvision's ImageNet channel means (RGB, [0, 1] scale). */
+export const TORCH_RGB_MEANS: readonly [number, number, number] = [0.485, 0.456, 0.406];
+/** torchvision's ImageNet channel standard deviations (RGB, [0, 1] scale). */
+export const TORCH_RGB_STDS: readonly [number, number, number] = [0.229, 0.224, 0.225];
+
+/** A per-channel affine map of [0, 1] RGB values: `out[c] = scale[c] · in[perm[c]] + bias[c]`. */
 export interface ChannelAffine {
   /** Which input channel feeds output channel c. */
   perm: [number, number, number];
-  /** Multiplier (same for every channel). */
-  scale: number;
+  /** Multiplier per output channel. */
+  scale: [number, number, number];
   /** Offset per output channel. */
   bias: [number, number, number];
 }
@@ -38,15 +48,23 @@ export function preprocessingAffine(mode: Preprocessing): ChannelAffine {
     case "caffe":
       return {
         perm: [2, 1, 0],
-        scale: 255,
+        scale: [255, 255, 255],
         bias: [-CAFFE_BGR_MEANS[0], -CAFFE_BGR_MEANS[1], -CAFFE_BGR_MEANS[2]],
       };
     case "tf":
-      return { perm: [0, 1, 2], scale: 2, bias: [-1, -1, -1] };
+      return { perm: [0, 1, 2], scale: [2, 2, 2], bias: [-1, -1, -1] };
     case "unit":
-      return { perm: [0, 1, 2], scale: 1, bias: [0, 0, 0] };
+      return { perm: [0, 1, 2], scale: [1, 1, 1], bias: [0, 0, 0] };
+    case "torch": {
+      const [m, s] = [TORCH_RGB_MEANS, TORCH_RGB_STDS];
+      return {
+        perm: [0, 1, 2],
+        scale: [1 / s[0], 1 / s[1], 1 / s[2]],
+        bias: [-m[0] / s[0], -m[1] / s[1], -m[2] / s[2]],
+      };
+    }
     default:
-      throw new Error(`Unknown preprocessing "${mode}": use "caffe", "tf" or "unit".`);
+      throw new Error(`Unknown preprocessing "${mode}": use "caffe", "tf", "unit" or "torch".`);
   }
 }
 
@@ -104,7 +122,7 @@ function affineKernel(
   const kernel = new Float32Array(channels * 3);
   for (let out = 0; out < 3; out++) {
     const input = channels === 1 ? 0 : perm[out];
-    kernel[input * 3 + out] = scale;
+    kernel[input * 3 + out] = scale[out];
   }
   return { kernel, bias };
 }
@@ -123,7 +141,7 @@ export function preprocessImages(
   for (let p = 0; p < pixels; p++) {
     for (let k = 0; k < 3; k++) {
       const v = c === 1 ? batch.data[p] : batch.data[p * 3 + perm[k]];
-      out[p * 3 + k] = scale * v + bias[k];
+      out[p * 3 + k] = scale[k] * v + bias[k];
     }
   }
   return { data: out, shape: [n, h, w, 3] };

@@ -15,12 +15,13 @@
  * - `caffe`: RGB→BGR, then minus the ImageNet means [103.939, 116.779, 123.68] (Keras VGG,
  *   ResNet50);
  * - `tf`: x / 127.5 − 1 (Keras MobileNet);
- * - `unit`: x / 255 (Darknet).
+ * - `unit`: x / 255 (Darknet);
+ * - `torch`: (x / 255 − ImageNet mean) / ImageNet std, per RGB channel (torchvision).
  */
-export type Preprocessing = "caffe" | "tf" | "unit";
+export type Preprocessing = "caffe" | "tf" | "unit" | "torch";
 
 /** The preprocessing modes, for validation. */
-export const PREPROCESSING_MODES: readonly Preprocessing[] = ["caffe", "tf", "unit"];
+export const PREPROCESSING_MODES: readonly Preprocessing[] = ["caffe", "tf", "unit", "torch"];
 
 /**
  * Where a TensorFlow.js layers model (`model.json` + weight shards) can be found. Exactly one
@@ -59,21 +60,40 @@ export interface BackboneSpec {
   standsInFor: string[];
   /** For networks without a loadable source: how to obtain them in TF.js layers format. */
   howToObtain?: string;
+  /**
+   * A torchvision architecture (`alexnet`, `vgg16`, `wide_resnet50_2`, `resnext50_32x4d`,
+   * `shufflenet_v2`): the network is built from a PyTorch checkpoint (`state_dict`) sliced at
+   * the paper's point, and the sources point at that checkpoint file (`{ url }` the published
+   * file; `{ folder }` / `{ shared }` a local copy or a folder holding it) instead of a TF.js
+   * layers model. See `torchvision_backbone.ts`.
+   */
+  torchvision?: string;
 }
+
+/** The torchvision architectures a spec's `torchvision` may name (the paper's five). */
+export const TORCHVISION_ARCHITECTURES: readonly string[] = [
+  "alexnet",
+  "vgg16",
+  "wide_resnet50_2",
+  "resnext50_32x4d",
+  "shufflenet_v2",
+];
 
 const HOW_TO_REGISTER =
   `Once you have a TF.js layers model (model.json + shards), register it without code ` +
   `changes: registerBackbone({ name, sources: [{ url: ".../model.json" }] or ` +
-  `[{ folder: "/path" }], preprocessing: "caffe" | "tf" | "unit", sliceLayer: "<layer name>", ` +
+  `[{ folder: "/path" }], preprocessing: "caffe" | "tf" | "unit" | "torch", sliceLayer: "<layer name>", ` +
   `standsInFor: [...], description: "..." }) or pass the same object as JSON to ` +
   `backboneSpecFromJSON().`;
 
-const TORCHVISION_ROUTE = (net: string, slice: string) =>
-  `No TF.js layers conversion of torchvision's ${net} is published. To obtain one: build the ` +
-  `same architecture in Keras (channels-last), copy torchvision's ImageNet weights into it ` +
-  `layer by layer (transpose conv kernels OIHW→HWIO, keep BatchNorm running mean/var), save ` +
-  `it as .h5 and run \`tensorflowjs_converter --input_format keras model.h5 out/\` ` +
-  `(pip install tensorflowjs). The paper's slice is ${slice}. ${HOW_TO_REGISTER}`;
+/** torchvision's published ImageNet checkpoint of a paper network (its first weights). */
+const TORCHVISION_URL = (file: string) => `https://download.pytorch.org/models/${file}`;
+
+/** Where to put a paper network's checkpoint without network access. */
+const PAPER_CHECKPOINT = (file: string, standIn: string) =>
+  `Downloaded on first use from ${TORCHVISION_URL(file)} into the data folder's ` +
+  `models/torchvision/; offline, put ${file} there (or register a { folder } source holding ` +
+  `it). Offline stand-in: ${standIn}.`;
 
 /** The built-in registry. Extend it with {@link registerBackbone}. */
 export const BACKBONES: Record<string, BackboneSpec> = {
@@ -150,67 +170,78 @@ export const BACKBONES: Record<string, BackboneSpec> = {
   },
   alexnet: {
     name: "alexnet",
-    description: "The paper's AlexNet slice (torchvision): conv1, ReLU, max-pool, conv2, ReLU",
-    sources: [],
-    preprocessing: "caffe",
-    sliceLayer: null,
+    description: "The paper's AlexNet slice (torchvision alexnet, ImageNet-1k weights " +
+      "alexnet-owt-4df8aa71): features[:5] = conv1, ReLU, max-pool, conv2, ReLU",
+    sources: [{ url: TORCHVISION_URL("alexnet-owt-4df8aa71.pth") }],
+    preprocessing: "torch",
+    sliceLayer: "features.4",
     outputShape150: [17, 17, 192],
     standsInFor: ["alexnet"],
-    howToObtain: TORCHVISION_ROUTE("alexnet", "conv1 … conv2+ReLU (features[:5])") +
-      " Offline stand-in: darknet_reference.",
+    torchvision: "alexnet",
+    howToObtain: PAPER_CHECKPOINT("alexnet-owt-4df8aa71.pth", "darknet_reference"),
   },
   vgg16: {
     name: "vgg16",
-    description: "The paper's VGG16 slice: conv1_1 … conv3_1 (+ReLUs, 2 max-pools)",
-    sources: [],
-    preprocessing: "caffe",
-    sliceLayer: "block3_conv1",
+    description: "The paper's VGG16 slice (torchvision vgg16, ImageNet-1k weights " +
+      "vgg16-397923af): features[:12] = conv1_1 … conv3_1 (+ReLUs, 2 max-pools)",
+    sources: [{ url: TORCHVISION_URL("vgg16-397923af.pth") }],
+    preprocessing: "torch",
+    sliceLayer: "features.11",
     outputShape150: [37, 37, 256],
     standsInFor: ["vgg16"],
-    howToObtain: `Keras ships VGG16 with ImageNet weights: in Python run ` +
-      `\`tf.keras.applications.VGG16(weights="imagenet").save("vgg16.h5")\`, then ` +
-      `\`tensorflowjs_converter --input_format keras vgg16.h5 vgg16/\`, and register the ` +
-      `folder with preprocessing "caffe" and sliceLayer "block3_conv1". ${HOW_TO_REGISTER} ` +
-      `Offline stand-in: vgg19 (identical layer shapes up to block3_conv1).`,
+    torchvision: "vgg16",
+    howToObtain: PAPER_CHECKPOINT("vgg16-397923af.pth", "vgg19"),
   },
   wide_resnet50_2: {
     name: "wide_resnet50_2",
-    description: "The paper's Wide-ResNet-50-2 slice: stem + layer1",
-    sources: [],
-    preprocessing: "caffe",
-    sliceLayer: null,
+    description: "The paper's Wide-ResNet-50-2 slice (torchvision wide_resnet50_2, ImageNet-1k " +
+      "weights wide_resnet50_2-95faca4d): stem + layer1",
+    sources: [{ url: TORCHVISION_URL("wide_resnet50_2-95faca4d.pth") }],
+    preprocessing: "torch",
+    sliceLayer: "layer1",
     outputShape150: [38, 38, 256],
     standsInFor: ["wide_resnet50_2"],
-    howToObtain: TORCHVISION_ROUTE("wide_resnet50_2", "stem + layer1") +
-      " Offline stand-in: resnet50.",
+    torchvision: "wide_resnet50_2",
+    howToObtain: PAPER_CHECKPOINT("wide_resnet50_2-95faca4d.pth", "resnet50"),
   },
   resnext50_32x4d: {
     name: "resnext50_32x4d",
-    description: "The paper's ResNeXt-50 32×4d slice: stem + layer1",
-    sources: [],
-    preprocessing: "caffe",
-    sliceLayer: null,
+    description: "The paper's ResNeXt-50 32×4d slice (torchvision resnext50_32x4d, ImageNet-1k " +
+      "weights resnext50_32x4d-7cdf4587): stem + layer1",
+    sources: [{ url: TORCHVISION_URL("resnext50_32x4d-7cdf4587.pth") }],
+    preprocessing: "torch",
+    sliceLayer: "layer1",
     outputShape150: [38, 38, 256],
     standsInFor: ["resnext50_32x4d"],
-    howToObtain: TORCHVISION_ROUTE("resnext50_32x4d", "stem + layer1") +
-      " Offline stand-in: resnet50.",
+    torchvision: "resnext50_32x4d",
+    howToObtain: PAPER_CHECKPOINT("resnext50_32x4d-7cdf4587.pth", "resnet50"),
   },
   shufflenet_v2: {
     name: "shufflenet_v2",
-    description: "The paper's ShuffleNetV2 1.0 slice: conv1, max-pool, stage2",
-    sources: [],
-    preprocessing: "caffe",
-    sliceLayer: null,
+    description: "The paper's ShuffleNetV2 1.0 slice (torchvision shufflenet_v2_x1_0, " +
+      "ImageNet-1k weights shufflenetv2_x1-5666bf0f80): conv1, max-pool, stage2",
+    sources: [{ url: TORCHVISION_URL("shufflenetv2_x1-5666bf0f80.pth") }],
+    preprocessing: "torch",
+    sliceLayer: "stage2",
     outputShape150: [19, 19, 116],
     standsInFor: ["shufflenet_v2"],
-    howToObtain: TORCHVISION_ROUTE("shufflenet_v2_x1_0", "conv1, maxpool, stage2") +
-      " Offline stand-in: mobilenet_v1.",
+    torchvision: "shufflenet_v2",
+    howToObtain: PAPER_CHECKPOINT("shufflenetv2_x1-5666bf0f80.pth", "mobilenet_v1"),
   },
 };
 
-/** Names of the registered backbones that have at least one source (may still be offline). */
-export function loadableBackbones(): string[] {
-  return Object.values(BACKBONES).filter((s) => s.sources.length > 0).map((s) => s.name);
+/**
+ * Names of the registered backbones a run uses by default: those with a TF.js layers source
+ * (which may still be offline), and the torchvision networks whose checkpoint is already
+ * here (`hasCheckpoint`; they download on first use when named explicitly, e.g. by
+ * `paper.json`).
+ */
+export function loadableBackbones(
+  hasCheckpoint: (spec: BackboneSpec) => boolean = () => false,
+): string[] {
+  return Object.values(BACKBONES)
+    .filter((s) => s.sources.length > 0 && (s.torchvision === undefined || hasCheckpoint(s)))
+    .map((s) => s.name);
 }
 
 /** Checks a spec's fields and returns a normalised copy; throws with the field at fault. */
@@ -231,6 +262,12 @@ export function validateBackboneSpec(spec: BackboneSpec): BackboneSpec {
   if (spec.sliceLayer !== null && typeof spec.sliceLayer !== "string") {
     throw new Error(`${where}: "sliceLayer" must be a layer name or null`);
   }
+  if (spec.torchvision !== undefined && !TORCHVISION_ARCHITECTURES.includes(spec.torchvision)) {
+    throw new Error(
+      `${where}: "torchvision" must be one of ${TORCHVISION_ARCHITECTURES.join(", ")}, got ` +
+        JSON.stringify(spec.torchvision),
+    );
+  }
   return {
     name: spec.name,
     description: spec.description ?? "",
@@ -240,6 +277,7 @@ export function validateBackboneSpec(spec: BackboneSpec): BackboneSpec {
     outputShape150: spec.outputShape150,
     standsInFor: spec.standsInFor ?? [],
     howToObtain: spec.howToObtain,
+    ...(spec.torchvision !== undefined ? { torchvision: spec.torchvision } : {}),
   };
 }
 
