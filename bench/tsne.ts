@@ -11,8 +11,15 @@
  * per-feature offsets, noise, and a few large-magnitude outlier dimensions as in BERT;
  * log-scaled (Norm-2) like the pipeline before the layout.
  *
- * Run: `deno run -A bench/tsne.ts` (options: `--sizes=2000,10000`, `--tsnejs-points=500`,
- * `--no-e2e`, `--threads=2`, `--python=/usr/bin/python3`). Ends with one JSON line.
+ * Then the fit time of every feature map (t-SNE, PCA, kernel PCA, UMAP, random) at 4,608
+ * features × 10,000 samples beside scikit-learn's TSNE, PCA and KernelPCA and umap-learn's
+ * UMAP in the same run (umap-learn, often not packaged, is reported as unavailable without
+ * failing the bench).
+ *
+ * Run: `deno run -A bench/tsne.ts` (options: `--sizes=2000,10000`, `--features=4608`,
+ * `--layout-samples=10000` (0: skip the layouts), `--tsnejs-points=500`, `--no-e2e`,
+ * `--threads=2`, `--python=/usr/bin/python3`). Ends with one JSON line; a quick check:
+ * `--sizes=300 --features=600 --layout-samples=300 --tsnejs-points=200 --no-e2e`.
  *
  * The bench fails (exit 1, no JSON line) when the scikit-learn reference cannot run. It is
  * checked before anything is timed (Debian's python3-sklearn and python3-numpy), with a
@@ -27,10 +34,14 @@ import { join } from "node:path";
 import TsneJs from "tsne-js";
 import {
   ImageTransformer,
+  kernelPca,
   LogScaler,
+  randomizedPca,
+  randomLayout,
   squaredDistances,
   transposeMatrix,
   TSNE,
+  umapLayout,
 } from "../lib/image/mod.ts";
 import { Random } from "../lib/random.ts";
 import type { Matrix } from "../lib/types.ts";
@@ -40,6 +51,8 @@ const { values: args } = parseArgs({
   args: Deno.args,
   options: {
     sizes: { type: "string", default: "2000,10000" },
+    features: { type: "string", default: "4608" },
+    "layout-samples": { type: "string", default: "10000" },
     "tsnejs-points": { type: "string", default: "500" },
     "tsnejs-samples": { type: "string", default: "50" },
     threads: { type: "string", default: "2" },
@@ -49,6 +62,7 @@ const { values: args } = parseArgs({
   },
 });
 const threads = Number(args.threads);
+const features = Number(args.features);
 const PERPLEXITY = 30, N_ITER = 1000, LEARNING_RATE = 200, SEED = 1701;
 const REFERENCE = "the scikit-learn reference (bench/tsne_reference.py)";
 
@@ -167,6 +181,163 @@ function setFigure(key: string, value: number | undefined): void {
   if (typeof value === "number" && Number.isFinite(value)) figures[key] = value;
 }
 
+/**
+ * Our Barnes–Hut t-SNE and scikit-learn's (reference, run first) on the layout points of
+ * `features` × `samples`; records the `*_N<samples>` t-SNE figures and targets.
+ */
+async function tsnePair(samples: number, features: number): Promise<void> {
+  console.log(`\n== ${features} points × ${samples} dimensions ==`);
+  const points = layoutPoints(samples, features, 11 + samples);
+  const file = join(tmp, `points_${samples}.f32`);
+  await Deno.writeFile(
+    file,
+    new Uint8Array(points.data.buffer, points.data.byteOffset, points.data.byteLength),
+  );
+
+  // scikit-learn (reference), then ours, on the same points.
+  const py = await new Deno.Command(args.python, {
+    args: [
+      new URL("./tsne_reference.py", import.meta.url).pathname,
+      file,
+      String(features),
+      String(samples),
+      String(PERPLEXITY),
+      String(N_ITER),
+      String(LEARNING_RATE),
+      String(SEED),
+      String(threads),
+    ],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  if (!py.success) {
+    throw pythonFailure(REFERENCE, py.code, new TextDecoder().decode(py.stderr), args.python);
+  }
+  const lines = new TextDecoder().decode(py.stdout).trim().split("\n");
+  const ref = JSON.parse(lines[lines.length - 1]) as {
+    seconds: number;
+    kl: number;
+    n_iter: number;
+    sklearn: string;
+  };
+  console.log(
+    `sklearn ${ref.sklearn}: ${fmt(ref.seconds)} s, KL ${
+      fmt(ref.kl, 4)
+    } (${ref.n_iter} iterations)`,
+  );
+
+  const t0 = performance.now();
+  const tsne = new TSNE({
+    perplexity: PERPLEXITY,
+    nIter: N_ITER,
+    learningRate: LEARNING_RATE,
+    seed: SEED,
+    method: "barnes_hut",
+    threads,
+  });
+  await tsne.fit(points);
+  const ours = (performance.now() - t0) / 1000;
+  const t = tsne.timings_!;
+  console.log(
+    `ours: ${fmt(ours)} s (distances ${fmt(t.distances)}, affinities ${fmt(t.affinities)}, ` +
+      `optimise ${fmt(t.optimize)}), KL ${fmt(tsne.klDivergence_!, 4)} (${tsne.nIter_} iterations)`,
+  );
+  const timeRatio = ours / ref.seconds, klRatio = tsne.klDivergence_! / ref.kl;
+  console.log(`ratios ours/sklearn: time ${fmt(timeRatio, 3)}, KL ${fmt(klRatio, 4)}`);
+  figures[`sklearn_seconds_N${samples}`] = ref.seconds;
+  figures[`sklearn_kl_N${samples}`] = ref.kl;
+  figures[`ours_seconds_N${samples}`] = ours;
+  figures[`ours_distances_seconds_N${samples}`] = t.distances;
+  figures[`ours_optimize_seconds_N${samples}`] = t.optimize;
+  figures[`ours_kl_N${samples}`] = tsne.klDivergence_!;
+  targets[`time_ratio_vs_sklearn_N${samples}`] = {
+    value: timeRatio,
+    target: "<= 1",
+    met: timeRatio <= 1,
+  };
+  targets[`kl_ratio_vs_sklearn_N${samples}`] = {
+    value: klRatio,
+    target: "<= 1.05",
+    met: klRatio <= 1.05,
+  };
+  await Deno.remove(file);
+  await Deno.remove(`${file}.sklearn_map.f32`).catch(() => {});
+}
+
+/** Seconds taken by `f`. */
+async function seconds(f: () => unknown): Promise<number> {
+  const t0 = performance.now();
+  await f();
+  return (performance.now() - t0) / 1000;
+}
+
+/**
+ * Fit time of every feature map (t-SNE, PCA, kernel PCA, UMAP, random) on the layout points
+ * of `features` × `samples`, beside scikit-learn's TSNE, PCA and KernelPCA and umap-learn's
+ * UMAP (when importable; otherwise reported as unavailable) in the same run. Our figures
+ * time the map alone (`TSNE`, `randomizedPca`, `kernelPca`, `umapLayout`, `randomLayout`),
+ * as the references do. The t-SNE pair is reused when the t-SNE section ran this size.
+ */
+async function benchLayouts(samples: number, features: number): Promise<void> {
+  if (typeof figures[`ours_seconds_N${samples}`] !== "number") {
+    await tsnePair(samples, features);
+  }
+  console.log(`\n== layouts: ${features} features × ${samples} samples ==`);
+  const points = layoutPoints(samples, features, 11 + samples);
+  const file = join(tmp, `layout_points_${samples}.f32`);
+  await Deno.writeFile(
+    file,
+    new Uint8Array(points.data.buffer, points.data.byteOffset, points.data.byteLength),
+  );
+  const py = await new Deno.Command(args.python, {
+    args: [
+      new URL("./tsne_reference.py", import.meta.url).pathname,
+      "--layouts",
+      file,
+      String(features),
+      String(samples),
+      String(SEED),
+      String(threads),
+    ],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  await Deno.remove(file);
+  if (!py.success) {
+    throw pythonFailure(REFERENCE, py.code, new TextDecoder().decode(py.stderr), args.python);
+  }
+  const lines = new TextDecoder().decode(py.stdout).trim().split("\n");
+  const ref = JSON.parse(lines[lines.length - 1]) as {
+    pca_seconds: number;
+    kpca_seconds: number;
+    umap_seconds?: number;
+    umap: string;
+  };
+  const ours = {
+    tsne: figures[`ours_seconds_N${samples}`] as number,
+    pca: await seconds(() => randomizedPca(points, 2, { seed: SEED })),
+    kpca: await seconds(() => kernelPca(points, 2, { seed: SEED, threads })),
+    umap: await seconds(() => umapLayout(points, { seed: SEED }, { threads })),
+    random: await seconds(() => randomLayout(features, SEED)),
+  };
+  const theirs: Record<string, number | undefined> = {
+    tsne: figures[`sklearn_seconds_N${samples}`] as number,
+    pca: ref.pca_seconds,
+    kpca: ref.kpca_seconds,
+    umap: ref.umap_seconds,
+  };
+  for (const [name, value] of Object.entries(ours)) {
+    const other = theirs[name];
+    const versus = other === undefined
+      ? name === "umap" ? ` (umap-learn: ${ref.umap})` : ""
+      : ` (reference ${fmt(other)} s, ratio ${fmt(value / other, 3)})`;
+    console.log(`${name}: ${fmt(value, 3)} s${versus}`);
+    figures[`layout_${name}_seconds_N${samples}`] = value;
+    setFigure(`reference_${name}_seconds_N${samples}`, other);
+  }
+  if (ref.umap_seconds === undefined) figures.umap_learn = ref.umap;
+}
+
 // ---- main mode ----
 const tmp = await Deno.makeTempDir({ prefix: "tsne_bench_" });
 const figures: Record<string, number | string> = {};
@@ -182,88 +353,16 @@ setFigure("load_average_start", loadAverage());
 let failed = false;
 try {
   const sizes = args.sizes.split(",").map(Number).filter((v) => v > 0);
-  if (sizes.length > 0) await requirePython(REFERENCE, ["numpy", "sklearn.manifold"], args.python);
-  for (const samples of sizes) {
-    const features = 4608;
-    console.log(`\n== ${features} points × ${samples} dimensions ==`);
-    const points = layoutPoints(samples, features, 11 + samples);
-    const file = join(tmp, `points_${samples}.f32`);
-    await Deno.writeFile(
-      file,
-      new Uint8Array(points.data.buffer, points.data.byteOffset, points.data.byteLength),
+  const layoutSamples = Number(args["layout-samples"]);
+  if (sizes.length > 0 || layoutSamples > 0) {
+    await requirePython(
+      REFERENCE,
+      ["numpy", "sklearn.manifold", "sklearn.decomposition"],
+      args.python,
     );
-
-    // scikit-learn (reference), then ours, on the same points.
-    const py = await new Deno.Command(args.python, {
-      args: [
-        new URL("./tsne_reference.py", import.meta.url).pathname,
-        file,
-        String(features),
-        String(samples),
-        String(PERPLEXITY),
-        String(N_ITER),
-        String(LEARNING_RATE),
-        String(SEED),
-        String(threads),
-      ],
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
-    if (!py.success) {
-      throw pythonFailure(REFERENCE, py.code, new TextDecoder().decode(py.stderr), args.python);
-    }
-    const lines = new TextDecoder().decode(py.stdout).trim().split("\n");
-    const ref = JSON.parse(lines[lines.length - 1]) as {
-      seconds: number;
-      kl: number;
-      n_iter: number;
-      sklearn: string;
-    };
-    console.log(
-      `sklearn ${ref.sklearn}: ${fmt(ref.seconds)} s, KL ${
-        fmt(ref.kl, 4)
-      } (${ref.n_iter} iterations)`,
-    );
-
-    const t0 = performance.now();
-    const tsne = new TSNE({
-      perplexity: PERPLEXITY,
-      nIter: N_ITER,
-      learningRate: LEARNING_RATE,
-      seed: SEED,
-      method: "barnes_hut",
-      threads,
-    });
-    await tsne.fit(points);
-    const ours = (performance.now() - t0) / 1000;
-    const t = tsne.timings_!;
-    console.log(
-      `ours: ${fmt(ours)} s (distances ${fmt(t.distances)}, affinities ${fmt(t.affinities)}, ` +
-        `optimise ${fmt(t.optimize)}), KL ${
-          fmt(tsne.klDivergence_!, 4)
-        } (${tsne.nIter_} iterations)`,
-    );
-    const timeRatio = ours / ref.seconds, klRatio = tsne.klDivergence_! / ref.kl;
-    console.log(`ratios ours/sklearn: time ${fmt(timeRatio, 3)}, KL ${fmt(klRatio, 4)}`);
-    figures[`sklearn_seconds_N${samples}`] = ref.seconds;
-    figures[`sklearn_kl_N${samples}`] = ref.kl;
-    figures[`ours_seconds_N${samples}`] = ours;
-    figures[`ours_distances_seconds_N${samples}`] = t.distances;
-    figures[`ours_optimize_seconds_N${samples}`] = t.optimize;
-    figures[`ours_kl_N${samples}`] = tsne.klDivergence_!;
-    targets[`time_ratio_vs_sklearn_N${samples}`] = {
-      value: timeRatio,
-      target: "<= 1",
-      met: timeRatio <= 1,
-    };
-    targets[`kl_ratio_vs_sklearn_N${samples}`] = {
-      value: klRatio,
-      target: "<= 1.05",
-      met: klRatio <= 1.05,
-    };
-    await Deno.remove(file);
-    await Deno.remove(`${file}.sklearn_map.f32`).catch(() => {});
   }
+  for (const samples of sizes) await tsnePair(samples, features);
+  if (layoutSamples > 0) await benchLayouts(layoutSamples, features);
 
   // tsne-js (exact, plain Euclidean distances) on a smaller problem; ours minimises the same
   // objective (the same distances, precomputed) and its time includes computing them.

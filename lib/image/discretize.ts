@@ -1,10 +1,14 @@
 /**
  * From the rotated 2-D feature map to pixel coordinates on an `H × W` grid.
  *
- * - `bin` (the paper's, pyDeepInsight's default): per axis, `numpy.digitize` against `P`
- *   equally spaced edges from min to max (`linspace(min, max, P)`), minus one; so the
- *   first axis gives the row (0..H−1) and the second the column (0..W−1), the maximum
- *   landing in the last bin.
+ * - `bin` (the paper's): per axis, by default `numpy.digitize` against `P` equally spaced
+ *   edges from min to max (`linspace(min, max, P)`), minus one, the convention of the 2021
+ *   pyDeepInsight code the paper used (today's pyDeepInsight uses `P` equal-width bins
+ *   instead, {@link BinConvention} `"equal-width"`); the first axis gives the row (0..H−1)
+ *   and the second the column (0..W−1), the maximum landing in the last bin.
+ * - `qtb` (quantile-transform binning): each axis is first replaced by its quantile ranks,
+ *   uniform on `[0, 1]` ({@link quantileRanks}), then cut into `P` equal-width bins, so the
+ *   features spread evenly over the rows and over the columns whatever the map's density.
  * - `lsa`: features are scaled onto the pixel-centre grid; when there are more features than
  *   pixels they are first grouped by k-means into as many groups as pixels; then a linear
  *   sum assignment puts every group on its own pixel (least total squared distance), so
@@ -24,8 +28,28 @@ export interface PixelCoords {
   shape: [number, number];
 }
 
-/** How rotated coordinates become pixels. */
-export type Discretization = "bin" | "lsa";
+/** How rotated coordinates become pixels: `"bin"`, `"qtb"` or `"lsa"` (see the module doc). */
+export type Discretization = "bin" | "qtb" | "lsa";
+
+/** The discretisations, for validation. */
+export const DISCRETIZATIONS: ReadonlyArray<Discretization> = ["bin", "qtb", "lsa"];
+
+/**
+ * How an axis is cut into `P` bins. `"edges"`: `digitize(x, linspace(min, max, P)) − 1`
+ * (the 2021 pyDeepInsight code, the paper's): `P − 1` bins of width `(max − min)/(P − 1)`,
+ * the last bin holding only the maximum. `"equal-width"`: `floor(P·(x − min)/(max − min))`
+ * with the maximum moved into bin `P − 1` (today's pyDeepInsight): `P` bins of equal width.
+ * A constant axis puts every point in bin 0.
+ */
+export type BinConvention = "edges" | "equal-width";
+
+/**
+ * Where `lsa` puts the pixel centres. `"grid"` (ours): coordinates scaled to `[0, P − 1]`,
+ * centres at the integer indices, so the extreme features sit on the outer pixels' centres.
+ * `"pydeepinsight"`: coordinates scaled to `[0, P]` as for its binning, centres at the
+ * integer indices `0..P − 1` (see `compat.ts` for the assumptions).
+ */
+export type LsaCentres = "grid" | "pydeepinsight";
 
 /** numpy's `linspace(start, stop, num)` in double precision (last value exactly `stop`). */
 export function linspace(start: number, stop: number, num: number): Float64Array {
@@ -70,21 +94,87 @@ function axisRange(points: Matrix, axis: number): [number, number] {
 }
 
 /**
- * The paper's `bin` discretisation of rotated coordinates `[n, 2]` onto `[H, W]`:
- * `row = digitize(x₀, linspace(min x₀, max x₀, H)) − 1` and likewise for the column.
+ * Bin of `x` among `size` equal-width bins over `[min, max]`: `floor(size·(x − min)/(max −
+ * min))`, the maximum in the last bin, a constant axis (`max = min`) in bin 0.
  */
-export function binCoordinates(rotated: Matrix, pixels: [number, number]): PixelCoords {
+export function equalWidthBin(x: number, min: number, max: number, size: number): number {
+  if (!(max > min)) return 0;
+  const b = Math.floor(((x - min) / (max - min)) * size);
+  return Math.min(Math.max(b, 0), size - 1);
+}
+
+/**
+ * The `bin` discretisation of rotated coordinates `[n, 2]` onto `[H, W]`. With the default
+ * `bins: "edges"` (the paper's): `row = digitize(x₀, linspace(min x₀, max x₀, H)) − 1` and
+ * likewise for the column; with `"equal-width"`: {@link equalWidthBin} per axis.
+ */
+export function binCoordinates(
+  rotated: Matrix,
+  pixels: [number, number],
+  options: { bins?: BinConvention } = {},
+): PixelCoords {
   checkGrid(pixels);
+  const bins = options.bins ?? "edges";
+  if (bins !== "edges" && bins !== "equal-width") {
+    throw new Error(`bins must be "edges" or "equal-width", got ${JSON.stringify(bins)}`);
+  }
   const n = rotated.shape[0];
   const out = new Int32Array(2 * n);
   for (let axis = 0; axis < 2; axis++) {
     const [min, max] = axisRange(rotated, axis);
     const size = pixels[axis];
+    if (bins === "equal-width") {
+      for (let i = 0; i < n; i++) {
+        out[2 * i + axis] = equalWidthBin(rotated.data[2 * i + axis], min, max, size);
+      }
+      continue;
+    }
     const edges = linspace(min, max, size);
     for (let i = 0; i < n; i++) {
       const b = digitize(rotated.data[2 * i + axis], edges) - 1;
       out[2 * i + axis] = Math.min(Math.max(b, 0), size - 1);
     }
+  }
+  return { data: out, shape: [n, 2] };
+}
+
+/**
+ * Quantile ranks of `values` on `[0, 1]`: the rank of each value among them (0 for the
+ * smallest, `n − 1` for the largest; tied values share their average rank) divided by
+ * `n − 1`. This is scikit-learn's `QuantileTransformer(n_quantiles=n)` to a uniform output.
+ * A single value gets 0.
+ */
+export function quantileRanks(values: ArrayLike<number>): Float64Array {
+  const n = values.length;
+  const out = new Float64Array(n);
+  if (n <= 1) return out;
+  const order = Array.from({ length: n }, (_, i) => i).sort((a, b) => values[a] - values[b]);
+  for (let start = 0; start < n;) {
+    let end = start + 1;
+    while (end < n && values[order[end]] === values[order[start]]) end++;
+    const rank = (start + end - 1) / 2 / (n - 1);
+    for (let t = start; t < end; t++) out[order[t]] = rank;
+    start = end;
+  }
+  return out;
+}
+
+/**
+ * The `qtb` discretisation: each axis of the rotated coordinates `[n, 2]` replaced by its
+ * {@link quantileRanks}, then cut into `H` (rows) and `W` (columns) equal-width bins of
+ * `[0, 1]`, so each row and each column receives about `n/H` and `n/W` features. (Equal
+ * widths whatever the `bin` convention: `"edges"` would give the last row to the maximum
+ * alone.)
+ */
+export function qtbCoordinates(rotated: Matrix, pixels: [number, number]): PixelCoords {
+  checkGrid(pixels);
+  const n = rotated.shape[0];
+  const out = new Int32Array(2 * n);
+  const axisValues = new Float64Array(n);
+  for (let axis = 0; axis < 2; axis++) {
+    for (let i = 0; i < n; i++) axisValues[i] = rotated.data[2 * i + axis];
+    const ranks = quantileRanks(axisValues);
+    for (let i = 0; i < n; i++) out[2 * i + axis] = equalWidthBin(ranks[i], 0, 1, pixels[axis]);
   }
   return { data: out, shape: [n, 2] };
 }
@@ -194,16 +284,21 @@ export function kMeans2D(
 }
 
 /**
- * The `lsa` discretisation: rotated coordinates `[n, 2]` scaled onto pixel centres, grouped
- * by k-means when `n > H·W`, then each group assigned its own pixel by linear sum assignment
- * (squared distance). At most one group per pixel; features of a group share its pixel.
+ * The `lsa` discretisation: rotated coordinates `[n, 2]` scaled onto pixel centres (per
+ * `centres`, default `"grid"`: see {@link LsaCentres}), grouped by k-means when `n > H·W`,
+ * then each group assigned its own pixel by linear sum assignment (squared distance to the
+ * integer pixel indices). At most one group per pixel; features of a group share its pixel.
  */
 export function lsaCoordinates(
   rotated: Matrix,
   pixels: [number, number],
-  options: { seed?: number } = {},
+  options: { seed?: number; centres?: LsaCentres } = {},
 ): PixelCoords {
   checkGrid(pixels);
+  const centres = options.centres ?? "grid";
+  if (centres !== "grid" && centres !== "pydeepinsight") {
+    throw new Error(`centres must be "grid" or "pydeepinsight", got ${JSON.stringify(centres)}`);
+  }
   const [h, w] = pixels;
   const n = rotated.shape[0];
   const scaled = new Float32Array(2 * n);
@@ -211,8 +306,9 @@ export function lsaCoordinates(
     const [min, max] = axisRange(rotated, axis);
     const span = max > min ? max - min : 1;
     const size = axis === 0 ? h : w;
+    const top = centres === "grid" ? size - 1 : size;
     for (let i = 0; i < n; i++) {
-      scaled[2 * i + axis] = ((rotated.data[2 * i + axis] - min) / span) * (size - 1);
+      scaled[2 * i + axis] = ((rotated.data[2 * i + axis] - min) / span) * top;
     }
   }
   const nPixels = h * w;

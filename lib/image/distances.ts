@@ -449,3 +449,68 @@ export async function nearestNeighbors(
   }
   return { indices, sqDistances, n, k };
 }
+
+/**
+ * Metric of the input space: `"euclidean"`, or `"cosine"` (the cosine distance
+ * `1 − cos θ`, the metric pyDeepInsight's t-SNE uses).
+ */
+export type Metric = "euclidean" | "cosine";
+
+/**
+ * The rows of `points` `[n, d]` scaled to unit length, so that squared Euclidean distances
+ * between them are twice the cosine distances: `‖u − v‖² = 2 (1 − cos θ)`. An all-zero
+ * row has no direction; like scikit-learn's `cosine_distances` it is put at cosine
+ * distance 1 from every other row, by giving all rows one extra coordinate (0 for the
+ * others, 1 for zero rows). Two zero rows are then at distance 0 from each other
+ * (scikit-learn: 1). Without zero rows the result has `d` columns.
+ */
+export function unitRows(points: Matrix): Matrix {
+  const [n, d] = checkPoints(points);
+  const norms = new Float64Array(n);
+  let zeros = 0;
+  for (let i = 0; i < n; i++) {
+    let s = 0;
+    for (let c = 0, b = i * d; c < d; c++) s += points.data[b + c] * points.data[b + c];
+    norms[i] = Math.sqrt(s);
+    if (norms[i] === 0) zeros++;
+  }
+  const width = zeros > 0 ? d + 1 : d;
+  const out = new Float32Array(new SharedArrayBuffer(4 * n * width));
+  for (let i = 0; i < n; i++) {
+    const inv = norms[i] > 0 ? 1 / norms[i] : 0;
+    for (let c = 0, b = i * d, o = i * width; c < d; c++) out[o + c] = points.data[b + c] * inv;
+    if (zeros > 0 && norms[i] === 0) out[i * width + d] = 1;
+  }
+  return { data: out, shape: [n, width] };
+}
+
+/**
+ * Full `n × n` distances of the rows of `points` under `metric` (zero diagonal): squared
+ * Euclidean distances, or cosine distances `1 − cos θ` (clipped at 0).
+ */
+export async function metricDistances(
+  points: Matrix,
+  metric: Metric,
+  options: DistanceOptions = {},
+): Promise<Float32Array> {
+  if (metric === "euclidean") return await squaredDistances(points, options);
+  const sq = await squaredDistances(unitRows(points), options);
+  for (let t = 0; t < sq.length; t++) sq[t] = sq[t] / 2;
+  return sq;
+}
+
+/**
+ * The `k` nearest neighbours of every row of `points` under `metric`; `sqDistances` then
+ * holds squared Euclidean distances, or cosine distances for `"cosine"`.
+ */
+export async function metricNeighbors(
+  points: Matrix,
+  k: number,
+  metric: Metric,
+  options: DistanceOptions = {},
+): Promise<Neighbors> {
+  if (metric === "euclidean") return await nearestNeighbors(points, k, options);
+  const nb = await nearestNeighbors(unitRows(points), k, options);
+  for (let t = 0; t < nb.sqDistances.length; t++) nb.sqDistances[t] /= 2;
+  return nb;
+}

@@ -1,8 +1,10 @@
 /**
  * Stage 2 of the paper: embedding vectors → DeepInsight images. Scalers, our own t-SNE
- * (exact and Barnes–Hut, wasm-accelerated distances), the layout geometry (convex hull,
- * minimum bounding rectangle), discretisation onto a pixel grid (`bin`, `lsa` through our
- * own linear assignment solver), the {@link ImageTransformer} and PNG output.
+ * (exact and Barnes–Hut, wasm-accelerated distances, Euclidean or cosine), other feature maps
+ * (PCA, RBF kernel PCA, UMAP through umap-js, a random control), the layout geometry (convex
+ * hull, minimum bounding rectangle), discretisation onto a pixel grid (`bin`, `qtb`, `lsa`
+ * through our own linear assignment solver), pyDeepInsight compatibility conventions, the
+ * {@link ImageTransformer} and PNG output.
  *
  * @module
  */
@@ -20,6 +22,8 @@ export {
   klDivergenceExact,
   TSNE,
   type TsneFitOptions,
+  tsneInputDistances,
+  type TsneMetric,
   type TsneOptions,
   type TsneProgress,
   type TsneTimings,
@@ -34,11 +38,28 @@ export {
   type DistanceOptions,
   type Gram,
   gramMatrix,
+  type Metric,
+  metricDistances,
+  metricNeighbors,
   nearestNeighbors,
   type Neighbors,
   neighborsFromDistances,
   squaredDistances,
+  unitRows,
 } from "./distances.ts";
+export {
+  kernelPca,
+  type KernelPcaOptions,
+  type KernelPcaResult,
+  type LayoutProgress,
+  type LayoutRunOptions,
+  randomLayout,
+  resolveUmapOptions,
+  UMAP_DEFAULTS,
+  umapLayout,
+  type UmapOptions,
+} from "./layouts.ts";
+export { type Compat, type LayoutConventions, layoutConventions } from "./compat.ts";
 export { type PcaOptions, type PcaResult, randomizedPca, symmetricEigen } from "./linalg.ts";
 export {
   type BoundingRectangle,
@@ -51,17 +72,24 @@ export {
   rotationFor,
 } from "./hull.ts";
 export {
+  type BinConvention,
   binCoordinates,
   type Clusters,
   digitize,
   type Discretization,
+  DISCRETIZATIONS,
+  equalWidthBin,
   kMeans2D,
   linspace,
+  type LsaCentres,
   lsaCoordinates,
   type PixelCoords,
+  qtbCoordinates,
+  quantileRanks,
 } from "./discretize.ts";
 export { type Assignment, linearSumAssignment } from "./lsa.ts";
 export {
+  FEATURE_EXTRACTORS,
   type FeatureEmbedder,
   type FeatureExtractor,
   ImageTransformer,
@@ -69,6 +97,7 @@ export {
   type ImageTransformerOptions,
   type ImageTransformerProgress,
   type ImageTransformerState,
+  type NamedFeatureExtractor,
   type TransformerLayout,
   type TransformOptions,
   transposeMatrix,

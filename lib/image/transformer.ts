@@ -7,6 +7,8 @@
  *
  * ```ts
  * const it = new ImageTransformer({ pixels: 50, scaler: "log", tsne: { seed: 1701 } });
+ * // or: featureExtractor "pca" | "kpca" | "umap" | "random", discretization "qtb" | "lsa",
+ * //     tsne: { metric: "cosine" }, compat: "pydeepinsight" (see compat.ts)
  * await it.fit(trainX);                 // Matrix [samples, features]
  * const images = it.transform(testX);   // ImageBatch [n, 50, 50]
  * await it.save("data/layout.json");    // later: await ImageTransformer.load(...)
@@ -15,11 +17,14 @@
  * @module
  */
 import type { FeatureBatch, ImageBatch, Matrix } from "../types.ts";
+import { type Compat, type LayoutConventions, layoutConventions } from "./compat.ts";
 import {
   binCoordinates,
   type Discretization,
+  DISCRETIZATIONS,
   lsaCoordinates,
   type PixelCoords,
+  qtbCoordinates,
 } from "./discretize.ts";
 import {
   type BoundingRectangle,
@@ -27,7 +32,18 @@ import {
   type Hull,
   minimumBoundingRectangle,
   rotatePoints,
+  type Rotation,
+  rotationFor,
 } from "./hull.ts";
+import {
+  kernelPca,
+  type KernelPcaOptions,
+  type LayoutProgress,
+  randomLayout,
+  resolveUmapOptions,
+  umapLayout,
+  type UmapOptions,
+} from "./layouts.ts";
 import { randomizedPca } from "./linalg.ts";
 import { makeScaler, type Scaler, scalerFromJSON, type ScalerState } from "./scalers.ts";
 import { TSNE, type TsneOptions, type TsneProgress } from "./tsne.ts";
@@ -58,31 +74,67 @@ export interface FeatureEmbedder {
   ): Matrix | Promise<Matrix>;
 }
 
-/** `"tsne"` (default), `"pca"` (first two principal components), or a custom embedder. */
-export type FeatureExtractor = "tsne" | "pca" | FeatureEmbedder;
+/**
+ * The named feature maps: `"tsne"` (the paper's), `"pca"` (first two principal
+ * components), `"kpca"` (RBF kernel PCA), `"umap"`, `"random"` (uniform random positions,
+ * a control).
+ */
+export type NamedFeatureExtractor = "tsne" | "pca" | "kpca" | "umap" | "random";
+
+/** The named feature maps, for validation. */
+export const FEATURE_EXTRACTORS: ReadonlyArray<NamedFeatureExtractor> = [
+  "tsne",
+  "pca",
+  "kpca",
+  "umap",
+  "random",
+];
+
+/** A named feature map (default `"tsne"`) or a custom embedder. */
+export type FeatureExtractor = NamedFeatureExtractor | FeatureEmbedder;
 
 /** Options of {@link ImageTransformer}. */
 export interface ImageTransformerOptions {
-  /** How features are laid out in 2-D (default `"tsne"`). */
+  /**
+   * How features are laid out in 2-D (default `"tsne"`): `"tsne"`, `"pca"`, `"kpca"`
+   * (options {@link kernelPca}), `"umap"` (options {@link umap}), `"random"`, or an object
+   * with `fitTransform(points)`.
+   */
   featureExtractor?: FeatureExtractor;
   /** Grid size: `P` for `P × P`, or `[height, width]` (default 50). */
   pixels?: number | [number, number];
-  /** `"bin"` (default, the paper's) or `"lsa"` (one feature group per pixel). */
+  /**
+   * `"bin"` (default, the paper's), `"qtb"` (quantile ranks per axis, then equal-width
+   * bins: features spread over the grid) or `"lsa"` (one feature group per pixel).
+   */
   discretization?: Discretization;
+  /**
+   * pyDeepInsight compatibility (default: none, the correct geometry): `"pydeepinsight-2021"`
+   * (the 2021 code the paper used: rotation by +angle; `bin` only) or `"pydeepinsight"`
+   * (today's: rotation by +angle, `P` equal-width bins, its `lsa` centres). See `compat.ts`.
+   */
+  compat?: Compat;
   /** Value of pixels no feature maps to (default 0). */
   emptyValue?: number;
   /** Feature scaling fitted in {@link ImageTransformer.fit}: `"log"` (default, the paper's Norm-2), `"minmax"`, `"none"`, or a scaler instance. */
   scaler?: "log" | "minmax" | "none" | Scaler;
-  /** Options of the t-SNE layout (defaults: the paper's, seed 1701). */
+  /** Options of the t-SNE layout (defaults: the paper's, seed 1701; `metric` `"euclidean"` or `"cosine"`). */
   tsne?: TsneOptions;
-  /** Seed for the `lsa` k-means and the PCA extractor (default: the t-SNE seed, else 1701). */
+  /** Options of the `"kpca"` layout (default `gamma`: 1 / the number of samples fitted on). */
+  kernelPca?: KernelPcaOptions;
+  /** Options of the `"umap"` layout (umap-learn's defaults; `seed` defaults to {@link seed}). */
+  umap?: UmapOptions;
+  /**
+   * Seed for the `lsa` k-means and the PCA, kernel PCA, UMAP and random extractors
+   * (default: the t-SNE seed, else 1701).
+   */
   seed?: number;
 }
 
 /** Progress of {@link ImageTransformer.fit}. */
 export interface ImageTransformerProgress {
-  /** `"scale"`, a t-SNE phase, or `"layout"`. */
-  phase: "scale" | "layout" | TsneProgress["phase"];
+  /** `"scale"`, a t-SNE or other feature-map phase, or `"layout"`. */
+  phase: "scale" | "layout" | TsneProgress["phase"] | LayoutProgress["phase"];
   /** Units done in this phase. */
   done: number;
   /** Units in this phase. */
@@ -105,7 +157,12 @@ export interface TransformerLayout {
   hull: Hull;
   /** The minimum-area bounding rectangle of the hull (corners in map coordinates). */
   rectangle: BoundingRectangle;
-  /** The map rotated so the rectangle is axis-aligned `[features, 2]` (axis 0 → rows). */
+  /**
+   * The rotation applied: the rectangle's (by −angle), or under a pyDeepInsight
+   * {@link ImageTransformerOptions.compat} its mirror (by +angle).
+   */
+  rotation: Rotation;
+  /** The map rotated by {@link rotation} `[features, 2]` (axis 0 → rows). */
   rotated: Matrix;
 }
 
@@ -121,18 +178,24 @@ export interface ImageTransformerState {
   format: "text-as-image/image-transformer";
   /** Format version. */
   version: 1;
-  /** `"tsne"`, `"pca"` or `"custom"` (a custom extractor cannot be saved; refits need it again). */
-  featureExtractor: "tsne" | "pca" | "custom";
+  /** A named extractor, or `"custom"` (a custom extractor cannot be saved; refits need it again). */
+  featureExtractor: NamedFeatureExtractor | "custom";
   /** `[height, width]`. */
   pixels: [number, number];
   /** Discretisation. */
   discretization: Discretization;
   /** Value of empty pixels. */
   emptyValue: number;
-  /** Seed for `lsa` and PCA. */
+  /** Seed for `lsa` and the non-t-SNE extractors. */
   seed: number;
   /** t-SNE options (without a matrix `init`). */
   tsne: Omit<TsneOptions, "init"> & { init?: "random" | "pca" };
+  /** Kernel PCA options (absent in older files: the defaults). */
+  kernelPca?: KernelPcaOptions;
+  /** UMAP options (absent in older files: the defaults). */
+  umap?: UmapOptions;
+  /** pyDeepInsight compatibility (absent: none). */
+  compat?: Compat;
   /** The fitted scaler. */
   scaler: ScalerState;
   /** Number of features. */
@@ -188,7 +251,13 @@ export class ImageTransformer {
   emptyValue: number;
   /** t-SNE options. */
   readonly tsneOptions: TsneOptions;
-  /** Seed for `lsa` and PCA. */
+  /** Kernel PCA options (for `"kpca"`). */
+  readonly kernelPcaOptions: KernelPcaOptions;
+  /** UMAP options (for `"umap"`). */
+  readonly umapOptions: UmapOptions;
+  /** pyDeepInsight compatibility, if any. */
+  readonly compat?: Compat;
+  /** Seed for `lsa` and the non-t-SNE extractors. */
   readonly seed: number;
   /** The scaler (fitted by {@link fit}). */
   scaler_: Scaler;
@@ -199,6 +268,7 @@ export class ImageTransformer {
   /** The t-SNE estimator of the last fit (timings, iterations), when t-SNE made the map. */
   tsne_?: TSNE;
   #pixels: [number, number];
+  #conventions: LayoutConventions;
   #layout?: TransformerLayout;
   #coords?: PixelCoords;
   #pixelOfFeature?: Int32Array;
@@ -209,27 +279,47 @@ export class ImageTransformer {
   constructor(options: ImageTransformerOptions = {}) {
     this.featureExtractor = options.featureExtractor ?? "tsne";
     if (
-      typeof this.featureExtractor === "string" &&
-      this.featureExtractor !== "tsne" && this.featureExtractor !== "pca"
+      typeof this.featureExtractor !== "object" &&
+      !FEATURE_EXTRACTORS.includes(this.featureExtractor)
     ) {
       throw new Error(
-        `featureExtractor must be "tsne", "pca" or an object with fitTransform(points), got ${
-          JSON.stringify(this.featureExtractor)
-        }`,
+        `featureExtractor must be one of ${
+          FEATURE_EXTRACTORS.map((e) => JSON.stringify(e)).join(", ")
+        } or an object with fitTransform(points), got ${JSON.stringify(this.featureExtractor)}`,
       );
     }
     this.#pixels = resolvePixels(options.pixels ?? 50);
+    this.compat = options.compat;
+    this.#conventions = layoutConventions(this.compat);
     this.discretization = options.discretization ?? "bin";
-    if (this.discretization !== "bin" && this.discretization !== "lsa") {
-      throw new Error(
-        `discretization must be "bin" or "lsa", got ${JSON.stringify(this.discretization)}`,
-      );
-    }
+    this.#checkDiscretization(this.discretization);
     this.emptyValue = options.emptyValue ?? 0;
     const scaler = options.scaler ?? "log";
     this.scaler_ = typeof scaler === "string" ? makeScaler(scaler) : scaler;
     this.tsneOptions = { ...(options.tsne ?? {}) };
+    this.kernelPcaOptions = { ...(options.kernelPca ?? {}) };
+    const gamma = this.kernelPcaOptions.gamma;
+    if (gamma !== undefined && !(gamma > 0 && Number.isFinite(gamma))) {
+      throw new Error(`kernelPca.gamma must be a positive number or left out, got ${gamma}`);
+    }
+    this.umapOptions = { ...(options.umap ?? {}) };
+    resolveUmapOptions(this.umapOptions);
     this.seed = options.seed ?? this.tsneOptions.seed ?? 1701;
+  }
+
+  /** Throws unless `discretization` is known and allowed by the compatibility setting. */
+  #checkDiscretization(discretization: Discretization): void {
+    if (!DISCRETIZATIONS.includes(discretization)) {
+      throw new Error(
+        `discretization must be "bin", "qtb" or "lsa", got ${JSON.stringify(discretization)}`,
+      );
+    }
+    if (!this.#conventions.discretizations.includes(discretization)) {
+      throw new Error(
+        `discretization "${discretization}" is not part of compat "${this.compat}" (the 2021 ` +
+          `pyDeepInsight code only bins); use "bin", or compat "pydeepinsight" or none`,
+      );
+    }
   }
 
   /** Grid size `[height, width]`. */
@@ -268,32 +358,53 @@ export class ImageTransformer {
     this.scaler_.fit(X);
     const points = this.#scaledPoints(X);
     report({ phase: "scale", done: 1, total: 1 });
-    let embedding: Matrix;
     this.klDivergence_ = undefined;
     this.tsne_ = undefined;
-    if (this.featureExtractor === "tsne") {
-      const tsne = new TSNE({ ...this.tsneOptions, nComponents: 2 });
-      embedding = await tsne.fitTransform(points, {
-        onProgress: (p) => report({ phase: p.phase, done: p.done, total: p.total, kl: p.kl }),
-      });
-      this.klDivergence_ = tsne.klDivergence_;
-      this.tsne_ = tsne;
-    } else if (this.featureExtractor === "pca") {
-      embedding = (await randomizedPca(points, 2, { seed: this.seed })).scores;
-    } else {
-      embedding = await this.featureExtractor.fitTransform(points, {
-        onProgress: (p) => report({ phase: p.phase, done: p.done, total: p.total, kl: p.kl }),
-      });
-      if (embedding.shape[0] !== features || embedding.shape[1] !== 2) {
-        throw new Error(
-          `the feature extractor returned shape [${embedding.shape}], expected [${features}, 2]`,
-        );
-      }
+    const embedding = await this.#embed(points, report);
+    if (embedding.shape[0] !== features || embedding.shape[1] !== 2) {
+      throw new Error(
+        `the feature extractor returned shape [${embedding.shape}], expected [${features}, 2]`,
+      );
     }
     report({ phase: "layout", done: 0, total: 1 });
     this.#setEmbedding(embedding);
     report({ phase: "layout", done: 1, total: 1 });
     return this;
+  }
+
+  /** The 2-D map of the points (features) by the chosen extractor. */
+  async #embed(
+    points: Matrix,
+    report: (p: ImageTransformerProgress) => void,
+  ): Promise<Matrix> {
+    const extractor = this.featureExtractor;
+    const forward = (p: TsneProgress | LayoutProgress) =>
+      report({ phase: p.phase, done: p.done, total: p.total, kl: "kl" in p ? p.kl : undefined });
+    switch (extractor) {
+      case "tsne": {
+        const tsne = new TSNE({ ...this.tsneOptions, nComponents: 2 });
+        const embedding = await tsne.fitTransform(points, { onProgress: forward });
+        this.klDivergence_ = tsne.klDivergence_;
+        this.tsne_ = tsne;
+        return embedding;
+      }
+      case "pca":
+        return (await randomizedPca(points, 2, { seed: this.seed })).scores;
+      case "kpca":
+        return (await kernelPca(points, 2, {
+          ...this.kernelPcaOptions,
+          seed: this.seed,
+          onProgress: forward,
+        })).scores;
+      case "umap":
+        return await umapLayout(points, { seed: this.seed, ...this.umapOptions }, {
+          onProgress: forward,
+        });
+      case "random":
+        return randomLayout(points.shape[0], this.seed);
+      default:
+        return await extractor.fitTransform(points, { onProgress: forward });
+    }
   }
 
   /**
@@ -325,16 +436,26 @@ export class ImageTransformer {
     this.embedding_ = { data: Float32Array.from(embedding.data), shape: [embedding.shape[0], 2] };
     const hull = convexHull(this.embedding_);
     const rectangle = minimumBoundingRectangle(hull.points);
-    const rotated = rotatePoints(this.embedding_, rectangle.rotation);
-    this.#layout = { embedding: this.embedding_, hull, rectangle, rotated };
+    // rotationFor(a) rotates by −a; pyDeepInsight's sign (+a) is rotationFor(−a).
+    const rotation = this.#conventions.rotationSign < 0
+      ? rectangle.rotation
+      : rotationFor(-rectangle.angle);
+    const rotated = rotatePoints(this.embedding_, rotation);
+    this.#layout = { embedding: this.embedding_, hull, rectangle, rotation, rotated };
     this.#setCoords(coords ?? this.#discretize());
   }
 
   #discretize(): PixelCoords {
     const rotated = this.#layout!.rotated;
-    return this.discretization === "bin"
-      ? binCoordinates(rotated, this.#pixels)
-      : lsaCoordinates(rotated, this.#pixels, { seed: this.seed });
+    const { bins, lsaCentres } = this.#conventions;
+    switch (this.discretization) {
+      case "bin":
+        return binCoordinates(rotated, this.#pixels, { bins });
+      case "qtb":
+        return qtbCoordinates(rotated, this.#pixels);
+      case "lsa":
+        return lsaCoordinates(rotated, this.#pixels, { seed: this.seed, centres: lsaCentres });
+    }
   }
 
   #setCoords(coords: PixelCoords): void {
@@ -495,6 +616,7 @@ export class ImageTransformer {
    */
   setPixels(pixels: number | [number, number], discretization?: Discretization): this {
     this.#requireFitted();
+    if (discretization) this.#checkDiscretization(discretization);
     this.#pixels = resolvePixels(pixels);
     if (discretization) this.discretization = discretization;
     this.#setCoords(this.#discretize());
@@ -516,6 +638,9 @@ export class ImageTransformer {
       emptyValue: this.emptyValue,
       seed: this.seed,
       tsne: typeof init === "string" ? { ...tsne, init } : tsne,
+      kernelPca: { ...this.kernelPcaOptions },
+      umap: { ...this.umapOptions },
+      ...(this.compat === undefined ? {} : { compat: this.compat }),
       scaler: this.scaler_.toJSON(),
       nFeatures: this.nFeatures,
       embedding: Array.from(this.embedding_!.data),
@@ -548,6 +673,9 @@ export class ImageTransformer {
       emptyValue: state.emptyValue,
       scaler: scalerFromJSON(state.scaler),
       tsne: state.tsne,
+      kernelPca: state.kernelPca,
+      umap: state.umap,
+      compat: state.compat,
       seed: state.seed,
     });
     const n = state.nFeatures;

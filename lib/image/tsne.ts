@@ -8,8 +8,8 @@
  * for small inputs. Seeded through `lib/random.ts`, so a seed gives the same map.
  *
  * Built for the DeepInsight layout: 4,608 points (features) of dimension 2,000–50,000 (the
- * samples). Distances come from blocked wasm matrix products ({@link nearestNeighbors});
- * the gradient loop runs over typed arrays with a flat-array quadtree.
+ * samples). Distances (Euclidean or cosine) come from blocked wasm matrix products; the
+ * gradient loop runs over typed arrays with a flat-array quadtree.
  *
  * @module
  */
@@ -22,7 +22,12 @@ import {
   jointProbabilitiesSparse,
   type SparseSymmetric,
 } from "./affinities.ts";
-import { nearestNeighbors, neighborsFromDistances, squaredDistances } from "./distances.ts";
+import {
+  type DistanceOptions,
+  metricDistances,
+  metricNeighbors,
+  neighborsFromDistances,
+} from "./distances.ts";
 import { randomizedPca } from "./linalg.ts";
 import { BarnesHutPool, CHUNK } from "./barnes_hut_pool.ts";
 import { defaultThreads } from "./distances.ts";
@@ -30,6 +35,25 @@ import { effectiveThetaSq, FlatTree, negativeForces, QuadTree } from "./quadtree
 
 const MACHINE_EPSILON = 2.220446049250313e-16;
 const FLOAT32_TINY = 1.1754943508222875e-38;
+
+/** Input-space metric of {@link TSNE} (see {@link TsneOptions.metric}). */
+export type TsneMetric = "euclidean" | "cosine" | "precomputed";
+
+/**
+ * The dense `n × n` matrix the perplexity search of exact t-SNE sees for the rows of
+ * `points` under `metric`: squared Euclidean distances, or squared cosine distances
+ * (scikit-learn's `TSNE` from 1.1 on squares the distances of every metric but
+ * `"euclidean"`, which it computes squared already).
+ */
+export async function tsneInputDistances(
+  points: Matrix,
+  metric: "euclidean" | "cosine",
+  options: DistanceOptions = {},
+): Promise<Float32Array> {
+  const d = await metricDistances(points, metric, options);
+  if (metric === "cosine") { for (let t = 0; t < d.length; t++) d[t] = d[t] * d[t]; }
+  return d;
+}
 
 /** Options of {@link TSNE}; every default is scikit-learn's (the paper's where they differ). */
 export interface TsneOptions {
@@ -49,8 +73,14 @@ export interface TsneOptions {
   nIterWithoutProgress?: number;
   /** Stop when the gradient norm falls to this (default 1e-7). */
   minGradNorm?: number;
-  /** `"euclidean"` (squared Euclidean affinities, scikit-learn's) or `"precomputed"` (fit takes an `n × n` distance matrix used as is). */
-  metric?: "euclidean" | "precomputed";
+  /**
+   * Input-space metric (default `"euclidean"`): `"euclidean"` (affinities from squared
+   * Euclidean distances, scikit-learn's default and the paper's), `"cosine"` (from squared
+   * cosine distances `(1 − cos θ)²`, as scikit-learn ≥ 1.1 squares every metric's
+   * distances; pyDeepInsight's t-SNE uses this metric), or `"precomputed"` (fit takes an
+   * `n × n` matrix used as is in place of the squared distances).
+   */
+  metric?: TsneMetric;
   /** `"random"` (default, the paper's), `"pca"`, or an `[n, nComponents]` starting map. */
   init?: "random" | "pca" | Matrix;
   /** `"auto"` (exact up to {@link exactMaxPoints} points, else Barnes–Hut), `"exact"` or `"barnes_hut"`. */
@@ -462,6 +492,11 @@ export class TSNE {
     if (o.metric === "precomputed" && o.init === "pca") {
       throw new Error(`init: "pca" needs the points; with metric: "precomputed" use "random"`);
     }
+    if (!["euclidean", "cosine", "precomputed"].includes(o.metric)) {
+      throw new Error(
+        `metric must be "euclidean", "cosine" or "precomputed", got ${JSON.stringify(o.metric)}`,
+      );
+    }
     if (!(o.theta >= 0)) throw new Error(`theta must be non-negative, got ${o.theta}`);
     this.options = o;
   }
@@ -588,7 +623,10 @@ export class TSNE {
     if (method === "exact") {
       const sq = o.metric === "precomputed"
         ? points.data
-        : await squaredDistances(input, { threads: o.threads, onProgress: onDistances });
+        : await tsneInputDistances(input, o.metric, {
+          threads: o.threads,
+          onProgress: onDistances,
+        });
       timings.distances = (performance.now() - t0) / 1000;
       t0 = performance.now();
       const { P, meanSigma } = jointProbabilitiesDense(sq, n, o.perplexity);
@@ -598,7 +636,14 @@ export class TSNE {
       const k = Math.min(n - 1, Math.floor(3 * o.perplexity + 1));
       const nb = o.metric === "precomputed"
         ? neighborsFromDistances(points.data, n, k)
-        : await nearestNeighbors(input, k, { threads: o.threads, onProgress: onDistances });
+        : await metricNeighbors(input, k, o.metric, {
+          threads: o.threads,
+          onProgress: onDistances,
+        });
+      // Cosine distances are squared, as scikit-learn does (Euclidean ones come squared).
+      if (o.metric === "cosine") {
+        for (let t = 0; t < nb.sqDistances.length; t++) nb.sqDistances[t] **= 2;
+      }
       timings.distances = (performance.now() - t0) / 1000;
       t0 = performance.now();
       const { P, meanSigma } = jointProbabilitiesSparse(
