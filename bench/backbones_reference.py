@@ -6,8 +6,12 @@ one). Random weights (timing only), eval mode, no_grad, torch.set_num_threads(2)
 float32 inputs in [0, 1].
 
 Slices (torchvision, as in the paper's official code):
-  vgg16_features12   vgg16().features[:12]: conv1_1 ... conv3_1 + ReLU, 2 max-pools
-  resnet50_layer1    resnet50(): conv1, bn1, relu, maxpool, layer1
+  vgg16_features12          vgg16().features[:12]: conv1_1 ... conv3_1 + ReLU, 2 max-pools
+  resnet50_layer1           resnet50(): conv1, bn1, relu, maxpool, layer1
+  alexnet_features5         alexnet().features[:5]: conv1, ReLU, maxpool, conv2, ReLU
+  wide_resnet50_2_layer1    wide_resnet50_2(): conv1, bn1, relu, maxpool, layer1
+  resnext50_32x4d_layer1    resnext50_32x4d(): conv1, bn1, relu, maxpool, layer1
+  shufflenet_v2_stage2      shufflenet_v2_x1_0(): conv1, maxpool, stage2
 
 Usage: /usr/bin/python3 bench/backbones_reference.py SLICE SIZE [BATCH] [SECONDS]
 """
@@ -24,9 +28,19 @@ import torchvision
 def build(name):
     if name == "vgg16_features12":
         return torchvision.models.vgg16().features[:12]
-    if name == "resnet50_layer1":
-        r = torchvision.models.resnet50()
+    if name == "alexnet_features5":
+        return torchvision.models.alexnet().features[:5]
+    resnets = {
+        "resnet50_layer1": torchvision.models.resnet50,
+        "wide_resnet50_2_layer1": torchvision.models.wide_resnet50_2,
+        "resnext50_32x4d_layer1": torchvision.models.resnext50_32x4d,
+    }
+    if name in resnets:
+        r = resnets[name]()
         return torch.nn.Sequential(r.conv1, r.bn1, r.relu, r.maxpool, r.layer1)
+    if name == "shufflenet_v2_stage2":
+        s = torchvision.models.shufflenet_v2_x1_0()
+        return torch.nn.Sequential(s.conv1, s.maxpool, s.stage2)
     raise SystemExit(f"unknown slice {name}")
 
 

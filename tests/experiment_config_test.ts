@@ -8,6 +8,7 @@ import { assert, assertEquals, assertStringIncludes, assertThrows } from "@std/a
 import { join } from "node:path";
 import { projectRoot } from "../lib/config.ts";
 import {
+  architectureOf,
   ConfigError,
   configFrom,
   differencesFromPaper,
@@ -15,13 +16,14 @@ import {
   jobName,
   loadExperimentConfig,
   mergeConfig,
+  paperSettings,
   planModels,
   portableConfig,
   shippedConfigs,
   validateConfig,
 } from "../lib/experiment/mod.ts";
 import { editDistance, nearest } from "../lib/experiment/schema.ts";
-import { loadableBackbones } from "../lib/vision/mod.ts";
+import { BACKBONES, loadableBackbones } from "../lib/vision/mod.ts";
 import { PAPER_TRAINING, TRAINING_DEFAULTS } from "../lib/train/mod.ts";
 
 const base = { schemaVersion: 2, name: "t" };
@@ -180,6 +182,12 @@ Deno.test("paper.json is the paper's setup and reports no difference from it", a
   assertEquals(paper.image.fitOn, "all");
   assertEquals(paper.models.upsample, 3);
   assertEquals(paper.models.normalization, "batch");
+  // The paper's own five networks, read from torchvision's checkpoints, with its heads and rates.
+  assertEquals(paper.models.backbones, paperSettings().models.backbones);
+  for (const name of paper.models.backbones) {
+    assertEquals(BACKBONES[name].torchvision, name);
+    assertEquals(architectureOf(name).name, name);
+  }
   assertEquals(differencesFromPaper(paper), []);
   const recommended = await loadExperimentConfig("recommended");
   const differences = differencesFromPaper(recommended).join("\n");

@@ -169,11 +169,13 @@ export interface ExperimentConfig {
      */
     features?: "cache" | "end-to-end";
     /**
-     * z-normalisation before the backbone: `train` (one mean and std over the training
-     * images; cached features need it) or `batch` (the paper; end to end only). Default:
+     * Input scaling before the backbone: z-normalisation with `train` (one mean and std over
+     * the training images) or `batch` (per batch, the paper; end to end only), or `imagenet`
+     * (the [0, 1] images through the backbone's own ImageNet scaling: mean and std for the
+     * torchvision networks, caffe / tf / unit for the Keras and Darknet ones). Default:
      * `train` with cached features, `batch` end to end.
      */
-    normalization?: "train" | "batch";
+    normalization?: "train" | "batch" | "imagenet";
     /** The trainable part's training (defaults: `TRAINING_DEFAULTS` of `lib/train`). */
     training?: ConfigTrainingOptions;
     /** Jobs run at once, one per core (default 2). */
@@ -353,7 +355,7 @@ export function configSchema(): Schema {
       upsample: int({ min: 1, max: 16 }),
       featureDtype: oneOf(["float16", "float32"]),
       features: oneOf(["cache", "end-to-end"]),
-      normalization: oneOf(["train", "batch"]),
+      normalization: oneOf(["train", "batch", "imagenet"]),
       training: TRAINING_SCHEMA,
       workers: int({ min: 1, max: 64 }),
     }),
@@ -779,7 +781,7 @@ export function paperSettings(): Pick<ResolvedConfig, "data" | "embedding" | "im
     embedding: { encoder: "bert", layers: [6, 7, 8, 9, 10, 11], pooling: "cls", maxTokens: 512 },
     image: { pixels: 50, discretization: "bin", scaler: "log", fitOn: "all", tsne: { seed: 1701 } },
     models: {
-      backbones: [],
+      backbones: ["alexnet", "vgg16", "wide_resnet50_2", "resnext50_32x4d", "shufflenet_v2"],
       upsample: 3,
       featureDtype: "float32",
       features: "end-to-end",

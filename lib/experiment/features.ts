@@ -130,8 +130,11 @@ async function cachedInputs(
   let computed = 0;
   for (const part of ["train", "validation", "test"] as const) {
     if (part === "validation" && inputs.labels.validation.length === 0) continue;
-    const cache = await cacheFeatures(backbone, zNormalizeImages(images[part], stats), {
-      preprocess: false,
+    // `imagenet`: the [0, 1] images through the backbone's own scaling; else z-normalised.
+    const imagenet = m.normalization === "imagenet";
+    const input = imagenet ? images[part] : zNormalizeImages(images[part], stats);
+    const cache = await cacheFeatures(backbone, input, {
+      preprocess: imagenet,
       upsample: m.upsample,
       dtype: m.featureDtype,
       // Workers load a backbone from its registry spec: never for re-initialised weights.
@@ -193,7 +196,7 @@ export async function prepareImageJob(
       weights: plan.input.weights,
       randomSeed: plan.seed,
       upsample: m.upsample,
-      normalization: m.normalization === "batch" ? "batch" : stats,
+      normalization: m.normalization === "train" ? stats : m.normalization,
     };
     const featureSeconds = (performance.now() - t) / 1000;
     const side = cfg.image.pixels * m.upsample;

@@ -84,8 +84,8 @@ export type ImageJobInputs =
     randomSeed: number;
     /** Nearest upsampling factor. */
     upsample: number;
-    /** Per-batch z-normalisation (the paper) or fixed statistics. */
-    normalization: "batch" | ImageStats;
+    /** Per-batch z-normalisation (the paper), fixed statistics, or the backbone's own scaling. */
+    normalization: "batch" | "imagenet" | ImageStats;
   };
 
 /** An image classifier's training. */

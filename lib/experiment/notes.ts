@@ -72,6 +72,25 @@ function runNotes(variants: VariantResults[]): string[] {
   return lines;
 }
 
+/** Which backbones are the paper's own networks and which stand in for them. */
+function backboneNotes(cfg: ResolvedConfig): string[] {
+  const own = cfg.models.backbones.filter((b) => BACKBONES[b]?.torchvision !== undefined);
+  const standIns = cfg.models.backbones.filter((b) => BACKBONES[b]?.torchvision === undefined);
+  return [
+    ...(own.length
+      ? [`The paper's own networks, from torchvision's published checkpoints: ${own.join(", ")}.`]
+      : []),
+    ...(standIns.length
+      ? [
+        `Backbones stand in for the paper's networks (${
+          standIns.map((b) => `${b} → ${(BACKBONES[b]?.standsInFor ?? []).join("/") || "none"}`)
+            .join(", ")
+        }).`,
+      ]
+      : []),
+  ];
+}
+
 /** The notes of a run (see the module doc). */
 export function experimentNotes(cfg: ResolvedConfig, variants: VariantResults[]): string[] {
   const upsample = cfg.models.upsample;
@@ -94,19 +113,18 @@ export function experimentNotes(cfg: ResolvedConfig, variants: VariantResults[])
         ? "all rows (transductive, as the official code)"
         : "the training rows only"
     }.`,
-    cfg.models.features === "cache"
-      ? `Backbone features are computed once per image and cached; the z-normalisation uses one ` +
-        `mean and standard deviation over the training images instead of per batch (the paper).`
-      : `The backbone runs on every batch (end to end, frozen); z-normalisation ` +
-        (cfg.models.normalization === "batch"
-          ? `per batch, as the paper.`
-          : `with one mean and standard deviation over the training images.`),
+    (cfg.models.features === "cache"
+      ? `Backbone features are computed once per image and cached; `
+      : `The backbone runs on every batch (end to end, frozen); `) +
+    (cfg.models.normalization === "imagenet"
+      ? `its input is the [0, 1] image through the backbone's own ImageNet scaling, not the ` +
+        `paper's z-normalisation.`
+      : cfg.models.normalization === "batch"
+      ? `z-normalisation per batch, as the paper.`
+      : `the z-normalisation uses one mean and standard deviation over the training images ` +
+        `instead of per batch (the paper).`),
     ...trainingNotes(cfg),
-    `Backbones stand in for the paper's networks (${
-      cfg.models.backbones.map((b) =>
-        `${b} → ${(BACKBONES[b]?.standsInFor ?? []).join("/") || "none"}`
-      ).join(", ")
-    }).`,
+    ...backboneNotes(cfg),
     ...runNotes(variants),
   ];
 }

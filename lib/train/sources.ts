@@ -33,7 +33,7 @@ export type SharedSourceSpec =
     /** The backbone's registry spec (workers load it with `loadBackbone`). */
     backbone: unknown;
     upsample: number;
-    normalization: "batch" | ImageStats;
+    normalization: "batch" | "imagenet" | ImageStats;
   };
 
 /**
@@ -180,10 +180,12 @@ export interface BackboneSourceOptions {
   /** Nearest upsampling factor (paper: 3). */
   upsample?: number;
   /**
-   * `"batch"` (the paper: one mean and std per gathered batch) or fixed statistics (e.g.
-   * the training images', as the cached path uses). Default `"batch"`.
+   * `"batch"` (the paper: one mean and std per gathered batch), fixed statistics (e.g.
+   * the training images', as the cached path uses), or `"imagenet"`: [0, 1] images through
+   * the backbone's own input scaling (ImageNet mean and std for torchvision networks). Default
+   * `"batch"`.
    */
-  normalization?: "batch" | ImageStats;
+  normalization?: "batch" | "imagenet" | ImageStats;
 }
 
 /**
@@ -235,6 +237,11 @@ export function backboneFeatureSource(
         batch.set(images.data.subarray(r * pixels, (r + 1) * pixels), i * pixels);
       }
       return tf.tidy(() => {
+        if (norm === "imagenet") {
+          let x: tf.Tensor4D = tf.tensor4d(batch, [k, h, w, 1]);
+          if (upsample !== 1) x = tf.image.resizeNearestNeighbor(x, [h * upsample, w * upsample]);
+          return backbone.forward(x, { preprocess: true });
+        }
         const x = paperInput(
           tf.tensor3d(batch, [k, h, w]),
           upsample,

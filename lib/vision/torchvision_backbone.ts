@@ -104,10 +104,14 @@ export async function loadTorchvisionModel(
       checkpoint.close();
     }
   }
+  const url = spec.sources.find((s): s is { url: string } => "url" in s)!.url;
+  // One line per source tried, up to its first sentence (the download's own advice repeats
+  // what this message says).
+  const why = failures.map((f) => f.split(/\.(\s|$)/)[0]).join("; ");
   throw new Error(
-    `The checkpoint file ${name} of "${spec.name}" is not available: put it in ` +
-      `${torchvisionCacheDir()} (or register a { folder } source holding it). Tried:\n` +
-      failures.map((f) => `  - ${f}`).join("\n"),
+    `The checkpoint file ${name} of "${spec.name}" is not available (${why}): download it ` +
+      `from ${url} and put it in ${torchvisionCacheDir()}, or register a { folder } source ` +
+      `holding it.`,
   );
 }
 
