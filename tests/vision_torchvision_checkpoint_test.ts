@@ -22,6 +22,7 @@ import {
 } from "../lib/vision/mod.ts";
 import { hasTorchvisionCheckpoint } from "../lib/vision/torchvision_backbone.ts";
 import { randomTorchvisionStateDict } from "../lib/vision/random_init.ts";
+import { portableMessage } from "../lib/experiment/config.ts";
 
 const PYTHON = "/usr/bin/python3";
 const SCRIPT = fileURLToPath(new URL("../tools/make_torchvision_fixtures.py", import.meta.url));
@@ -144,8 +145,13 @@ Deno.test("torchvision backbones: offline, wrong architecture, wrong hash, defau
       sources: [{ url: `${DEAD}/x-12ab.pth` }],
     };
     const e = await assertRejects(() => loadBackbone(offline));
-    assertStringIncludes(e.message, "x-12ab.pth");
+    assertStringIncludes(e.message, 'The checkpoint file x-12ab.pth of "t_off" is not available');
+    assertStringIncludes(e.message, `download it from ${DEAD}/x-12ab.pth and put it in`);
     assertStringIncludes(e.message, join(data, "models", "torchvision"));
+    // As a run's "not run" note: the same words, with no machine path.
+    const note = portableMessage(e.message);
+    assert(!note.includes(data), note);
+    assertStringIncludes(note, "put it in <data>/models/torchvision");
     assertEquals(await torchvisionWeightsDigest(offline), "absent:x-12ab.pth");
     // The registered paper networks are not in the default plan until their file is here.
     assert(!loadableBackbones(hasTorchvisionCheckpoint).includes("alexnet"));
