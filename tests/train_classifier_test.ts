@@ -270,3 +270,31 @@ Deno.test("a checkpoint of another configuration is refused", async () => {
     await Deno.remove(root, { recursive: true });
   }
 });
+
+Deno.test("normalization 'imagenet': raw [0, 1] pixels reach the backbone's own scaling", async () => {
+  await ready("wasm");
+  const seen: { preprocess?: boolean; values: number[]; shape: number[] }[] = [];
+  const recorder: FrozenBackbone = {
+    name: "recorder",
+    outputShape: ([h, w]) => [h, w, 1],
+    forward: (x, options) => {
+      seen.push({ preprocess: options?.preprocess, values: [...x.dataSync()], shape: x.shape });
+      return tf.mean(x, 3, true) as tf.Tensor4D;
+    },
+  };
+  const images = {
+    data: new Float32Array([0, 0.25, 0.5, 1]),
+    shape: [1, 2, 2] as [number, number, number],
+  };
+  backboneFeatureSource(images, recorder, { normalization: "imagenet", upsample: 2 })
+    .gather([0]).dispose();
+  // Upsampled ×2 (nearest), values unchanged, one channel, the backbone's preprocessing on.
+  assertEquals(seen[0].preprocess, true);
+  assertEquals(seen[0].shape, [1, 4, 4, 1]);
+  assertEquals(seen[0].values.slice(0, 4), [0, 0, 0.25, 0.25]);
+  // The z-normalised path: mean 0 over the batch, three channels, preprocessing off.
+  backboneFeatureSource(images, recorder, { normalization: "batch" }).gather([0]).dispose();
+  assertEquals(seen[1].preprocess, false);
+  assertEquals(seen[1].shape, [1, 2, 2, 3]);
+  assertAlmostEquals(seen[1].values.reduce((a, b) => a + b, 0), 0, 1e-5);
+});
