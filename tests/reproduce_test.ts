@@ -300,3 +300,68 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name: "reproduce --config layouts: every feature map and discretisation runs end to end",
+  ignore: archive.ignore || models.ignore,
+  async fn() {
+    const dir = await Deno.makeTempDir({ prefix: "layouts-test-" });
+    try {
+      // The shipped config, made tiny; pyDeepInsight's geometry and cosine t-SNE on top.
+      const run = await reproduce([
+        "--config",
+        "layouts",
+        "--train",
+        "48",
+        "--test",
+        "24",
+        "--seeds",
+        "1",
+        "--epochs",
+        "1",
+        "--set",
+        "image.pixels=24",
+        "--set",
+        "image.tsne.nIter=250",
+        "--set",
+        "data.validationFraction=0.25",
+        "--out",
+        dir,
+      ], join(dir, "data"));
+      assertEquals(run.code, 0, run.stderr.slice(-3000));
+      const results = JSON.parse(
+        await Deno.readTextFile(join(dir, "layouts", "metrics.json")),
+      ) as ExperimentResults;
+      const maps = ["tsne", "pca", "kpca", "umap", "random"];
+      const grids = ["bin", "qtb", "lsa"];
+      assertEquals(
+        results.variants.map((v) => [v.images.featureExtractor, v.images.discretization]),
+        maps.flatMap((m) => grids.map((g) => [m, g])),
+      );
+      const empty = (m: string, g: string) =>
+        results.variants.find((v) =>
+          v.images.featureExtractor === m && v.images.discretization === g
+        )!.images.emptyPixels;
+      for (const m of maps) {
+        // 1,536 features on 576 pixels: quantile binning and lsa spread them over the grid.
+        assert(
+          empty(m, "qtb") < empty(m, "bin"),
+          `${m}: qtb ${empty(m, "qtb")}, bin ${empty(m, "bin")}`,
+        );
+        assertEquals(empty(m, "lsa"), 0, m);
+      }
+      for (const v of results.variants) {
+        assertEquals(v.models.map((x) => x.id), [
+          "logistic-regression",
+          "darknet_reference",
+          "ablation-permuted-pixels-darknet_reference",
+        ]);
+      }
+      const report = await Deno.readTextFile(join(dir, "layouts", "report.md"));
+      assertStringIncludes(report, "24×24, kernel PCA map, qtb discretisation");
+      assertStringIncludes(report, "24×24, random layout map, lsa discretisation");
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});

@@ -72,7 +72,13 @@ export type ConfigMlpOptions = Omit<MLPClassifierOptions, "seed">;
 /** t-SNE options a config may set. */
 export type ConfigTsneOptions = Omit<TsneOptions, "init" | "metric" | "nComponents"> & {
   init?: "random" | "pca";
+  /** Input-space metric: `euclidean` (default) or `cosine` (pyDeepInsight's). */
+  metric?: "euclidean" | "cosine";
 };
+
+/** Image options that are part of a resolved config only when set (older keys stay valid). */
+const OPTIONAL_IMAGE_FIELDS = ["featureExtractor", "compat", "kernelPca", "umap"] as const;
+type OptionalImageField = typeof OPTIONAL_IMAGE_FIELDS[number];
 
 /** What to run. Every field but `name` and `schemaVersion` has a default ({@link resolveConfig}). */
 export interface ExperimentConfig {
@@ -145,8 +151,33 @@ export interface ExperimentConfig {
   image?: {
     /** Side of the square image (default 50). */
     pixels?: number;
-    /** `bin` (the paper's) or `lsa`. */
-    discretization?: "bin" | "lsa";
+    /**
+     * How features are laid out in 2-D: `tsne` (default, the paper's), `pca`, `kpca` (RBF
+     * kernel PCA), `umap`, or `random` (each feature a random position: a control).
+     */
+    featureExtractor?: "tsne" | "pca" | "kpca" | "umap" | "random";
+    /**
+     * `bin` (the paper's), `qtb` (quantile ranks per axis, then bins: the points spread over
+     * the grid) or `lsa` (one feature group per pixel).
+     */
+    discretization?: "bin" | "qtb" | "lsa";
+    /**
+     * Reproduce pyDeepInsight's geometry instead of the correct one (default: none):
+     * `pydeepinsight-2021` (the code the paper used: rotation by +angle) or `pydeepinsight`
+     * (today's: +angle, equal-width bins, its lsa centres). See `lib/image/compat.ts`.
+     */
+    compat?: "pydeepinsight-2021" | "pydeepinsight";
+    /** Kernel PCA options (`gamma`, default 1 / the number of rows fitted on). */
+    kernelPca?: { gamma?: number };
+    /** UMAP options (umap-learn's defaults). */
+    umap?: {
+      nNeighbors?: number;
+      minDist?: number;
+      spread?: number;
+      nEpochs?: number;
+      metric?: "euclidean" | "cosine";
+      seed?: number;
+    };
     /** `log` (the paper's Norm-2) or `minmax`. */
     scaler?: "log" | "minmax";
     /** Fit scaler and layout on training rows only (default) or on all rows (the official code). */
@@ -230,9 +261,10 @@ export interface ResolvedConfig {
   /** Text encoder (unset fields: the encoder's defaults). */
   embedding: NonNullable<ExperimentConfig["embedding"]> & { encoder: "use-lite" | "bert" };
   /** Vector → image. */
-  image: Required<Omit<NonNullable<ExperimentConfig["image"]>, "tsne">> & {
-    tsne: ConfigTsneOptions;
-  };
+  image:
+    & Required<Omit<NonNullable<ExperimentConfig["image"]>, "tsne" | OptionalImageField>>
+    & Pick<NonNullable<ExperimentConfig["image"]>, OptionalImageField>
+    & { tsne: ConfigTsneOptions };
   /** The image classifiers, their training options complete. */
   models: Required<Omit<NonNullable<ExperimentConfig["models"]>, "training">> & {
     training: Omit<TrainingOptions, "seed">;
@@ -310,6 +342,7 @@ const TSNE_SCHEMA = object({
   pcaComponents: int({ min: 1 }),
   threads: int({ min: 1, max: 64 }),
   verbose: bool,
+  metric: oneOf(["euclidean", "cosine"]),
 });
 
 /** The schema every config is validated against (backbone names: the registry's). */
@@ -345,7 +378,18 @@ export function configSchema(): Schema {
     }),
     image: object({
       pixels: int({ min: 4, max: 1024 }),
-      discretization: oneOf(["bin", "lsa"]),
+      featureExtractor: oneOf(["tsne", "pca", "kpca", "umap", "random"]),
+      discretization: oneOf(["bin", "qtb", "lsa"]),
+      compat: oneOf(["pydeepinsight-2021", "pydeepinsight"]),
+      kernelPca: object({ gamma: positive }),
+      umap: object({
+        nNeighbors: int({ min: 2 }),
+        minDist: num({ min: 0 }),
+        spread: positive,
+        nEpochs: int({ min: 1 }),
+        metric: oneOf(["euclidean", "cosine"]),
+        seed: int({ min: 0 }),
+      }),
       scaler: oneOf(["log", "minmax"]),
       fitOn: oneOf(["train", "all"]),
       tsne: TSNE_SCHEMA,
@@ -380,6 +424,18 @@ function crossChecks(raw: Record<string, unknown>, schema: Schema): string[] {
   const c = raw as unknown as ExperimentConfig;
   if (c.embedding?.model !== undefined && (c.embedding.encoder ?? "use-lite") !== "bert") {
     problems.push(`embedding.model: applies to encoder "bert" only (the encoder is use-lite)`);
+  }
+  const image = c.image ?? {};
+  if (image.compat === "pydeepinsight-2021" && (image.discretization ?? "bin") !== "bin") {
+    problems.push(
+      `image.compat: "pydeepinsight-2021" (the 2021 code) had only the "bin" discretisation; ` +
+        `use compat "pydeepinsight" for "${image.discretization}"`,
+    );
+  }
+  for (const [field, extractor] of [["kernelPca", "kpca"], ["umap", "umap"]] as const) {
+    if (image[field] !== undefined && image.featureExtractor !== extractor) {
+      problems.push(`image.${field}: applies to featureExtractor "${extractor}" only`);
+    }
   }
   const features = c.models?.features ?? "cache";
   if (features === "cache" && c.models?.normalization === "batch") {
@@ -534,6 +590,10 @@ export function resolveConfig(config: ExperimentConfig, origin = "(inline)"): Re
       scaler: i.scaler ?? "log",
       fitOn: i.fitOn ?? "train",
       tsne: { seed: 1701, ...(i.tsne ?? {}) },
+      // Only when set: the default layout resolves (and keys its caches) as before.
+      ...Object.fromEntries(
+        OPTIONAL_IMAGE_FIELDS.filter((k) => i[k] !== undefined).map((k) => [k, i[k]]),
+      ),
     },
     models: {
       backbones: m.backbones ?? loadableBackbones(hasTorchvisionCheckpoint),

@@ -253,11 +253,16 @@ async function fittedTransformer(
   }
   const lock = await acquireLock(`${path}.lock`, `the layout ${basename(path)}`, log);
   try {
+    const i = cfg.image;
     const transformer = new ImageTransformer({
-      pixels: cfg.image.pixels,
-      discretization: cfg.image.discretization,
-      scaler: cfg.image.scaler,
-      tsne: { verbose: true, ...cfg.image.tsne },
+      pixels: i.pixels,
+      discretization: i.discretization,
+      scaler: i.scaler,
+      tsne: { verbose: true, ...i.tsne },
+      ...(i.featureExtractor ? { featureExtractor: i.featureExtractor } : {}),
+      ...(i.compat ? { compat: i.compat } : {}),
+      ...(i.kernelPca ? { kernelPca: i.kernelPca } : {}),
+      ...(i.umap ? { umap: i.umap } : {}),
     });
     await transformer.fit(fitRows, {
       onProgress: (p) => report({ stage: "images", done: p.done, total: p.total, detail: p.phase }),

@@ -33,7 +33,8 @@ export interface PoolCallbacks {
 
 /**
  * Runs `jobs` on `workers` Deno workers (or in this thread when `workers` is 1), at most
- * one job per worker at a time, and returns the results in the order of `jobs`. The first
+ * one job per worker at a time, and returns the results in the order of `jobs`, after every
+ * `onResult` has completed. The first
  * failure, or `signal`, stops the pool (terminating the workers; checkpoints stay) and
  * rejects.
  */
@@ -92,7 +93,6 @@ export async function runJobs(
           } else if (msg.type === "result") {
             const result = msg.result;
             results.set(result.id, result);
-            running--;
             try {
               await callbacks.onResult?.(result);
             } catch (e) {
@@ -100,6 +100,9 @@ export async function runJobs(
               reject(e);
               return;
             }
+            // Only now is the job finished: the pool resolves after every onResult has (a
+            // job counted done before its result was stored could be left out of a run).
+            running--;
             if (queue.length === 0 && running === 0) resolve();
             else next(worker);
           } else if (msg.type === "error") {

@@ -267,6 +267,10 @@ export interface VariantResults {
   /** The image transform. */
   images: {
     pixels: number;
+    /** The feature map (absent in results written before it was recorded: t-SNE). */
+    featureExtractor?: string;
+    /** pyDeepInsight geometry, when reproduced. */
+    compat?: string;
     discretization: string;
     scaler: string;
     fitOn: string;
@@ -479,6 +483,8 @@ export function variantFacts(
     },
     images: {
       pixels: cfg.image.pixels,
+      featureExtractor: cfg.image.featureExtractor ?? "tsne",
+      ...(cfg.image.compat ? { compat: cfg.image.compat } : {}),
       discretization: cfg.image.discretization,
       scaler: cfg.image.scaler,
       fitOn: cfg.image.fitOn,

@@ -298,6 +298,9 @@ async function runVariant(
   try {
     const prepared = await prepareJobs(todo, inputs, options, log, unavailable);
     await runPrepared(prepared, inputs, options, log);
+    // Every job that ran has its result stored: never aggregate a run with one silently left out.
+    const lost = [...prepared.values()].filter((p) => !p.slot.stored).map((p) => p.job.id);
+    if (lost.length) throw new Error(`job(s) ${lost.join(", ")} ran but no result was stored`);
   } finally {
     for (const lock of locks) await lock.release();
   }

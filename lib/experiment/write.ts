@@ -51,7 +51,9 @@ function suffix(variant: VariantResults, index: number): string {
 
 /** The layout figures' files and captions (the figures themselves need the run's inputs). */
 const LAYOUT_CAPTIONS: Readonly<Record<string, string>> = {
-  "tsne-layout.svg": "t-SNE map of the features with convex hull and minimum bounding rectangle",
+  "tsne-layout.svg":
+    "2-D map of the features (t-SNE unless the report says otherwise) with convex hull and " +
+    "minimum bounding rectangle",
   "feature-density.svg": "Features per pixel",
   "mean-images.svg": "Mean training image of negative and positive reviews",
   "mean-difference.svg": "Positive minus negative mean image",
@@ -59,8 +61,18 @@ const LAYOUT_CAPTIONS: Readonly<Record<string, string>> = {
   "example-negative.png": "One negative training review as an image (×4)",
 };
 
+/** The feature map's name in figures: `t-SNE`, `PCA`, `kernel PCA`, `UMAP` or `random`. */
+const MAP_NAMES: Readonly<Record<string, string>> = {
+  tsne: "t-SNE",
+  pca: "PCA",
+  kpca: "kernel PCA",
+  umap: "UMAP",
+  random: "random layout",
+};
+
 function layoutFigures(inputs: ExperimentInputs): ReportFigure[] {
   const layout = inputs.transformer.layout();
+  const map = MAP_NAMES[inputs.cfg.image.featureExtractor ?? "tsne"];
   const means = classMeanImages(inputs.images.train, inputs.labels.train);
   const [, h, w] = inputs.images.train.shape;
   const exampleOf = (label: number) => {
@@ -81,9 +93,9 @@ function layoutFigures(inputs: ExperimentInputs): ReportFigure[] {
         ],
         equalAspect: true,
         radius: 1.5,
-        title: `t-SNE map of ${layout.embedding.shape[0]} features`,
-        xLabel: "t-SNE 1",
-        yLabel: "t-SNE 2",
+        title: `${map} map of ${layout.embedding.shape[0]} features`,
+        xLabel: `${map} 1`,
+        yLabel: `${map} 2`,
       }),
     },
     {
@@ -263,7 +275,9 @@ function variantSection(v: VariantResults, results: ExperimentResults): string[]
       : "") +
     ".",
     `- Text encoder: ${v.embedding.encoder}, ${v.embedding.features} features per review.`,
-    `- Images: ${i.pixels}×${i.pixels}, ${i.discretization} discretisation, ${i.scaler} scaler, ` +
+    `- Images: ${i.pixels}×${i.pixels}, ${MAP_NAMES[i.featureExtractor ?? "tsne"]} map` +
+    (i.compat ? ` (${i.compat} geometry)` : "") +
+    `, ${i.discretization} discretisation, ${i.scaler} scaler, ` +
     `layout fitted on ${i.fitOn} rows (${
       i.cached ? "read from the cache" : `fitted by this call in ${formatSeconds(i.seconds)}`
     }), ${i.emptyPixels} ` +
