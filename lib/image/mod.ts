@@ -119,3 +119,22 @@ export {
 } from "./png.ts";
 export { type ClassMeanImages, classMeanImages, type SingleImage } from "./class_means.ts";
 export { permutePixels, pixelPermutation } from "./permute.ts";
+export {
+  rgbGroups,
+  STATE_CHANNEL_DEFAULTS,
+  type StateChannelOptions,
+  type StateChannelState,
+  StateChannelTransformer,
+  type StateChannelTransformOptions,
+  type StateFit,
+  statesToRgb,
+} from "./channels.ts";
+export {
+  averageProbabilities,
+  DEFAULT_REPRESENTATIONS,
+  MultiRepresentation,
+  type MultiRepresentationOptions,
+  type MultiRepresentationProgress,
+  type MultiRepresentationState,
+  transformerOptions,
+} from "./multi.ts";
