@@ -271,6 +271,22 @@ function minimizeLbfgs(
   return { theta, iter, converged };
 }
 
+/**
+ * A fitted {@link LogisticRegression} as plain values (what `predictProba` needs): the
+ * weights and intercept for the original features (any standardisation of the fit is folded
+ * into them), and the options it was fitted with.
+ */
+export interface LogisticParameters {
+  /** Weights for the original features. */
+  coef: Float64Array;
+  /** Intercept. */
+  intercept: number;
+  /** The penalty it was fitted with. */
+  l2: number;
+  /** Whether the fit standardised the features (already folded into `coef`/`intercept`). */
+  standardize: boolean;
+}
+
 /** Binary logistic regression (scikit-learn-like estimator). */
 export class LogisticRegression {
   /** L2 penalty strength (`1/C`). */
@@ -322,6 +338,35 @@ export class LogisticRegression {
     this.nIter_ = iter;
     this.converged_ = converged;
     return this;
+  }
+
+  /** The fitted parameters as plain values (a copy); throws when not fitted. */
+  parameters(): LogisticParameters {
+    if (!this.coef_ || this.intercept_ === undefined) {
+      throw new Error("LogisticRegression is not fitted: call fit() before parameters()");
+    }
+    return {
+      coef: this.coef_.slice(),
+      intercept: this.intercept_,
+      l2: this.l2,
+      standardize: this.standardize,
+    };
+  }
+
+  /**
+   * A fitted model from {@link LogisticRegression.parameters}: its predictions equal the
+   * original's bit for bit (same weights, same arithmetic).
+   */
+  static fromParameters(p: LogisticParameters): LogisticRegression {
+    if (!(p.coef instanceof Float64Array) || !Number.isFinite(p.intercept)) {
+      throw new Error(
+        "LogisticRegression.fromParameters: coef must be a Float64Array, intercept finite",
+      );
+    }
+    const model = new LogisticRegression({ l2: p.l2, standardize: p.standardize });
+    model.coef_ = p.coef.slice();
+    model.intercept_ = p.intercept;
+    return model;
   }
 
   /** Decision values `w·x + b` per row. */

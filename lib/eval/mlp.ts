@@ -52,6 +52,24 @@ export interface MLPEpochRecord {
   validationAccuracy?: number;
 }
 
+/**
+ * A fitted {@link MLPClassifier} as plain values (what `predictProba` needs): its options,
+ * the standardisation fitted on the training rows, and every dense layer's weights (the kept
+ * epoch's).
+ */
+export interface MLPState {
+  /** The effective options. */
+  config: Required<MLPClassifierOptions>;
+  /** The epoch whose weights these are (1-based). */
+  selectedEpoch?: number;
+  /** Per-feature mean of the training rows. */
+  mean: Float32Array;
+  /** Per-feature standard deviation of the training rows. */
+  scale: Float32Array;
+  /** Dense layers in order: kernel `[in, out]` row-major, bias `[out]`. */
+  layers: { kernel: Float32Array; shape: [number, number]; bias: Float32Array }[];
+}
+
 /** A small MLP classifier on dense vectors (scikit-learn-like estimator). */
 export class MLPClassifier {
   /** The options given. */
@@ -232,6 +250,51 @@ export class MLPClassifier {
       out.set(p, start);
     }
     return out;
+  }
+
+  /** The fitted model as plain values (a copy); throws when not fitted. */
+  getState(): MLPState {
+    if (this.#layers.length === 0) throw new Error("MLPClassifier: call fit() before getState()");
+    return {
+      config: this.config,
+      selectedEpoch: this.selectedEpoch_,
+      mean: this.mean_!.slice(),
+      scale: this.scale_!.slice(),
+      layers: this.#layers.map((l) => ({
+        kernel: l.kernel.dataSync().slice() as Float32Array,
+        shape: l.kernel.shape.slice() as [number, number],
+        bias: l.bias.dataSync().slice() as Float32Array,
+      })),
+    };
+  }
+
+  /**
+   * A fitted classifier from {@link MLPClassifier.getState}: its predictions equal the
+   * original's (same weights, same arithmetic). Dispose it when done.
+   */
+  static fromState(state: MLPState): MLPClassifier {
+    const d = state.mean.length;
+    if (state.scale.length !== d || state.layers.length === 0) {
+      throw new Error("MLPClassifier.fromState: mean, scale and layers do not fit together");
+    }
+    const mlp = new MLPClassifier(state.config);
+    mlp.mean_ = state.mean.slice();
+    mlp.scale_ = state.scale.slice();
+    mlp.selectedEpoch_ = state.selectedEpoch;
+    let inF = d;
+    for (const [i, layer] of state.layers.entries()) {
+      const [rows, cols] = layer.shape;
+      if (rows !== inF || layer.kernel.length !== rows * cols || layer.bias.length !== cols) {
+        mlp.dispose();
+        throw new Error(`MLPClassifier.fromState: layer ${i} has shape [${layer.shape}]`);
+      }
+      mlp.#layers.push({
+        kernel: tf.tidy(() => tf.variable(tf.tensor2d(layer.kernel, [rows, cols]), false)),
+        bias: tf.tidy(() => tf.variable(tf.tensor1d(layer.bias), false)),
+      });
+      inF = cols;
+    }
+    return mlp;
   }
 
   /** Predicted labels (1 when the positive class is more probable). */

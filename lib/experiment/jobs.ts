@@ -4,14 +4,17 @@
  * and image classifiers on either the vision stage's feature caches (the backbone ran once
  * per image) or the images themselves with the backbone run per batch (end to end). A job
  * carries its classifier options whole (`TrainingOptions`, `MLPClassifierOptions`); its
- * result carries the history and the predicted probabilities, no framework objects.
+ * result carries the history, the predicted probabilities and the fitted model as plain
+ * values ({@link TrainedModel}: what `predict.ts` needs to predict new texts), no framework
+ * objects.
  *
  * @module
  */
 import { evaluateBinary } from "../eval/metrics.ts";
 import { LogisticRegression } from "../eval/logistic.ts";
 import { MLPClassifier } from "../eval/mlp.ts";
-import type { MLPClassifierOptions, MLPEpochRecord } from "../eval/mlp.ts";
+import type { LogisticParameters } from "../eval/logistic.ts";
+import type { MLPClassifierOptions, MLPEpochRecord, MLPState } from "../eval/mlp.ts";
 import type { Progress } from "../progress.ts";
 import type {
   ArchitectureSpec,
@@ -20,6 +23,7 @@ import type {
   ImageStats,
   TrainingOptions,
 } from "../train/mod.ts";
+import type { ImageClassifierState } from "../train/classifier.ts";
 import { backboneFeatureSource, cachedFeatureSource, ImageClassifier } from "../train/mod.ts";
 import type { ImageBatch, Labels, Matrix } from "../types.ts";
 import { FeatureCache, loadBackbone, randomlyInitialisedBackbone } from "../vision/mod.ts";
@@ -111,6 +115,17 @@ export interface ImageJob {
 /** Any job. */
 export type Job = LogisticJob | MlpJob | ImageJob;
 
+/**
+ * A fitted model as plain, structured-clonable values (it crosses from a worker in the
+ * job's result): logistic regression's weights and intercept, the MLP's standardisation and
+ * layers (kept epoch), or the image classifier's selected-epoch weights with its
+ * architecture and feature standardisation. `results.ts` stores it beside the job.
+ */
+export type TrainedModel =
+  | { family: "logistic"; parameters: LogisticParameters }
+  | { family: "mlp"; state: MLPState }
+  | { family: "image"; state: ImageClassifierState };
+
 /** What a finished job returns. */
 export interface JobResult {
   /** The job's name. */
@@ -135,6 +150,8 @@ export interface JobResult {
   validationProba?: Float32Array;
   /** P(positive) per test row. */
   testProba: Float32Array;
+  /** The fitted model (absent only in results made before models were kept). */
+  model?: TrainedModel;
 }
 
 /** Callbacks of a job. */
@@ -171,6 +188,7 @@ function runLogistic(job: LogisticJob): JobResult {
     details: { l2: best!.l2, candidates },
     validationProba,
     testProba,
+    model: { family: "logistic", parameters: best!.model.parameters() },
   };
 }
 
@@ -200,6 +218,7 @@ function runMlp(job: MlpJob, callbacks: JobCallbacks): JobResult {
       details: {},
       validationProba,
       testProba,
+      model: { family: "mlp", state: mlp.getState() },
     };
   } finally {
     mlp.dispose();
@@ -277,6 +296,7 @@ async function runImage(job: ImageJob, callbacks: JobCallbacks): Promise<JobResu
       details: { padding: network.padding, featureShape: network.inputShape },
       validationProba,
       testProba,
+      model: { family: "image", state: clf.exportState() },
     };
   } finally {
     clf.dispose();

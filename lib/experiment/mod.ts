@@ -67,16 +67,26 @@ export type {
   JobResult,
   LogisticJob,
   MlpJob,
+  TrainedModel,
 } from "./jobs.ts";
 export { runJobs } from "./pool.ts";
 export type { FromWorker, PoolCallbacks, ToWorker } from "./pool.ts";
-export { aggregateModels, JOB_STAGE_VERSION, jobPath, readJob, storeJob } from "./results.ts";
+export {
+  aggregateModels,
+  JOB_STAGE_VERSION,
+  jobPath,
+  readJob,
+  readJobModel,
+  storeJob,
+} from "./results.ts";
 export type {
   Comparison,
   FinishedJob,
+  ModelArrayEntry,
   ModelRun,
   ModelSummary,
   StoredJob,
+  StoredModelRef,
   VariantResults,
 } from "./results.ts";
 export { codeVersion, jobKey, runExperiment } from "./run.ts";
@@ -119,4 +129,6 @@ export type { FeatureDtype } from "../vision/mod.ts";
 export type { Figure, PngImage } from "../plot/mod.ts";
 export type { Progress } from "../progress.ts";
 export { compareRuns, verifyRun } from "./verify.ts";
+export { loadRun, MissingRunDataError } from "./predict.ts";
+export type { LoadedRun, LoadRunOptions, ModelPrediction } from "./predict.ts";
 export type { MetricDifference, RunComparison, VerifyOptions } from "./verify.ts";

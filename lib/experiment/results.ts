@@ -1,7 +1,9 @@
 /**
  * A run's results: every finished job stored as one JSON file in the run's cache (so a run
  * resumes, a job can run on its own with `--only`, and `--collect` assembles a results
- * folder from finished jobs), and the aggregation of the jobs into per-model summaries over
+ * folder from finished jobs) with its fitted model beside it (`<job>-<key>.model.bin`, see
+ * {@link StoredModelRef}; read back by {@link readJobModel} for `predict.ts`), and the
+ * aggregation of the jobs into per-model summaries over
  * seeds with paired comparisons on the same test rows.
  *
  * Comparisons: each model against logistic regression, and each ablation against its intact
@@ -14,16 +16,19 @@
  *
  * @module
  */
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { exists } from "../download.ts";
 import {
   CorruptCacheError,
   parseJsonObject,
   sealJson,
+  sha256Hex,
+  verifyHash,
   verifySeal,
   verifyVersion,
   writeAtomic,
 } from "../integrity.ts";
+import { safeJoin } from "../safe_path.ts";
 import { evaluateBinary, mcnemarTest } from "../eval/metrics.ts";
 import type { BinaryMetrics } from "../eval/metrics.ts";
 import type { MLPEpochRecord } from "../eval/mlp.ts";
@@ -33,7 +38,7 @@ import type { EpochRecord } from "../train/mod.ts";
 import { CONFIG_SCHEMA_VERSION, portablePath } from "./config.ts";
 import type { BackboneRecord } from "./features.ts";
 import type { ExperimentInputs, InputsProvenance } from "./inputs.ts";
-import type { JobResult } from "./jobs.ts";
+import type { JobResult, TrainedModel } from "./jobs.ts";
 import type { ModelPlan } from "./plan.ts";
 import { jobName } from "./plan.ts";
 
@@ -60,8 +65,13 @@ export interface StoredJob {
   backbone?: BackboneRecord;
   /** Seconds computing or reading the backbone features. */
   featureSeconds: number;
-  /** The result, probabilities as plain arrays. */
-  result: Omit<JobResult, "validationProba" | "testProba"> & {
+  /**
+   * The fitted model's file beside this one (absent in jobs stored before models were kept:
+   * such a job's model cannot be loaded; `predict.ts` says how to make it again).
+   */
+  model?: StoredModelRef;
+  /** The result, probabilities as plain arrays (the model is in {@link StoredJob.model}). */
+  result: Omit<JobResult, "validationProba" | "testProba" | "model"> & {
     validationProba?: number[];
     testProba: number[];
   };
@@ -73,15 +83,213 @@ export interface StoredJob {
   madeByCode: string;
 }
 
-/** Path of a job's stored result. */
-export function jobPath(cacheDir: string, plan: ModelPlan, key: string): string {
-  return join(cacheDir, "jobs", `${jobName(plan).replace("@", "-s")}-${key}.json`);
+/**
+ * Where a job's fitted model lies: a binary file beside the job's JSON, described by the
+ * job's (sealed) record, which also holds the file's SHA-256, so the pair verifies as one.
+ * The file holds the arrays back to back, little-endian, each at an offset aligned to its
+ * element size; everything else the model needs (options, architecture, intercept) is the
+ * JSON `spec`. Per family:
+ *
+ * - `logistic`: spec `{ intercept, l2, standardize }`, array `coef` (float64, the weights for
+ *   the original embedding features: the fit's standardisation is folded in);
+ * - `mlp`: spec `{ config, selectedEpoch, layers }`, arrays `mean`, `scale` (the training
+ *   rows' standardisation) and `dense<i>/kernel`, `dense<i>/bias` (float32, kept epoch);
+ * - `image`: spec `{ architecture, featureShape, standardizeFeatures, selectedEpoch }`,
+ *   arrays: every weight of the trainable network by name (float32, selected epoch): conv
+ *   stack, BatchNorm running statistics, head, and `input/mean`, `input/scale` (the feature
+ *   standardisation) when it has one.
+ */
+export interface StoredModelRef {
+  /** File name beside the job's JSON (`<job>-<key>.model.bin`). */
+  file: string;
+  /** SHA-256 (hex) of the file's bytes. */
+  sha256: string;
+  /** The file's size in bytes. */
+  bytes: number;
+  /** The model family. */
+  family: TrainedModel["family"];
+  /** The model's non-array facts (see above). */
+  spec: Record<string, unknown>;
+  /** Where each array lies in the file (`offset` in bytes, `length` in elements). */
+  arrays: ModelArrayEntry[];
 }
 
-/** Writes a finished job atomically, as self-hashed JSON `{ sha256, job }` (see `sealJson`). */
+/** One array of a model file. */
+export interface ModelArrayEntry {
+  /** Its name. */
+  name: string;
+  /** Element type. */
+  dtype: "float32" | "float64";
+  /** Its shape. */
+  shape: number[];
+  /** Byte offset in the file. */
+  offset: number;
+  /** Elements. */
+  length: number;
+}
+
+type ModelArrays = Record<string, { data: Float32Array | Float64Array; shape: number[] }>;
+
+function jobStem(plan: ModelPlan, key: string): string {
+  return `${jobName(plan).replace("@", "-s")}-${key}`;
+}
+
+/** Path of a job's stored result. */
+export function jobPath(cacheDir: string, plan: ModelPlan, key: string): string {
+  return join(cacheDir, "jobs", `${jobStem(plan, key)}.json`);
+}
+
+/** The model's arrays and JSON facts (see {@link StoredModelRef} for each family's). */
+function modelParts(model: TrainedModel): { spec: Record<string, unknown>; arrays: ModelArrays } {
+  if (model.family === "logistic") {
+    const { coef, ...spec } = model.parameters;
+    return { spec, arrays: { coef: { data: coef, shape: [coef.length] } } };
+  }
+  if (model.family === "mlp") {
+    const { mean, scale, layers, ...rest } = model.state;
+    const arrays: ModelArrays = {
+      mean: { data: mean, shape: [mean.length] },
+      scale: { data: scale, shape: [scale.length] },
+    };
+    layers.forEach((l, i) => {
+      arrays[`dense${i}/kernel`] = { data: l.kernel, shape: [...l.shape] };
+      arrays[`dense${i}/bias`] = { data: l.bias, shape: [l.bias.length] };
+    });
+    return { spec: { ...rest, layers: layers.length }, arrays };
+  }
+  const { weights, ...spec } = model.state;
+  return { spec, arrays: weights };
+}
+
+/** A model as its record's fields and the file's bytes. */
+export function encodeModel(
+  model: TrainedModel,
+  file: string,
+): { ref: StoredModelRef; bytes: Uint8Array } {
+  const { spec, arrays } = modelParts(model);
+  const entries: ModelArrayEntry[] = [];
+  let offset = 0;
+  for (const [name, { data, shape }] of Object.entries(arrays)) {
+    const size = data.BYTES_PER_ELEMENT;
+    offset = Math.ceil(offset / size) * size;
+    const dtype = data instanceof Float64Array ? "float64" : "float32";
+    entries.push({ name, dtype, shape, offset, length: data.length });
+    offset += data.byteLength;
+  }
+  const bytes = new Uint8Array(offset);
+  for (const e of entries) {
+    const data = arrays[e.name].data;
+    bytes.set(new Uint8Array(data.buffer, data.byteOffset, data.byteLength), e.offset);
+  }
+  const ref: StoredModelRef = {
+    file,
+    sha256: sha256Hex(bytes),
+    bytes: bytes.length,
+    family: model.family,
+    spec,
+    arrays: entries,
+  };
+  return { ref, bytes };
+}
+
+/** The arrays of a verified model file (copies, aligned). */
+function modelArrays(ref: StoredModelRef, bytes: Uint8Array, path: string): ModelArrays {
+  const out: ModelArrays = {};
+  for (const e of ref.arrays) {
+    const size = e.dtype === "float64" ? 8 : 4;
+    const elements = e.shape.reduce((a, b) => a * b, 1);
+    if (
+      !Number.isInteger(e.offset) || e.offset < 0 || elements !== e.length ||
+      e.offset + e.length * size > bytes.length || e.name === "__proto__"
+    ) {
+      throw new CorruptCacheError(path, `bad array entry ${JSON.stringify(e)}`);
+    }
+    const copy = bytes.slice(e.offset, e.offset + e.length * size).buffer;
+    out[e.name] = {
+      data: e.dtype === "float64" ? new Float64Array(copy) : new Float32Array(copy),
+      shape: e.shape,
+    };
+  }
+  return out;
+}
+
+/** The model back from its record and verified bytes (the inverse of {@link encodeModel}). */
+export function decodeModel(ref: StoredModelRef, bytes: Uint8Array, path: string): TrainedModel {
+  const arrays = modelArrays(ref, bytes, path);
+  const f32 = (name: string): Float32Array => {
+    const a = arrays[name]?.data;
+    if (!(a instanceof Float32Array)) throw new CorruptCacheError(path, `no float32 ${name}`);
+    return a;
+  };
+  // deno-lint-ignore no-explicit-any
+  const spec = ref.spec as any;
+  if (ref.family === "logistic") {
+    const coef = arrays.coef?.data;
+    if (!(coef instanceof Float64Array)) throw new CorruptCacheError(path, "no float64 coef");
+    return { family: "logistic", parameters: { ...spec, coef } };
+  }
+  if (ref.family === "mlp") {
+    const layers = Array.from({ length: spec.layers as number }, (_, i) => ({
+      kernel: f32(`dense${i}/kernel`),
+      shape: arrays[`dense${i}/kernel`].shape as [number, number],
+      bias: f32(`dense${i}/bias`),
+    }));
+    const { layers: _n, ...rest } = spec;
+    return { family: "mlp", state: { ...rest, mean: f32("mean"), scale: f32("scale"), layers } };
+  }
+  if (ref.family === "image") {
+    const weights: Record<string, { data: Float32Array; shape: number[] }> = {};
+    for (const name of Object.keys(arrays)) {
+      weights[name] = { data: f32(name), shape: arrays[name].shape };
+    }
+    return { family: "image", state: { ...spec, weights } };
+  }
+  throw new CorruptCacheError(path, `unknown model family ${JSON.stringify(ref.family)}`);
+}
+
+/** Model bytes of records made by {@link storedJobOf}, written by {@link storeJob}. */
+const pendingModels = new WeakMap<StoredJob, Uint8Array>();
+
+/**
+ * Writes a finished job atomically, as self-hashed JSON `{ sha256, job }` (see `sealJson`),
+ * its model file first (atomically too), so a job record never names a file not yet written.
+ */
 export async function storeJob(path: string, stored: StoredJob): Promise<void> {
-  await Deno.mkdir(join(path, ".."), { recursive: true });
+  await Deno.mkdir(dirname(path), { recursive: true });
+  const bytes = pendingModels.get(stored);
+  if (stored.model && bytes) {
+    await writeAtomic(safeJoin(dirname(path), stored.model.file, "model file"), bytes);
+  }
   await writeAtomic(path, sealJson({ job: stored }));
+  pendingModels.delete(stored);
+}
+
+/**
+ * The fitted model of a stored job read from `jobs/<job>-<key>.model.bin` beside `path`
+ * (the job's JSON), its size and SHA-256 checked against the job's record. Throws when the
+ * job was stored before models were kept, or the file is missing or damaged (naming it).
+ */
+export async function readJobModel(path: string, stored: StoredJob): Promise<TrainedModel> {
+  const ref = stored.model;
+  if (!ref) {
+    throw new Error(
+      `${path}: job ${stored.job} was stored before models were kept beside jobs, so it has no ` +
+        `model to load`,
+    );
+  }
+  const file = safeJoin(dirname(path), ref.file, `job record ${path}: model file`);
+  let bytes: Uint8Array;
+  try {
+    bytes = await Deno.readFile(file);
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) throw new CorruptCacheError(file, "missing");
+    throw e;
+  }
+  if (bytes.length !== ref.bytes) {
+    throw new CorruptCacheError(file, `${bytes.length} bytes, ${ref.bytes} recorded`);
+  }
+  verifyHash(bytes, ref.sha256, file);
+  return decodeModel(ref, bytes, file);
 }
 
 /**
@@ -123,14 +331,22 @@ export function jobResultOf(stored: StoredJob): JobResult {
   };
 }
 
-/** A stored job record for `result`. */
+/**
+ * A stored job record for `result`; its model (when the result has one) is named in the
+ * record with its hash, and its bytes are written by {@link storeJob} with the record. The
+ * model moves into the record: it is removed from `result`, so that results kept in memory
+ * until the run ends (the pool's) do not hold every model's weights.
+ */
 export function storedJobOf(
   plan: ModelPlan,
   key: string,
   result: JobResult,
   extra: { backbone?: BackboneRecord; featureSeconds: number; run: string; code: string },
 ): StoredJob {
-  return {
+  const { model, ...rest } = result;
+  const encoded = model ? encodeModel(model, `${jobStem(plan, key)}.model.bin`) : undefined;
+  delete result.model;
+  const stored: StoredJob = {
     schemaVersion: CONFIG_SCHEMA_VERSION,
     stageVersion: JOB_STAGE_VERSION,
     job: jobName(plan),
@@ -140,15 +356,18 @@ export function storedJobOf(
       ? { ...extra.backbone, loadedFrom: portableLoadedFrom(extra.backbone.loadedFrom) }
       : undefined,
     featureSeconds: extra.featureSeconds,
+    ...(encoded ? { model: encoded.ref } : {}),
     result: {
-      ...result,
-      validationProba: result.validationProba ? Array.from(result.validationProba) : undefined,
-      testProba: Array.from(result.testProba),
+      ...rest,
+      validationProba: rest.validationProba ? Array.from(rest.validationProba) : undefined,
+      testProba: Array.from(rest.testProba),
     },
     madeAt: new Date().toISOString(),
     madeBy: extra.run,
     madeByCode: extra.code,
   };
+  if (encoded) pendingModels.set(stored, encoded.bytes);
+  return stored;
 }
 
 function portableLoadedFrom(text: string): string {

@@ -206,6 +206,25 @@ export interface ImageClassifierOptions extends Partial<TrainingOptions> {
   workers?: number;
 }
 
+/**
+ * A trained {@link ImageClassifier} as plain values: what `predictProba` needs (the resolved
+ * architecture, the input feature shape, and every weight: conv stack, head, BatchNorm
+ * running statistics and, with `standardizeFeatures`, the fitted feature standardisation
+ * `input/mean` and `input/scale`). After `fit` these are the selected epoch's weights.
+ */
+export interface ImageClassifierState {
+  /** The resolved architecture (head gains included). */
+  architecture: ArchitectureSpec;
+  /** Input feature map `[h, w, c]` (the backbone's output). */
+  featureShape: [number, number, number];
+  /** Whether inputs are standardised (the weights then hold `input/mean`, `input/scale`). */
+  standardizeFeatures: boolean;
+  /** The epoch whose weights these are (1-based). */
+  selectedEpoch?: number;
+  /** Every weight by name (see `TrainableNetwork.getWeights`). */
+  weights: NamedArrays;
+}
+
 /** Inputs accepted by {@link ImageClassifier}: a source, or feature maps in memory. */
 export type ClassifierInput = FeatureSource | FeatureBatch;
 
@@ -745,6 +764,47 @@ export class ImageClassifier {
       out.set(tf.softmax(logits).slice([0, 1], [-1, 1]).dataSync(), start);
     });
     return out;
+  }
+
+  /**
+   * The trained model as plain values (a copy): after `fit`, the selected epoch's weights
+   * (the best validation epoch's with `best-validation`). Throws before `fit`.
+   */
+  exportState(): ImageClassifierState {
+    const network = this.#network();
+    return {
+      architecture: network.spec,
+      featureShape: [...network.inputShape],
+      standardizeFeatures: this.#config.standardizeFeatures,
+      selectedEpoch: this.selectedEpoch_,
+      weights: network.getWeights(),
+    };
+  }
+
+  /**
+   * A trained classifier from {@link ImageClassifier.exportState}, ready to predict: its
+   * predictions on the same inputs equal the original's. Throws when a weight is missing or
+   * misshapen. Dispose it when done.
+   */
+  static fromState(state: ImageClassifierState): ImageClassifier {
+    const gain = state.architecture.head.xavierGain;
+    const clf = new ImageClassifier({
+      architecture: state.architecture,
+      standardizeFeatures: state.standardizeFeatures,
+      ...(gain ? { initGain: gain } : {}),
+    });
+    const network = new TrainableNetwork(state.architecture, state.featureShape, 0, {
+      standardizeInput: state.standardizeFeatures,
+    });
+    try {
+      network.setWeights(state.weights);
+    } catch (e) {
+      network.dispose();
+      throw e;
+    }
+    clf.network_ = network;
+    clf.selectedEpoch_ = state.selectedEpoch;
+    return clf;
   }
 
   /** Predicted labels (1 when the positive class is more probable). */

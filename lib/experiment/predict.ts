@@ -1,0 +1,504 @@
+/**
+ * A run's trained models back in one call: {@link loadRun} reads a committed run
+ * (`results/<name>/metrics.json` and `config.json`: its config and which models it holds),
+ * then the run's caches (`data/experiments/<name>/`: the embeddings' store and fitted layout
+ * through `prepareInputs`, every finished job and the model file beside it) and the text
+ * encoder and backbones; {@link LoadedRun.predict} turns new texts into P(positive) for every
+ * model and seed of the run, the way the run computed its own test predictions:
+ *
+ * - embeddings: the run's encoder with the run's options (layers, pooling, truncation);
+ * - images: the fitted DeepInsight layout (and, for the permuted-pixel ablation, the same
+ *   permutation of each seed);
+ * - backbone features (image models): the same backbone (ImageNet weights, or the random
+ *   weights drawn from the seed), z-normalised with the training images' mean and standard
+ *   deviation, upsampled, fed without ImageNet scaling (or as `models.normalization` says),
+ *   and rounded to `models.featureDtype` as the feature cache stored them;
+ * - the model: logistic regression's weights, the MLP's layers (kept epoch) or the image
+ *   classifier's selected-epoch weights with its feature standardisation.
+ *
+ * On the run's own test texts the probabilities equal the stored jobs' test predictions
+ * (`tests/experiment_predict_test.ts` allows 1e-5 for the models on the embeddings and 1e-3
+ * for image models, whose features the run computed in other batches and stored as float16;
+ * on one machine they come out identical).
+ *
+ * ```ts
+ * import { loadRun } from "./predict.ts";
+ * const run = await loadRun("use-lite-5k");
+ * for (const p of await run.predict(["A wonderful film.", "Dull and far too long."])) {
+ *   console.log(p.model, p.seed, Array.from(p.probabilities));
+ * }
+ * await run.dispose();
+ * ```
+ *
+ * @module
+ */
+import { existsSync } from "node:fs";
+import { join, relative } from "node:path";
+import { projectRoot } from "../config.ts";
+import { LogisticRegression } from "../eval/logistic.ts";
+import { MLPClassifier } from "../eval/mlp.ts";
+import { permutePixels } from "../image/mod.ts";
+import type { ImageTransformer } from "../image/mod.ts";
+import { resolveEncodeOptions } from "../embed/mod.ts";
+import type { ResolvedEncodeOptions, TextEncoderModel } from "../embed/mod.ts";
+import {
+  backboneFeatureSource,
+  ImageClassifier,
+  imageStats,
+  zNormalizeImages,
+} from "../train/mod.ts";
+import type { ImageStats } from "../train/mod.ts";
+import type { FeatureBatch, ImageBatch, Matrix } from "../types.ts";
+import { loadBackbone, randomlyInitialisedBackbone } from "../vision/mod.ts";
+import type { Backbone } from "../vision/mod.ts";
+import { expandSweep, loadExperimentConfig, shippedConfigs } from "./config.ts";
+import type { ResolvedConfig } from "./config.ts";
+import { prepareInputs } from "./inputs.ts";
+import type { ExperimentInputs } from "./inputs.ts";
+import { jobName, planModels, unavailableReason } from "./plan.ts";
+import type { ModelPlan } from "./plan.ts";
+import { jobPath, readJob, readJobModel } from "./results.ts";
+import { jobKey } from "./run.ts";
+import type { ExperimentResults } from "./run.ts";
+import { nearest } from "./schema.ts";
+import { readResults } from "./write.ts";
+
+/** Options of {@link loadRun}. */
+export interface LoadRunOptions {
+  /** Folder of committed runs (default `<project>/results`). */
+  resultsDir?: string;
+  /** The run's cache folder (default the config's: `<data>/experiments/<name>`). */
+  cacheDir?: string;
+  /** Only these models (model ids, e.g. `logistic-regression,darknet_reference`); default all. */
+  models?: string[];
+  /** Lines about what is read (default: none). */
+  log?: (line: string) => void;
+}
+
+/** One model's (one seed's) probabilities. */
+export interface ModelPrediction {
+  /** Model id (prefixed `label/` in a sweep variant). */
+  model: string;
+  /** Its seed (`null`: logistic regression, fitted once). */
+  seed: number | null;
+  /** P(positive) per text, in the order given. */
+  probabilities: Float32Array;
+}
+
+/** A loaded run: its models, ready to predict. */
+export interface LoadedRun {
+  /** Run name. */
+  readonly name: string;
+  /** The text encoder's identity (e.g. `use-lite:…`). */
+  readonly encoder: string;
+  /** The models loaded, in the run's order: id, seed, family, job name. */
+  readonly models: { model: string; seed: number | null; family: string; job: string }[];
+  /** P(positive) of every model and seed for each of `texts` (non-empty strings). */
+  predict(texts: string[]): Promise<ModelPrediction[]>;
+  /** Frees the models, backbones and encoders. */
+  dispose(): Promise<void>;
+}
+
+/**
+ * The run's files are not here (a fresh clone has no `data/`, or a cache was pruned): the
+ * message names the command that recreates them and about how long it takes.
+ */
+export class MissingRunDataError extends Error {
+  /** The command that recreates the files. */
+  readonly command: string;
+
+  /** Creates the error; `message` already names `command`. */
+  constructor(message: string, command: string) {
+    super(message);
+    this.name = "MissingRunDataError";
+    this.command = command;
+  }
+}
+
+/** Rows per chunk of image-model prediction (a multiple of the classifier's batch of 64). */
+const IMAGE_CHUNK = 512;
+
+/** One loaded model of a variant. */
+interface LoadedModel {
+  plan: ModelPlan;
+  name: string;
+  predict: (x: Matrix, images: () => ImageBatch) => Promise<Float32Array>;
+  dispose: () => void;
+}
+
+/** One loaded sweep variant (the whole run without a sweep). */
+interface LoadedVariant {
+  label: string;
+  encoder: TextEncoderModel;
+  encodeOptions: ResolvedEncodeOptions;
+  width: number;
+  transformer: ImageTransformer;
+  models: LoadedModel[];
+  backbones: Backbone[];
+}
+
+/** How the run is made again: the command, and roughly how long it took. */
+interface Remake {
+  command: string;
+  estimate: string;
+}
+
+/** Seconds as `about 1 h 25 min` / `about 12 min` / `under a minute`. */
+function roughly(seconds: number): string {
+  if (!(seconds >= 60)) return "under a minute";
+  const minutes = Math.round(seconds / 60);
+  if (minutes < 60) return `about ${minutes} min`;
+  return `about ${Math.floor(minutes / 60)} h ${minutes % 60} min`;
+}
+
+/** The command that recreates the run's caches and its own time for it. */
+function remakeOf(name: string, dir: string, results: ExperimentResults): Remake {
+  const configFile = relative(projectRoot, join(dir, "config.json"));
+  const config = shippedConfigs().includes(name) ? name : configFile;
+  const workers = Math.max(1, results.config.models.workers);
+  const jobSeconds = results.variants.flatMap((v) => v.models.flatMap((m) => m.runs)).reduce(
+    (s, r) =>
+      s + r.timings.featureSeconds + r.timings.loadSeconds + r.timings.fitSeconds +
+      r.timings.predictSeconds,
+    0,
+  ) / workers;
+  const inputSeconds = results.variants.reduce(
+    (s, v) => s + v.embedding.seconds + v.images.seconds,
+    0,
+  );
+  const seconds = Math.max(results.totalSeconds, jobSeconds + inputSeconds);
+  const env = results.environment;
+  return {
+    command: `deno task reproduce --config ${config}`,
+    estimate: `${roughly(seconds)}, the run's own time on ${env.cores} cores`,
+  };
+}
+
+/** Reads `results/<name>/` and the run's config (its cache folder as `options` says). */
+async function readCommittedRun(
+  name: string,
+  options: LoadRunOptions,
+): Promise<{ dir: string; results: ExperimentResults; cfg: ResolvedConfig; remake: Remake }> {
+  const resultsDir = options.resultsDir ?? join(projectRoot, "results");
+  const dir = join(resultsDir, name);
+  for (const file of ["metrics.json", "config.json"]) {
+    if (!existsSync(join(dir, file))) {
+      const runs = existsSync(resultsDir)
+        ? [...Deno.readDirSync(resultsDir)].filter((e) => e.isDirectory).map((e) => e.name)
+        : [];
+      const near = nearest(name, runs);
+      throw new Error(
+        `no committed run "${name}": ${join(dir, file)} is missing (runs in ${resultsDir}: ${
+          runs.join(", ") || "none"
+        }${near ? `; did you mean "${near}"?` : ""}). Make it with \`deno task reproduce ` +
+          `--config ${name}\`, or give the folder that holds it (--results DIR).`,
+      );
+    }
+  }
+  const results = await readResults(dir);
+  const cfg = await loadExperimentConfig(
+    join(dir, "config.json"),
+    options.cacheDir ? { cacheDir: options.cacheDir } : {},
+  );
+  return { dir, results, cfg, remake: remakeOf(name, dir, results) };
+}
+
+/**
+ * The variant's inputs from the run's caches only: a cache that would have to be computed
+ * (embeddings, the layout) stops with a {@link MissingRunDataError} instead.
+ */
+async function cachedInputs(
+  name: string,
+  cfg: ResolvedConfig,
+  remake: Remake,
+  log: (line: string) => void,
+): Promise<ExperimentInputs> {
+  const missing = (what: string) =>
+    new MissingRunDataError(
+      `run "${name}": ${what} (a fresh clone has no data/ folder). Recreate the run's ` +
+        `caches with \`${remake.command}\` (${remake.estimate}); cached parts are reused.`,
+      remake.command,
+    );
+  if (!existsSync(join(cfg.cacheDir, "jobs"))) {
+    throw missing(`its trained models are not in ${join(cfg.cacheDir, "jobs")}`);
+  }
+  return await prepareInputs(cfg, {
+    log,
+    onProgress: (p) => {
+      // Progress of these stages is only reported while computing, never when reading.
+      if (p.stage === "embeddings") {
+        throw missing(
+          `its embeddings are not all cached (or a run still in progress is making them)`,
+        );
+      }
+      if (p.stage === "images") throw missing(`its fitted layout is not in ${cfg.cacheDir}`);
+    },
+  });
+}
+
+/** The frozen backbone of an image plan, shared between the models that use the same one. */
+async function backboneFor(
+  plan: Extract<ModelPlan, { family: "image" }>,
+  cache: Map<string, Backbone>,
+): Promise<Backbone> {
+  const { backbone, weights } = plan.input;
+  const id = weights === "random" ? `${backbone}@random${plan.seed}` : backbone;
+  let found = cache.get(id);
+  if (!found) {
+    found = weights === "random"
+      ? await randomlyInitialisedBackbone(backbone, plan.seed)
+      : await loadBackbone(backbone);
+    cache.set(id, found);
+  }
+  return found;
+}
+
+/** Rows `[start, end)` of an image batch (a view). */
+function imageRows(images: ImageBatch, start: number, end: number): ImageBatch {
+  const [, h, w] = images.shape;
+  return { data: images.data.subarray(start * h * w, end * h * w), shape: [end - start, h, w] };
+}
+
+/** Values rounded through float16, as a float16 feature cache stores them. */
+function roundFloat16(features: FeatureBatch): FeatureBatch {
+  return { data: Float32Array.from(new Float16Array(features.data)), shape: features.shape };
+}
+
+/**
+ * P(positive) of an image classifier for `images`, through its backbone the way the job's
+ * features were made (`features.ts`): z-normalised with the training images' `stats`,
+ * upsampled, rounded to the cache's dtype; or end to end as the job ran.
+ */
+async function imageProba(
+  clf: ImageClassifier,
+  backbone: Backbone,
+  images: ImageBatch,
+  m: ResolvedConfig["models"],
+  stats: ImageStats,
+): Promise<Float32Array> {
+  const n = images.shape[0];
+  const out = new Float32Array(n);
+  for (let start = 0; start < n; start += IMAGE_CHUNK) {
+    const part = imageRows(images, start, Math.min(n, start + IMAGE_CHUNK));
+    if (m.features === "end-to-end") {
+      const normalization = m.normalization === "train" ? stats : m.normalization;
+      const source = backboneFeatureSource(part, backbone, { upsample: m.upsample, normalization });
+      out.set(clf.predictProba(source), start);
+      continue;
+    }
+    const imagenet = m.normalization === "imagenet";
+    const input = imagenet ? part : zNormalizeImages(part, stats);
+    let features = await backbone.features(input, {
+      preprocess: imagenet,
+      upsample: m.upsample,
+      progressBar: false,
+    });
+    if (m.featureDtype === "float16") features = roundFloat16(features);
+    out.set(clf.predictProba(features), start);
+  }
+  return out;
+}
+
+/** Reads one finished job's model and makes it a predictor. */
+async function loadModel(
+  plan: ModelPlan,
+  path: string,
+  inputs: ExperimentInputs,
+  backbones: Map<string, Backbone>,
+  stats: () => ImageStats,
+  log: (line: string) => void,
+): Promise<Omit<LoadedModel, "name">> {
+  const stored = await readJob(path, log);
+  if (!stored) throw new Error(`no finished job at ${path}`);
+  const model = await readJobModel(path, stored);
+  if (model.family === "logistic") {
+    const lr = LogisticRegression.fromParameters(model.parameters);
+    // deno-lint-ignore require-await
+    return { plan, predict: async (x) => lr.predictProba(x), dispose: () => {} };
+  }
+  if (model.family === "mlp") {
+    const mlp = MLPClassifier.fromState(model.state);
+    // deno-lint-ignore require-await
+    return { plan, predict: async (x) => mlp.predictProba(x), dispose: () => mlp.dispose() };
+  }
+  if (plan.family !== "image") throw new Error(`${path}: an image model for a ${plan.family} plan`);
+  const backbone = await backboneFor(plan, backbones);
+  const m = inputs.cfg.models;
+  const side = inputs.cfg.image.pixels * m.upsample;
+  const expected = backbone.outputShape([side, side]);
+  if (JSON.stringify(expected) !== JSON.stringify(model.state.featureShape)) {
+    throw new Error(
+      `${path}: the model takes features [${model.state.featureShape}], ${backbone.name} ` +
+        `gives [${expected}] here (another backbone version?)`,
+    );
+  }
+  const clf = ImageClassifier.fromState(model.state);
+  const seed = plan.seed;
+  return {
+    plan,
+    predict: async (_x, images) => {
+      const seen = plan.input.pixels === "permuted" ? permutePixels(images(), seed) : images();
+      return await imageProba(clf, backbone, seen, m, stats());
+    },
+    dispose: () => clf.dispose(),
+  };
+}
+
+/** The plans of a variant to load: the models `metrics.json` holds, filtered by `models`. */
+function plansOf(
+  cfg: ResolvedConfig,
+  variant: ExperimentResults["variants"][number] | undefined,
+  models: string[] | undefined,
+): ModelPlan[] {
+  const held = new Set(variant?.models.map((m) => m.id) ?? []);
+  return planModels(cfg).filter((p) =>
+    held.has(p.id) && (!models || models.includes(p.id)) &&
+    (p.family !== "image" || !unavailableReason(p.input.backbone))
+  );
+}
+
+/** Loads one sweep variant: inputs from the caches, every model's job and model file. */
+async function loadVariant(
+  name: string,
+  label: string,
+  cfg: ResolvedConfig,
+  results: ExperimentResults,
+  remake: Remake,
+  options: LoadRunOptions,
+): Promise<LoadedVariant> {
+  const log = options.log ?? (() => {});
+  const inputs = await cachedInputs(name, cfg, remake, log);
+  const plans = plansOf(cfg, results.variants.find((v) => v.label === label), options.models);
+  const backbones = new Map<string, Backbone>();
+  let stats: ImageStats | undefined;
+  const models: LoadedModel[] = [];
+  const problems: { job: string; message: string; noModel: boolean }[] = [];
+  for (const plan of plans) {
+    const job = (label ? `${label}/` : "") + jobName(plan);
+    const path = jobPath(cfg.cacheDir, plan, await jobKey(plan, inputs));
+    try {
+      // One mean and std over the intact training images, as features.ts takes them.
+      const train = () => (stats ??= imageStats(inputs.images.train));
+      const loaded = await loadModel(plan, path, inputs, backbones, train, log);
+      models.push({ ...loaded, name: (label ? `${label}/` : "") + plan.id });
+      log(`loaded ${job} from ${path}`);
+    } catch (e) {
+      const message = (e as Error).message;
+      problems.push({ job, message, noModel: message.includes("before models were kept") });
+    }
+  }
+  const { encoder: _e, model: _m, ...encodeOptions } = cfg.embedding;
+  const loaded: LoadedVariant = {
+    label,
+    encoder: inputs.encoder,
+    encodeOptions: resolveEncodeOptions(inputs.encoder, encodeOptions),
+    width: inputs.embeddings.shape[1],
+    transformer: inputs.transformer,
+    models,
+    backbones: [...backbones.values()],
+  };
+  if (problems.length > 0) {
+    await disposeVariant(loaded);
+    const jobs = problems.map((p) => p.job).join(",");
+    throw new MissingRunDataError(
+      `run "${name}": ${problems.length} model(s) cannot be loaded:\n` +
+        problems.map((p) => `  ${p.job}: ${p.message}`).join("\n") +
+        `\nRecreate them with \`${remake.command} --only ${jobs}\`` +
+        (problems.some((p) => p.noModel)
+          ? ` after deleting the job files named above (a stored job is reused as it is)`
+          : "") +
+        ` (the whole run took ${remake.estimate.replace(/, the run's own time.*/, "")}).`,
+      `${remake.command} --only ${jobs}`,
+    );
+  }
+  return loaded;
+}
+
+async function disposeVariant(v: LoadedVariant): Promise<void> {
+  for (const m of v.models) m.dispose();
+  for (const b of v.backbones) b.dispose();
+  await v.encoder.dispose();
+}
+
+/** Throws unless `texts` is a non-empty list of texts with visible characters, naming the bad one. */
+function checkPredictTexts(texts: string[]): void {
+  if (!Array.isArray(texts) || texts.length === 0) {
+    throw new Error("predict: give at least one text (a list of review texts)");
+  }
+  texts.forEach((text, i) => {
+    if (typeof text !== "string") throw new TypeError(`predict: text ${i} is a ${typeof text}`);
+    if (text.trim().length === 0) {
+      throw new Error(
+        `predict: text ${i} is empty (${JSON.stringify(text)}): an empty review has no words ` +
+          `to embed; remove it or give its text`,
+      );
+    }
+  });
+}
+
+/** P(positive) of every model of a loaded variant for `texts`. */
+async function predictVariant(v: LoadedVariant, texts: string[]): Promise<ModelPrediction[]> {
+  const x = await v.encoder.encode(texts, v.encodeOptions);
+  if (x.shape[1] !== v.width) {
+    throw new Error(`the encoder gave ${x.shape[1]} features per text, the run had ${v.width}`);
+  }
+  let images: ImageBatch | undefined;
+  const imagesOf = () => (images ??= v.transformer.transform(x, { channels: 1 }));
+  const out: ModelPrediction[] = [];
+  for (const m of v.models) {
+    out.push({ model: m.name, seed: m.plan.seed, probabilities: await m.predict(x, imagesOf) });
+  }
+  return out;
+}
+
+/**
+ * Loads every trained model of the committed run `name` (see the module doc). Throws a
+ * {@link MissingRunDataError} naming the command that recreates them (and about how long it
+ * takes) when the run's caches are not here, or when some jobs' models were never kept or
+ * are damaged; an error naming the runs there when `results/<name>/` does not exist.
+ */
+export async function loadRun(name: string, options: LoadRunOptions = {}): Promise<LoadedRun> {
+  const { results, cfg, remake } = await readCommittedRun(name, options);
+  const ids = [...new Set(results.variants.flatMap((v) => v.models.map((m) => m.id)))];
+  const unknown = (options.models ?? []).filter((id) => !ids.includes(id));
+  if (unknown.length > 0) {
+    const near = nearest(unknown[0], ids);
+    throw new Error(
+      `run "${name}" has no model ${unknown.join(", ")} (it has ${ids.join(", ")})` +
+        (near ? `; did you mean "${near}"?` : ""),
+    );
+  }
+  const variants: LoadedVariant[] = [];
+  try {
+    for (const variant of expandSweep(cfg)) {
+      variants.push(
+        await loadVariant(name, variant.label, variant.config, results, remake, options),
+      );
+    }
+  } catch (e) {
+    for (const v of variants) await disposeVariant(v);
+    throw e;
+  }
+  return {
+    name,
+    encoder: variants[0]?.encoder.id ?? "",
+    models: variants.flatMap((v) =>
+      v.models.map((m) => ({
+        model: m.name,
+        seed: m.plan.seed,
+        family: m.plan.family,
+        job: (v.label ? `${v.label}/` : "") + jobName(m.plan),
+      }))
+    ),
+    async predict(texts: string[]): Promise<ModelPrediction[]> {
+      checkPredictTexts(texts);
+      const out: ModelPrediction[] = [];
+      for (const v of variants) out.push(...await predictVariant(v, texts));
+      return out;
+    },
+    async dispose(): Promise<void> {
+      for (const v of variants) await disposeVariant(v);
+      variants.length = 0;
+    },
+  };
+}
