@@ -74,6 +74,8 @@ async function makeFixture(): Promise<string> {
   await file(root, "experiments/A/image-transformer-k1.json.made.json", 60, 41);
   await file(root, "experiments/A/jobs/logistic-regression-k2.json", JOB_A1, 40);
   await file(root, "experiments/A/jobs/cnn-s1-k3.json", JOB_A2, 1);
+  // Its fitted model (predict.ts) is part of the job entry: counted and pruned with it.
+  await file(root, "experiments/A/jobs/cnn-s1-k3.model.bin", 300, 1);
   await file(root, "experiments/A/checkpoints/cnn@1-k3/checkpoint.json", 200, 26);
   await file(root, "experiments/A/checkpoints/cnn@1-k3/weights-1.bin", 5000, 25);
   await file(
@@ -178,7 +180,7 @@ const EXPECTED: Expected[] = [
     stage: "job",
     path: "experiments/A/jobs/cnn-s1-k3.json",
     key: "cnn-s1-k3",
-    bytes: JOB_A2.length,
+    bytes: JOB_A2.length + 300, // with its model file
     runs: ["A"],
     madeBy: "A",
     days: 20,
@@ -303,7 +305,7 @@ Deno.test("planPrune: each criterion selects exactly the hand-computed entries",
   assertEquals(plan({ stage: "layout", run: "B" }), ["experiments/B/image-transformer-k4.json"]);
   // Size: the least recently used go until the rest is at most the limit. In scope (all but
   // "other"): feat2 4000, A layout 500, bbbb 2000, … in order of last use.
-  const total = 2000 + 1100 + 4000 + 3050 + 500 + 700 + JOB_A1.length + JOB_A2.length +
+  const total = 2000 + 1100 + 4000 + 3050 + 500 + 700 + JOB_A1.length + JOB_A2.length + 300 +
     JOB_B.length + 5200;
   assertEquals(plan({ keepBytes: total }), []);
   assertEquals(plan({ keepBytes: total - 4000 }), ["features/feat2"]);
@@ -351,14 +353,20 @@ Deno.test("pruneCaches: deletes those entries and only those, and updates uses.j
     const doomed = planPrune(before, { run: "A" });
     const result = await pruneCaches(doomed, root);
     assertEquals(paths(result.removed), paths(doomed));
-    assertEquals(result.bytes, 2000 + 500 + JOB_A1.length + JOB_A2.length + 5200);
+    assertEquals(result.bytes, 2000 + 500 + JOB_A1.length + JOB_A2.length + 300 + 5200);
     assertEquals(result.failed, []);
     assertEquals(result.usesUpdated, ["experiments/A"]);
     // What is left is exactly the rest, unchanged (aaaa is still used by A and B).
     const gone = new Set(paths(doomed));
     assertEquals(await listCaches(root), before.filter((e) => !gone.has(e.path)));
     assertEquals(await existing(root, paths(doomed)), []);
-    assertEquals(await existing(root, ["experiments/A/image-transformer-k1.json.made.json"]), []);
+    assertEquals(
+      await existing(root, [
+        "experiments/A/image-transformer-k1.json.made.json",
+        "experiments/A/jobs/cnn-s1-k3.model.bin",
+      ]),
+      [],
+    );
     // A's record keeps only the shared store that survived; B's is untouched.
     assertEquals(await readJson(join(root, "experiments/A/uses.json")), {
       "embeddings/enc/aaaa": iso(10),

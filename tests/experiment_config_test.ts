@@ -84,6 +84,40 @@ Deno.test("config validation: each error case names the field and what it accept
     "models.normalization",
     "end-to-end",
   );
+  // Layout options: combinations that cannot work are refused with the way out.
+  assertProblem(
+    { ...base, image: { compat: "pydeepinsight-2021", discretization: "qtb" } },
+    "image.compat",
+    `"bin"`,
+  );
+  assertProblem({ ...base, image: { kernelPca: { gamma: 1 } } }, "image.kernelPca", `"kpca"`);
+  assertProblem({ ...base, image: { featureExtractor: "tnse" } }, `did you mean "tsne"`);
+  assertProblem({ ...base, image: { channels: "states" } }, "image.channels", "[1, 2]");
+  assertProblem(
+    {
+      ...base,
+      embedding: { layers: [1, 2] },
+      image: { channels: "states" },
+      models: { features: "end-to-end" },
+    },
+    "image.channels",
+    `"cache"`,
+  );
+  assertProblem({ ...base, image: { stateFit: 1 } }, "image.stateFit", `"states"`);
+  assertProblem(
+    { ...base, embedding: { layers: [1, 2] }, image: { channels: "states", stateFit: 2 } },
+    "image.stateFit",
+    "2 states",
+  );
+  assertProblem({ ...base, image: { representations: [] } }, "image.representations");
+  assertEquals(
+    problemsOf({
+      ...base,
+      embedding: { layers: [1, 2] },
+      image: { channels: "states", stateFit: 1, discretization: "lsa" },
+    }),
+    [],
+  );
   assertProblem({ ...base, models: { training: { seed: 3 } } }, "models.training.seed", "seeds");
   assertProblem({ ...base, baselines: { mlp: { seed: 3 } } }, "baselines.mlp.seed", "seeds");
   assertProblem({ ...base, models: { training: { lrHead: "official" } } }, "lrHead", `"paper"`);

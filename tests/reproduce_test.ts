@@ -365,3 +365,67 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name: "reproduce --config channels / representations: multi-channel layouts run end to end",
+  ignore: archive.ignore || models.ignore,
+  async fn() {
+    const dir = await Deno.makeTempDir({ prefix: "channels-test-" });
+    const tiny = [
+      "--train",
+      "48",
+      "--test",
+      "24",
+      "--seeds",
+      "1",
+      "--epochs",
+      "1",
+      "--set",
+      "image.pixels=24",
+      "--set",
+      "image.tsne.nIter=250",
+      "--set",
+      "data.validationFraction=0.25",
+      "--out",
+      dir,
+    ];
+    try {
+      const channels = await reproduce(["--config", "channels", ...tiny], join(dir, "data"));
+      assertEquals(channels.code, 0, channels.stderr.slice(-3000));
+      const c = JSON.parse(
+        await Deno.readTextFile(join(dir, "channels", "metrics.json")),
+      ) as ExperimentResults;
+      assertEquals(c.variants.map((v) => v.images.channels?.count ?? 1), [1, 1, 2, 2]);
+      for (const v of c.variants) {
+        assertEquals(v.embedding.features, 1024);
+        // The darknet slice sees 3 channels either way; every planned model ran.
+        assertEquals(v.models.map((m) => m.runs.length), [1, 1, 1]);
+      }
+      // lsa on the states' 512 dimensions: each its own pixel of 576, none shared.
+      const statesLsa = c.variants.find((v) =>
+        v.label.includes("states") && v.label.includes("lsa")
+      )!;
+      assertEquals(statesLsa.images.emptyPixels, 576 - 512);
+      const report = await Deno.readTextFile(join(dir, "channels", "report.md"));
+      assertStringIncludes(report, "hidden states as channels (2 states");
+
+      const several = await reproduce(["--config", "representations", ...tiny], join(dir, "data"));
+      assertEquals(several.code, 0, several.stderr.slice(-3000));
+      const r = JSON.parse(
+        await Deno.readTextFile(join(dir, "representations", "metrics.json")),
+      ) as ExperimentResults;
+      assertEquals(r.variants[0].images.channels, {
+        mode: "representations",
+        count: 3,
+        layouts: ["tsne/bin", "pca/bin", "kpca/bin"],
+      });
+      assertEquals(r.variants[0].models.map((m) => m.id), [
+        "logistic-regression",
+        "darknet_reference",
+        "ablation-permuted-pixels-darknet_reference",
+      ]);
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});

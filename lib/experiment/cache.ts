@@ -13,6 +13,7 @@
  * | `experiments/<run>/image-transformer-<key>.json` | `"layout"`     | `<run>`                |
  * | (its maker record `….json.made.json` goes with it)  |                |                        |
  * | `experiments/<run>/jobs/<job>-<key>.json`        | `"job"`        | `<run>` (`madeBy`)     |
+ * | (its model file `….model.bin` goes with it)      |                |                        |
  * | `experiments/<run>/checkpoints/<job>-<key>/`     | `"checkpoint"` | `<run>`                |
  * | anything else                                    | `"other"`      | `<run>` inside its run |
  *
@@ -141,6 +142,11 @@ async function children(dir: string): Promise<Deno.DirEntry[]> {
   return list.sort((a, b) => a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
 }
 
+/** The model file kept beside a stored job (`<job>-<key>.json` → `<job>-<key>.model.bin`). */
+function jobModelPath(jobPath: string): string {
+  return jobPath.replace(/\.json$/, ".model.bin");
+}
+
 /** Size of the files under `path` and their newest modification time (links not followed). */
 async function scan(path: string): Promise<Scan> {
   let info: Deno.FileInfo;
@@ -179,6 +185,8 @@ async function runEntries(root: string, run: string): Promise<Found[]> {
     } else if ((entry.name === "jobs" || entry.name === "checkpoints") && entry.isDirectory) {
       for (const item of await children(join(root, path))) {
         const itemPath = `${path}/${item.name}`;
+        // A job's model file (`<job>-<key>.model.bin`) belongs to its job entry.
+        if (entry.name === "jobs" && item.isFile && item.name.endsWith(".model.bin")) continue;
         if (entry.name === "jobs" && item.isFile && item.name.endsWith(".json")) {
           found.push({ stage: "job", path: itemPath, key: item.name.slice(0, -5), owner: run });
         } else if (entry.name === "checkpoints" && item.isDirectory) {
@@ -335,7 +343,10 @@ export async function listCaches(root: string = dataDir()): Promise<CacheEntry[]
   }
   const entries: CacheEntry[] = [];
   for (const f of found) {
-    const { bytes, mtime } = await scan(join(root, f.path));
+    const scanned = await scan(join(root, f.path));
+    const model = f.stage === "job" ? await scan(join(root, jobModelPath(f.path))) : undefined;
+    const bytes = scanned.bytes + (model?.bytes ?? 0);
+    const mtime = scanned.mtime;
     const recorded = usesOf.get(f.path)!;
     const runSet = new Set(recorded.map((u) => u.run));
     let madeBy = f.owner;
@@ -512,6 +523,7 @@ export async function pruneCaches(
     try {
       await Deno.remove(join(root, e.path), { recursive: true });
       if (e.stage === "layout") await removeMaker(join(root, e.path));
+      if (e.stage === "job") await Deno.remove(join(root, jobModelPath(e.path))).catch(() => {});
     } catch (error) {
       if (!(error instanceof Deno.errors.NotFound)) {
         result.failed.push({ entry: e, error: (error as Error).message });

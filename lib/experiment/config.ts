@@ -76,8 +76,36 @@ export type ConfigTsneOptions = Omit<TsneOptions, "init" | "metric" | "nComponen
   metric?: "euclidean" | "cosine";
 };
 
+/** UMAP options of a config (umap-learn's defaults). */
+export interface ConfigUmapOptions {
+  nNeighbors?: number;
+  minDist?: number;
+  spread?: number;
+  nEpochs?: number;
+  metric?: "euclidean" | "cosine";
+  seed?: number;
+}
+
+/** One layout of several (`image.representations`): overrides of the image options. */
+export interface ConfigRepresentation {
+  featureExtractor?: "tsne" | "pca" | "kpca" | "umap" | "random";
+  discretization?: "bin" | "qtb" | "lsa";
+  compat?: "pydeepinsight-2021" | "pydeepinsight";
+  tsne?: ConfigTsneOptions;
+  kernelPca?: { gamma?: number };
+  umap?: ConfigUmapOptions;
+}
+
 /** Image options that are part of a resolved config only when set (older keys stay valid). */
-const OPTIONAL_IMAGE_FIELDS = ["featureExtractor", "compat", "kernelPca", "umap"] as const;
+const OPTIONAL_IMAGE_FIELDS = [
+  "featureExtractor",
+  "compat",
+  "kernelPca",
+  "umap",
+  "channels",
+  "stateFit",
+  "representations",
+] as const;
 type OptionalImageField = typeof OPTIONAL_IMAGE_FIELDS[number];
 
 /** What to run. Every field but `name` and `schemaVersion` has a default ({@link resolveConfig}). */
@@ -170,14 +198,22 @@ export interface ExperimentConfig {
     /** Kernel PCA options (`gamma`, default 1 / the number of rows fitted on). */
     kernelPca?: { gamma?: number };
     /** UMAP options (umap-learn's defaults). */
-    umap?: {
-      nNeighbors?: number;
-      minDist?: number;
-      spread?: number;
-      nEpochs?: number;
-      metric?: "euclidean" | "cosine";
-      seed?: number;
-    };
+    umap?: ConfigUmapOptions;
+    /**
+     * `single` (default, the paper's): one layout of every feature, one channel. `states`:
+     * the hidden states (`embedding.layers`, which must share coordinates: one residual
+     * stream) as channels of one layout of their dimensions, mapped to 3 channels (see
+     * `lib/image/channels.ts`: contiguous groups averaged). Needs cached features.
+     */
+    channels?: "single" | "states";
+    /** With `channels: "states"`: fit the layout on every state together (default) or on one. */
+    stateFit?: "together" | number;
+    /**
+     * Several layouts of the same vectors (pyDeepInsight's MRep), each the image options
+     * above with these overrides, stacked as channels (mapped to 3 like the states). Needs
+     * cached features.
+     */
+    representations?: ConfigRepresentation[];
     /** `log` (the paper's Norm-2) or `minmax`. */
     scaler?: "log" | "minmax";
     /** Fit scaler and layout on training rows only (default) or on all rows (the official code). */
@@ -345,6 +381,47 @@ const TSNE_SCHEMA = object({
   metric: oneOf(["euclidean", "cosine"]),
 });
 
+const UMAP_SCHEMA = object({
+  nNeighbors: int({ min: 2 }),
+  minDist: num({ min: 0 }),
+  spread: positive,
+  nEpochs: int({ min: 1 }),
+  metric: oneOf(["euclidean", "cosine"]),
+  seed: int({ min: 0 }),
+});
+
+/** Problems of the channel and multi-representation modes (see `layout.ts`). */
+function layoutModeProblems(c: ExperimentConfig, features: string): string[] {
+  const image = c.image ?? {}, problems: string[] = [];
+  const multi = image.channels === "states" || image.representations !== undefined;
+  if (image.channels === "states" && image.representations) {
+    problems.push(`image.representations: not together with image.channels "states"; pick one`);
+  }
+  if (multi && features === "end-to-end") {
+    problems.push(
+      `image.${image.representations ? "representations" : "channels"}: multi-channel images ` +
+        `need models.features "cache"`,
+    );
+  }
+  if (image.stateFit !== undefined && image.channels !== "states") {
+    problems.push(`image.stateFit: applies to image.channels "states" only`);
+  }
+  if (image.channels === "states") {
+    const layers = c.embedding?.layers;
+    if ((c.embedding?.encoder ?? "use-lite") === "use-lite" && (!layers || layers.includes(3))) {
+      problems.push(
+        `image.channels "states": USE-lite's sentence embedding (hidden state 3, after a dense ` +
+          `layer) does not share coordinates with its Transformer states; set ` +
+          `embedding.layers to [1, 2]`,
+      );
+    }
+    if (typeof image.stateFit === "number" && layers && image.stateFit >= layers.length) {
+      problems.push(`image.stateFit: ${image.stateFit} is not one of the ${layers.length} states`);
+    }
+  }
+  return problems;
+}
+
 /** The schema every config is validated against (backbone names: the registry's). */
 export function configSchema(): Schema {
   const backbone = oneOf(Object.keys(BACKBONES));
@@ -382,14 +459,20 @@ export function configSchema(): Schema {
       discretization: oneOf(["bin", "qtb", "lsa"]),
       compat: oneOf(["pydeepinsight-2021", "pydeepinsight"]),
       kernelPca: object({ gamma: positive }),
-      umap: object({
-        nNeighbors: int({ min: 2 }),
-        minDist: num({ min: 0 }),
-        spread: positive,
-        nEpochs: int({ min: 1 }),
-        metric: oneOf(["euclidean", "cosine"]),
-        seed: int({ min: 0 }),
-      }),
+      umap: UMAP_SCHEMA,
+      channels: oneOf(["single", "states"]),
+      stateFit: union(oneOf(["together"]), int({ min: 0 })),
+      representations: arrayOf(
+        object({
+          featureExtractor: oneOf(["tsne", "pca", "kpca", "umap", "random"]),
+          discretization: oneOf(["bin", "qtb", "lsa"]),
+          compat: oneOf(["pydeepinsight-2021", "pydeepinsight"]),
+          tsne: TSNE_SCHEMA,
+          kernelPca: object({ gamma: positive }),
+          umap: UMAP_SCHEMA,
+        }),
+        { minLength: 1 },
+      ),
       scaler: oneOf(["log", "minmax"]),
       fitOn: oneOf(["train", "all"]),
       tsne: TSNE_SCHEMA,
@@ -438,6 +521,7 @@ function crossChecks(raw: Record<string, unknown>, schema: Schema): string[] {
     }
   }
   const features = c.models?.features ?? "cache";
+  problems.push(...layoutModeProblems(c, features));
   if (features === "cache" && c.models?.normalization === "batch") {
     problems.push(
       `models.normalization: "batch" (per-batch z-normalisation, the paper) needs ` +

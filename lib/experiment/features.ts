@@ -20,7 +20,7 @@ import {
   weightFilesDigest,
 } from "../vision/mod.ts";
 import type { Backbone } from "../vision/mod.ts";
-import type { ExperimentInputs, RunOptions } from "./inputs.ts";
+import type { ExperimentInputs, RunImages, RunOptions } from "./inputs.ts";
 import { sha } from "./inputs.ts";
 import type { ImageJob, ImageJobInputs } from "./jobs.ts";
 import type { ModelPlan } from "./plan.ts";
@@ -162,7 +162,14 @@ async function cachedInputs(
   };
 }
 
-function shared(images: ImageBatch): ImageBatch {
+function shared(images: RunImages): ImageBatch {
+  if (images.shape.length !== 3) {
+    // The config refuses this combination; a hand-made one gets told why.
+    throw new Error(
+      `multi-channel images (image.channels "states" or image.representations) need ` +
+        `models.features "cache"`,
+    );
+  }
   return { data: sharedCopy(images.data), shape: images.shape };
 }
 

@@ -25,11 +25,15 @@ import type { TextEncoderModel } from "../embed/mod.ts";
 import { ImageTransformer } from "../image/mod.ts";
 import type { Progress } from "../progress.ts";
 import { ready } from "../tf.ts";
-import type { ImageBatch, Labels, Matrix } from "../types.ts";
+import type { FeatureBatch, ImageBatch, Labels, Matrix } from "../types.ts";
 import type { ResolvedConfig } from "./config.ts";
 import { recordUses } from "./uses.ts";
 import { acquireLock } from "./lock.ts";
 import { codeVersion } from "./code_version.ts";
+import { fitRunLayout, loadRunLayout, type RunLayout } from "./layout.ts";
+
+/** A run's images: one channel, or a multi-channel layout mapped to 3 channels. */
+export type RunImages = ImageBatch | FeatureBatch;
 import {
   describeOrigin,
   type Maker,
@@ -87,16 +91,21 @@ export interface ExperimentInputs {
   embeddings: Matrix;
   /** Embeddings of each part (views into {@link ExperimentInputs.embeddings}). */
   features: { train: Matrix; validation: Matrix; test: Matrix };
-  /** The fitted image transformer, and the key of its cached JSON. */
+  /**
+   * The fitted image transformer (with several layouts: the first; with hidden states as
+   * channels: the layout of their dimensions), for figures and feature coordinates.
+   */
   transformer: ImageTransformer;
+  /** The run's layout as configured (one, states as channels, or several). */
+  layout: RunLayout;
   /** Key of the cached transformer (content hash of its settings and fitting rows). */
   transformerKey: string;
   /** Whether the transformer came from the cache. */
   transformerCached: boolean;
   /** Key of everything a model's result depends on besides its own settings. */
   rowsKey: string;
-  /** Images of each part. */
-  images: { train: ImageBatch; validation: ImageBatch; test: ImageBatch };
+  /** Images of each part: `[n, H, W]`, or `[n, H, W, 3]` for multi-channel layouts. */
+  images: { train: RunImages; validation: RunImages; test: RunImages };
   /** Pixels no feature maps to. */
   emptyPixels: number;
   /** Seconds spent on embeddings and on images. */
@@ -231,21 +240,21 @@ export function rowsKeyOf(
   );
 }
 
-/** The fitted transformer: from the run's cache, or fitted on `fitRows` and saved. */
-async function fittedTransformer(
+/** The fitted layout: from the run's cache, or fitted on `fitRows` and saved. */
+async function fittedLayout(
   cfg: ResolvedConfig,
   fitRows: Matrix,
   report: (p: ExperimentProgress) => void,
   log: (line: string) => void,
   maker: Maker,
-): Promise<{ transformer: ImageTransformer; key: string; cached: boolean; origin: StageOrigin }> {
+): Promise<{ layout: RunLayout; key: string; cached: boolean; origin: StageOrigin }> {
   const key = layoutKey(cfg, fitRows);
   const path = join(cfg.cacheDir, `image-transformer-${key}.json`);
   if (await exists(path)) {
     try {
-      const transformer = await ImageTransformer.load(path);
+      const layout = await loadRunLayout(cfg, path);
       const origin = originOf([{ maker: await readMaker(path), units: 1 }], maker);
-      return { transformer, key, cached: true, origin };
+      return { layout, key, cached: true, origin };
     } catch (e) {
       // Damaged, or made by another version of the layout stage: never used, refitted.
       log((e as Error).message);
@@ -253,23 +262,14 @@ async function fittedTransformer(
   }
   const lock = await acquireLock(`${path}.lock`, `the layout ${basename(path)}`, log);
   try {
-    const i = cfg.image;
-    const transformer = new ImageTransformer({
-      pixels: i.pixels,
-      discretization: i.discretization,
-      scaler: i.scaler,
-      tsne: { verbose: true, ...i.tsne },
-      ...(i.featureExtractor ? { featureExtractor: i.featureExtractor } : {}),
-      ...(i.compat ? { compat: i.compat } : {}),
-      ...(i.kernelPca ? { kernelPca: i.kernelPca } : {}),
-      ...(i.umap ? { umap: i.umap } : {}),
-    });
-    await transformer.fit(fitRows, {
-      onProgress: (p) => report({ stage: "images", done: p.done, total: p.total, detail: p.phase }),
-    });
-    await transformer.save(path);
+    const layout = await fitRunLayout(
+      cfg,
+      fitRows,
+      (p) => report({ stage: "images", done: p.done, total: p.total, detail: p.phase }),
+    );
+    await layout.save(path);
     await writeMaker(path, maker);
-    return { transformer, key, cached: false, origin: { computed: 1, cached: [] } };
+    return { layout, key, cached: false, origin: { computed: 1, cached: [] } };
   } finally {
     await lock.release();
   }
@@ -327,14 +327,15 @@ export async function prepareInputs(
 
   const t2 = performance.now();
   const fitRows = cfg.image.fitOn === "all" ? embeddings : features.train;
-  const { transformer, key, cached, origin: layoutOrigin } = await fittedTransformer(
+  const { layout, key, cached, origin: layoutOrigin } = await fittedLayout(
     cfg,
     fitRows,
     report,
     log,
     maker,
   );
-  const imagesOf = (x: Matrix) => transformer.transform(x, { channels: 1 }) as ImageBatch;
+  const transformer = layout.transformer;
+  const imagesOf = (x: Matrix) => layout.transform(x);
   const images = {
     train: imagesOf(features.train),
     validation: imagesOf(features.validation),
@@ -363,6 +364,7 @@ export async function prepareInputs(
     embeddings,
     features,
     transformer,
+    layout,
     transformerKey: key,
     transformerCached: cached,
     rowsKey,

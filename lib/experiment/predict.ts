@@ -38,7 +38,6 @@ import { projectRoot } from "../config.ts";
 import { LogisticRegression } from "../eval/logistic.ts";
 import { MLPClassifier } from "../eval/mlp.ts";
 import { permutePixels } from "../image/mod.ts";
-import type { ImageTransformer } from "../image/mod.ts";
 import { resolveEncodeOptions } from "../embed/mod.ts";
 import type { ResolvedEncodeOptions, TextEncoderModel } from "../embed/mod.ts";
 import {
@@ -54,7 +53,8 @@ import type { Backbone } from "../vision/mod.ts";
 import { expandSweep, loadExperimentConfig, shippedConfigs } from "./config.ts";
 import type { ResolvedConfig } from "./config.ts";
 import { prepareInputs } from "./inputs.ts";
-import type { ExperimentInputs } from "./inputs.ts";
+import type { ExperimentInputs, RunImages } from "./inputs.ts";
+import type { RunLayout } from "./layout.ts";
 import { jobName, planModels, unavailableReason } from "./plan.ts";
 import type { ModelPlan } from "./plan.ts";
 import { jobPath, readJob, readJobModel } from "./results.ts";
@@ -122,7 +122,7 @@ const IMAGE_CHUNK = 512;
 interface LoadedModel {
   plan: ModelPlan;
   name: string;
-  predict: (x: Matrix, images: () => ImageBatch) => Promise<Float32Array>;
+  predict: (x: Matrix, images: () => RunImages) => Promise<Float32Array>;
   dispose: () => void;
 }
 
@@ -132,7 +132,8 @@ interface LoadedVariant {
   encoder: TextEncoderModel;
   encodeOptions: ResolvedEncodeOptions;
   width: number;
-  transformer: ImageTransformer;
+  /** The run's fitted layout (one, states as channels, or several). */
+  layout: RunLayout;
   models: LoadedModel[];
   backbones: Backbone[];
 }
@@ -254,9 +255,13 @@ async function backboneFor(
 }
 
 /** Rows `[start, end)` of an image batch (a view). */
-function imageRows(images: ImageBatch, start: number, end: number): ImageBatch {
-  const [, h, w] = images.shape;
-  return { data: images.data.subarray(start * h * w, end * h * w), shape: [end - start, h, w] };
+function imageRows(images: RunImages, start: number, end: number): RunImages {
+  const [, ...rest] = images.shape;
+  const size = (rest as number[]).reduce((a, b) => a * b, 1);
+  return {
+    data: images.data.subarray(start * size, end * size),
+    shape: [end - start, ...rest],
+  } as RunImages;
 }
 
 /** Values rounded through float16, as a float16 feature cache stores them. */
@@ -272,7 +277,7 @@ function roundFloat16(features: FeatureBatch): FeatureBatch {
 async function imageProba(
   clf: ImageClassifier,
   backbone: Backbone,
-  images: ImageBatch,
+  images: RunImages,
   m: ResolvedConfig["models"],
   stats: ImageStats,
 ): Promise<Float32Array> {
@@ -282,7 +287,11 @@ async function imageProba(
     const part = imageRows(images, start, Math.min(n, start + IMAGE_CHUNK));
     if (m.features === "end-to-end") {
       const normalization = m.normalization === "train" ? stats : m.normalization;
-      const source = backboneFeatureSource(part, backbone, { upsample: m.upsample, normalization });
+      if (part.shape.length !== 3) throw new Error("multi-channel images need cached features");
+      const source = backboneFeatureSource(part as ImageBatch, backbone, {
+        upsample: m.upsample,
+        normalization,
+      });
       out.set(clf.predictProba(source), start);
       continue;
     }
@@ -393,7 +402,7 @@ async function loadVariant(
     encoder: inputs.encoder,
     encodeOptions: resolveEncodeOptions(inputs.encoder, encodeOptions),
     width: inputs.embeddings.shape[1],
-    transformer: inputs.transformer,
+    layout: inputs.layout,
     models,
     backbones: [...backbones.values()],
   };
@@ -442,8 +451,8 @@ async function predictVariant(v: LoadedVariant, texts: string[]): Promise<ModelP
   if (x.shape[1] !== v.width) {
     throw new Error(`the encoder gave ${x.shape[1]} features per text, the run had ${v.width}`);
   }
-  let images: ImageBatch | undefined;
-  const imagesOf = () => (images ??= v.transformer.transform(x, { channels: 1 }));
+  let images: RunImages | undefined;
+  const imagesOf = () => (images ??= v.layout.transform(x));
   const out: ModelPrediction[] = [];
   for (const m of v.models) {
     out.push({ model: m.name, seed: m.plan.seed, probabilities: await m.predict(x, imagesOf) });

@@ -490,6 +490,8 @@ export interface VariantResults {
     featureExtractor?: string;
     /** pyDeepInsight geometry, when reproduced. */
     compat?: string;
+    /** Channels before the mapping to RGB: hidden states, or layouts (absent: one). */
+    channels?: { mode: "states" | "representations"; count: number; layouts?: string[] };
     discretization: string;
     scaler: string;
     fitOn: string;
@@ -704,6 +706,22 @@ export function variantFacts(
       pixels: cfg.image.pixels,
       featureExtractor: cfg.image.featureExtractor ?? "tsne",
       ...(cfg.image.compat ? { compat: cfg.image.compat } : {}),
+      ...(inputs.layout && inputs.layout.channels > 1
+        ? {
+          channels: {
+            mode: cfg.image.representations ? "representations" as const : "states" as const,
+            count: inputs.layout.channels,
+            ...(cfg.image.representations
+              ? {
+                layouts: cfg.image.representations.map((r) =>
+                  `${r.featureExtractor ?? cfg.image.featureExtractor ?? "tsne"}/` +
+                  `${r.discretization ?? cfg.image.discretization}`
+                ),
+              }
+              : {}),
+          },
+        }
+        : {}),
       discretization: cfg.image.discretization,
       scaler: cfg.image.scaler,
       fitOn: cfg.image.fitOn,

@@ -33,6 +33,7 @@ import {
 } from "./report.ts";
 import type { ModelRun, VariantResults } from "./results.ts";
 import { describeOrigin, mergeOrigins } from "../provenance.ts";
+import { grayscale } from "./layout.ts";
 import type { ExperimentResults } from "./run.ts";
 
 /** A figure of the report with its file name and caption. */
@@ -73,12 +74,14 @@ const MAP_NAMES: Readonly<Record<string, string>> = {
 function layoutFigures(inputs: ExperimentInputs): ReportFigure[] {
   const layout = inputs.transformer.layout();
   const map = MAP_NAMES[inputs.cfg.image.featureExtractor ?? "tsne"];
-  const means = classMeanImages(inputs.images.train, inputs.labels.train);
-  const [, h, w] = inputs.images.train.shape;
+  // Multi-channel layouts are shown as their channel mean.
+  const train = grayscale(inputs.images.train);
+  const means = classMeanImages(train, inputs.labels.train);
+  const [, h, w] = train.shape;
   const exampleOf = (label: number) => {
     const i = inputs.labels.train.indexOf(label);
     return {
-      data: inputs.images.train.data.subarray(i * h * w, (i + 1) * h * w),
+      data: train.data.subarray(i * h * w, (i + 1) * h * w),
       shape: [h, w] as [number, number],
     };
   };
@@ -277,6 +280,14 @@ function variantSection(v: VariantResults, results: ExperimentResults): string[]
     `- Text encoder: ${v.embedding.encoder}, ${v.embedding.features} features per review.`,
     `- Images: ${i.pixels}×${i.pixels}, ${MAP_NAMES[i.featureExtractor ?? "tsne"]} map` +
     (i.compat ? ` (${i.compat} geometry)` : "") +
+    (i.channels?.mode === "states"
+      ? `, hidden states as channels (${i.channels.count} states, one layout of their ` +
+        `dimensions, mapped to 3 channels)`
+      : i.channels
+      ? `, ${i.channels.count} layouts stacked as channels (${
+        i.channels.layouts?.join(", ")
+      }; the map named is the first)`
+      : "") +
     `, ${i.discretization} discretisation, ${i.scaler} scaler, ` +
     `layout fitted on ${i.fitOn} rows (${
       i.cached ? "read from the cache" : `fitted by this call in ${formatSeconds(i.seconds)}`

@@ -7,7 +7,7 @@
  * @module
  */
 import { Random } from "../random.ts";
-import type { ImageBatch } from "../types.ts";
+import type { FeatureBatch, ImageBatch } from "../types.ts";
 
 /** The permutation {@link permutePixels} applies: `out[p] = in[permutation[p]]`. */
 export function pixelPermutation(pixels: number, seed: number): Int32Array {
@@ -15,7 +15,7 @@ export function pixelPermutation(pixels: number, seed: number): Int32Array {
 }
 
 /** Applies one seeded permutation of the pixel positions to every image (every channel alike). */
-export function permutePixels(images: ImageBatch, seed: number): ImageBatch {
+export function permutePixels<T extends ImageBatch | FeatureBatch>(images: T, seed: number): T {
   const [n, h, w] = images.shape;
   const hw = h * w;
   const channels = images.data.length / (n * hw);
@@ -29,5 +29,5 @@ export function permutePixels(images: ImageBatch, seed: number): ImageBatch {
       }
     }
   }
-  return { data: out, shape: images.shape };
+  return { data: out, shape: images.shape } as T;
 }
