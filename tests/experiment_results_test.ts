@@ -26,7 +26,7 @@ import type {
   ModelPlan,
   VariantResults,
 } from "../lib/experiment/mod.ts";
-import { storedJobOf } from "../lib/experiment/results.ts";
+import { storedJobOf, withAveragedLayouts } from "../lib/experiment/results.ts";
 import { TRAINING_DEFAULTS } from "../lib/train/mod.ts";
 
 const N = 20;
@@ -246,4 +246,42 @@ Deno.test("stored jobs: round trip; a damaged file is reported and recomputed", 
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("averaged layouts (MRep): the model is the mean of its layouts' probabilities", () => {
+  const layoutPlan = (id: string, k: number, seed: number): ModelPlan => {
+    const plan = imagePlan(`${id}.layout${k}`, seed) as Extract<ModelPlan, { family: "image" }>;
+    return { ...plan, input: { ...plan.input, representation: k - 1 } };
+  };
+  // Three layouts of model "m", one seed: each alone right on 12, 14 and 10 of 20 rows, wrong
+  // on different rows; their mean is right wherever two of three are right.
+  const right = [(i: number) => i < 12, (i: number) => i >= 6, (i: number) => i < 4 || i >= 14];
+  const jobs = [
+    job(logisticPlan, proba(yTest, (i) => i < 16), proba(yVal, (i) => i < 8)),
+    ...right.map((r, k) => job(layoutPlan("m", k + 1, 7), proba(yTest, r), proba(yVal, r))),
+  ];
+  const all = withAveragedLayouts(jobs, ["layout1", "layout2", "layout3"]);
+  assertEquals(all.map((j) => j.plan.id), [
+    "logistic-regression",
+    "m",
+    "m.layout1",
+    "m.layout2",
+    "m.layout3",
+  ]);
+  const mean = all[1];
+  assertEquals(mean.stored.job, "m@7");
+  assertEquals(mean.plan.family === "image" && mean.plan.input.representation, undefined);
+  // Hand-computed: 0.9/0.1 per layout; a row right in k layouts has mean p = (0.9k + 0.1(3−k))/3.
+  for (let i = 0; i < N; i++) {
+    const k = right.filter((r) => r(i)).length;
+    const expected = yTest[i] === 1 ? (0.9 * k + 0.1 * (3 - k)) / 3 : (0.1 * k + 0.9 * (3 - k)) / 3;
+    assertAlmostEquals(mean.stored.result.testProba[i], expected, 1e-6);
+  }
+  const { models } = aggregateModels(all, inputs, "m");
+  const majority = Array.from({ length: N }, (_, i) => right.filter((r) => r(i)).length >= 2)
+    .filter(Boolean).length / N;
+  assertAlmostEquals(models.find((m) => m.id === "m")!.test.accuracy.mean, majority, 1e-12);
+  // A seed missing one layout gets no mean model (never a mean of fewer layouts).
+  const partial = withAveragedLayouts(jobs.slice(0, 3), ["layout1", "layout2", "layout3"]);
+  assertEquals(partial.map((j) => j.plan.id), ["logistic-regression", "m.layout1", "m.layout2"]);
 });

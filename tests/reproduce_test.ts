@@ -414,12 +414,28 @@ Deno.test({
       const r = JSON.parse(
         await Deno.readTextFile(join(dir, "representations", "metrics.json")),
       ) as ExperimentResults;
-      assertEquals(r.variants[0].images.channels, {
-        mode: "representations",
-        count: 3,
-        layouts: ["tsne/bin", "pca/bin", "kpca/bin"],
-      });
-      assertEquals(r.variants[0].models.map((m) => m.id), [
+      const layouts = ["tsne/bin", "pca/bin", "kpca/bin"];
+      assertEquals(
+        r.variants.map((v) => v.images.channels),
+        (["average", "stacked"] as const).map((combine) => ({
+          mode: "representations" as const,
+          count: 3,
+          combine,
+          layouts,
+        })),
+      );
+      // Averaged: one classifier per layout, and the model itself their mean probability.
+      const [average, stacked] = r.variants;
+      const perLayout = (id: string) => [id, ...[1, 2, 3].map((k) => `${id}.layout${k}`)];
+      assertEquals(average.models.map((m) => m.id), [
+        "logistic-regression",
+        ...perLayout("darknet_reference"),
+        ...perLayout("ablation-permuted-pixels-darknet_reference"),
+      ]);
+      assertEquals(average.ablations.map((a) => [a.model, a.against]), [
+        ["ablation-permuted-pixels-darknet_reference", "darknet_reference"],
+      ]);
+      assertEquals(stacked.models.map((m) => m.id), [
         "logistic-regression",
         "darknet_reference",
         "ablation-permuted-pixels-darknet_reference",

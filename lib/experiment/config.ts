@@ -105,6 +105,7 @@ const OPTIONAL_IMAGE_FIELDS = [
   "channels",
   "stateFit",
   "representations",
+  "combine",
 ] as const;
 type OptionalImageField = typeof OPTIONAL_IMAGE_FIELDS[number];
 
@@ -210,10 +211,15 @@ export interface ExperimentConfig {
     stateFit?: "together" | number;
     /**
      * Several layouts of the same vectors (pyDeepInsight's MRep), each the image options
-     * above with these overrides, stacked as channels (mapped to 3 like the states). Needs
-     * cached features.
+     * above with these overrides; combined as {@link combine} says. Needs cached features.
      */
     representations?: ConfigRepresentation[];
+    /**
+     * With `representations`: `average` (default, pyDeepInsight's MRep): one classifier per
+     * layout (models `<id>.layout<k>`) and the model `<id>` itself the average of their
+     * probabilities; `stacked`: the layouts as the channels of one image (mapped to 3).
+     */
+    combine?: "average" | "stacked";
     /** `log` (the paper's Norm-2) or `minmax`. */
     scaler?: "log" | "minmax";
     /** Fit scaler and layout on training rows only (default) or on all rows (the official code). */
@@ -390,6 +396,16 @@ const UMAP_SCHEMA = object({
   seed: int({ min: 0 }),
 });
 
+/**
+ * The layouts whose classifiers are averaged (`image.representations` with `combine`
+ * `average`, the default), named `layout1`, `layout2`, …; empty otherwise.
+ */
+export function averagedLayouts(cfg: ResolvedConfig): string[] {
+  const reps = cfg.image.representations;
+  if (!reps || cfg.image.combine === "stacked") return [];
+  return reps.map((_, r) => `layout${r + 1}`);
+}
+
 /** Problems of the channel and multi-representation modes (see `layout.ts`). */
 function layoutModeProblems(c: ExperimentConfig, features: string): string[] {
   const image = c.image ?? {}, problems: string[] = [];
@@ -402,6 +418,9 @@ function layoutModeProblems(c: ExperimentConfig, features: string): string[] {
       `image.${image.representations ? "representations" : "channels"}: multi-channel images ` +
         `need models.features "cache"`,
     );
+  }
+  if (image.combine !== undefined && image.representations === undefined) {
+    problems.push(`image.combine: applies to image.representations only`);
   }
   if (image.stateFit !== undefined && image.channels !== "states") {
     problems.push(`image.stateFit: applies to image.channels "states" only`);
@@ -462,6 +481,7 @@ export function configSchema(): Schema {
       umap: UMAP_SCHEMA,
       channels: oneOf(["single", "states"]),
       stateFit: union(oneOf(["together"]), int({ min: 0 })),
+      combine: oneOf(["average", "stacked"]),
       representations: arrayOf(
         object({
           featureExtractor: oneOf(["tsne", "pca", "kpca", "umap", "random"]),

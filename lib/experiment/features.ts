@@ -81,6 +81,17 @@ export function imagesFor(
   };
 }
 
+/** The images of the layout an image model sees: the run's, or its averaged layout's. */
+export function baseImages(plan: ImagePlan, inputs: ExperimentInputs): ExperimentInputs["images"] {
+  const r = plan.input.representation;
+  if (r === undefined) return inputs.images;
+  const images = inputs.layoutImages?.[r];
+  if (!images) {
+    throw new Error(`${plan.id}: layout ${r + 1} has no images (image.representations has fewer)`);
+  }
+  return images;
+}
+
 /**
  * Key of everything an image model's result depends on (finds a finished job without
  * training): the rows, the model's input and options, the backbone's spec and, for ImageNet
@@ -187,9 +198,10 @@ export async function prepareImageJob(
   const backbone = await backboneOf(plan);
   try {
     const t = performance.now();
-    const images = imagesFor(plan, inputs.images);
+    const base = baseImages(plan, inputs);
+    const images = imagesFor(plan, base);
     // One mean and std over the (intact) training images (see train/sources.ts).
-    const stats = imageStats(inputs.images.train);
+    const stats = imageStats(base.train);
     const hasValidation = inputs.labels.validation.length > 0;
     const cached = m.features === "cache"
       ? await cachedInputs(plan, backbone, images, stats, inputs, options)

@@ -106,6 +106,8 @@ export interface ExperimentInputs {
   rowsKey: string;
   /** Images of each part: `[n, H, W]`, or `[n, H, W, 3]` for multi-channel layouts. */
   images: { train: RunImages; validation: RunImages; test: RunImages };
+  /** With averaged layouts (`image.combine: "average"`): each layout's images, in order. */
+  layoutImages?: { train: RunImages; validation: RunImages; test: RunImages }[];
   /** Pixels no feature maps to. */
   emptyPixels: number;
   /** Seconds spent on embeddings and on images. */
@@ -341,6 +343,15 @@ export async function prepareInputs(
     validation: imagesOf(features.validation),
     test: imagesOf(features.test),
   };
+  // Averaged layouts: every layout's images (the first's are `images` too).
+  const each = layout.transformEach;
+  const layoutImages = each
+    ? (() => {
+      const [train, validation, test] = [features.train, features.validation, features.test]
+        .map((x) => each(x));
+      return train.map((_, r) => ({ train: train[r], validation: validation[r], test: test[r] }));
+    })()
+    : undefined;
   let emptyPixels = 0;
   for (const v of transformer.featureDensityMatrix().data) if (v === 0) emptyPixels++;
   const imageSeconds = (performance.now() - t2) / 1000;
@@ -369,6 +380,7 @@ export async function prepareInputs(
     transformerCached: cached,
     rowsKey,
     images,
+    ...(layoutImages ? { layoutImages } : {}),
     emptyPixels,
     seconds: { embeddings: embeddingSeconds, images: imageSeconds },
     embeddingsCached,

@@ -28,8 +28,13 @@ export interface RunLayout {
   transformer: ImageTransformer;
   /** Channels of the images before the mapping to 3 (1 for the paper's layout). */
   channels: number;
-  /** Images of rows: `[n, H, W]` (one layout) or `[n, H, W, 3]` (channels mapped to RGB). */
+  /**
+   * Images of rows: `[n, H, W]` (one layout; with averaged layouts, the first's) or
+   * `[n, H, W, 3]` (channels mapped to RGB).
+   */
   transform(x: Matrix): ImageBatch | FeatureBatch;
+  /** With averaged layouts (`combine: "average"`): each layout's images, in order. */
+  transformEach?(x: Matrix): ImageBatch[];
   /** Writes the fitted layout (sealed JSON) to `path`. */
   save(path: string): Promise<void>;
 }
@@ -83,7 +88,16 @@ function states(t: StateChannelTransformer): RunLayout {
   };
 }
 
-function several(t: MultiRepresentation): RunLayout {
+function several(t: MultiRepresentation, combine: "average" | "stacked"): RunLayout {
+  if (combine === "average") {
+    return {
+      transformer: t.transformers_![0],
+      channels: 1,
+      transform: (x) => t.transformers_![0].transform(x, { channels: 1 }) as ImageBatch,
+      transformEach: (x) => t.transform(x),
+      save: (path) => t.save(path),
+    };
+  }
   return {
     transformer: t.transformers_![0],
     channels: t.size,
@@ -104,7 +118,7 @@ export async function fitRunLayout(
       representations: i.representations.map((r) => transformerOptionsOf(i, r)),
     });
     await t.fit(rows, { onProgress });
-    return several(t);
+    return several(t, i.combine ?? "average");
   }
   if (i.channels === "states") {
     const t = new StateChannelTransformer({
@@ -122,7 +136,9 @@ export async function fitRunLayout(
 
 /** Reads a layout {@link RunLayout.save} wrote (throws the loaders' cache errors). */
 export async function loadRunLayout(cfg: ResolvedConfig, path: string): Promise<RunLayout> {
-  if (cfg.image.representations) return several(await MultiRepresentation.load(path));
+  if (cfg.image.representations) {
+    return several(await MultiRepresentation.load(path), cfg.image.combine ?? "average");
+  }
   if (cfg.image.channels === "states") return states(await StateChannelTransformer.load(path));
   return single(await ImageTransformer.load(path));
 }

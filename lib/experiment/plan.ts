@@ -10,6 +10,7 @@ import { MLPClassifier } from "../eval/mlp.ts";
 import type { MLPClassifierOptions } from "../eval/mlp.ts";
 import type { TrainingOptions } from "../train/mod.ts";
 import { BACKBONES } from "../vision/mod.ts";
+import { averagedLayouts } from "./config.ts";
 import type { ResolvedConfig } from "./config.ts";
 
 /** What an image model sees. */
@@ -20,6 +21,11 @@ export interface ImageInput {
   weights: "imagenet" | "random";
   /** The DeepInsight images, or the same with pixels permuted (seeded by the model's seed). */
   pixels: "layout" | "permuted";
+  /**
+   * With several averaged layouts (`image.representations`, `combine: "average"`): the index
+   * of the layout whose images this classifier sees (absent otherwise).
+   */
+  representation?: number;
 }
 
 /** Fields every planned model has. */
@@ -82,6 +88,11 @@ export const mlpPlans: PlanBuilder = (cfg): ModelPlan[] => {
   }));
 };
 
+/**
+ * The image model `id` for one seed: one plan, or with several averaged layouts one per
+ * layout (`<id>.layout<k>`, the model `<id>` then being their average, made when the results
+ * are aggregated: see `results.ts`).
+ */
 function imagePlan(
   cfg: ResolvedConfig,
   seed: number,
@@ -89,8 +100,8 @@ function imagePlan(
   kind: "image" | "ablation",
   input: ImageInput,
   description: string,
-): ModelPlan {
-  return {
+): ModelPlan[] {
+  const plan = (id: string, input: ImageInput, description: string): ModelPlan => ({
     id,
     kind,
     family: "image",
@@ -98,13 +109,22 @@ function imagePlan(
     input,
     options: { ...cfg.models.training, seed },
     description,
-  };
+  });
+  const layouts = averagedLayouts(cfg);
+  if (layouts.length === 0) return [plan(id, input, description)];
+  return layouts.map((name, r) =>
+    plan(
+      `${id}.${name}`,
+      { ...input, representation: r },
+      `${description}, on layout ${r + 1} of ${layouts.length}`,
+    )
+  );
 }
 
 /** One classifier per configured backbone and seed. */
 export const backbonePlans: PlanBuilder = (cfg): ModelPlan[] =>
   cfg.models.backbones.flatMap((backbone) =>
-    cfg.seeds.map((seed) =>
+    cfg.seeds.flatMap((seed) =>
       imagePlan(
         cfg,
         seed,
@@ -120,7 +140,7 @@ export const backbonePlans: PlanBuilder = (cfg): ModelPlan[] =>
 export const permutedPixelPlans: PlanBuilder = (cfg): ModelPlan[] => {
   const backbone = cfg.ablations.backbone;
   if (!cfg.ablations.permutedPixels) return [];
-  return cfg.seeds.map((seed) =>
+  return cfg.seeds.flatMap((seed) =>
     imagePlan(
       cfg,
       seed,
@@ -137,7 +157,7 @@ export const permutedPixelPlans: PlanBuilder = (cfg): ModelPlan[] => {
 export const randomBackbonePlans: PlanBuilder = (cfg): ModelPlan[] => {
   const backbone = cfg.ablations.backbone;
   if (!cfg.ablations.randomBackbone) return [];
-  return cfg.seeds.map((seed) =>
+  return cfg.seeds.flatMap((seed) =>
     imagePlan(
       cfg,
       seed,

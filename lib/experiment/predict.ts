@@ -50,7 +50,8 @@ import type { ImageStats } from "../train/mod.ts";
 import type { FeatureBatch, ImageBatch, Matrix } from "../types.ts";
 import { loadBackbone, randomlyInitialisedBackbone } from "../vision/mod.ts";
 import type { Backbone } from "../vision/mod.ts";
-import { expandSweep, loadExperimentConfig, shippedConfigs } from "./config.ts";
+import { averagedLayouts, expandSweep, loadExperimentConfig, shippedConfigs } from "./config.ts";
+import { baseImages, type ImagePlan } from "./features.ts";
 import type { ResolvedConfig } from "./config.ts";
 import { prepareInputs } from "./inputs.ts";
 import type { ExperimentInputs, RunImages } from "./inputs.ts";
@@ -122,7 +123,8 @@ const IMAGE_CHUNK = 512;
 interface LoadedModel {
   plan: ModelPlan;
   name: string;
-  predict: (x: Matrix, images: () => RunImages) => Promise<Float32Array>;
+  /** `images(r)`: the texts' images of averaged layout `r` (undefined: the run's layout). */
+  predict: (x: Matrix, images: (representation?: number) => RunImages) => Promise<Float32Array>;
   dispose: () => void;
 }
 
@@ -134,6 +136,8 @@ interface LoadedVariant {
   width: number;
   /** The run's fitted layout (one, states as channels, or several). */
   layout: RunLayout;
+  /** Averaged layouts' names (`layout1`, …), whose models' mean is the model itself. */
+  layouts: string[];
   models: LoadedModel[];
   backbones: Backbone[];
 }
@@ -346,7 +350,8 @@ async function loadModel(
   return {
     plan,
     predict: async (_x, images) => {
-      const seen = plan.input.pixels === "permuted" ? permutePixels(images(), seed) : images();
+      const own = images(plan.input.representation);
+      const seen = plan.input.pixels === "permuted" ? permutePixels(own, seed) : own;
       return await imageProba(clf, backbone, seen, m, stats());
     },
     dispose: () => clf.dispose(),
@@ -380,14 +385,20 @@ async function loadVariant(
   const plans = plansOf(cfg, results.variants.find((v) => v.label === label), options.models);
   const backbones = new Map<string, Backbone>();
   let stats: ImageStats | undefined;
+  const layoutStats: ImageStats[] = [];
   const models: LoadedModel[] = [];
   const problems: { job: string; message: string; noModel: boolean }[] = [];
   for (const plan of plans) {
     const job = (label ? `${label}/` : "") + jobName(plan);
     const path = jobPath(cfg.cacheDir, plan, await jobKey(plan, inputs));
     try {
-      // One mean and std over the intact training images, as features.ts takes them.
-      const train = () => (stats ??= imageStats(inputs.images.train));
+      // One mean and std over the intact training images of the model's layout, as
+      // features.ts takes them.
+      const r = plan.family === "image" ? plan.input.representation : undefined;
+      const train = () =>
+        r === undefined
+          ? (stats ??= imageStats(inputs.images.train))
+          : (layoutStats[r] ??= imageStats(baseImages(plan as ImagePlan, inputs).train));
       const loaded = await loadModel(plan, path, inputs, backbones, train, log);
       models.push({ ...loaded, name: (label ? `${label}/` : "") + plan.id });
       log(`loaded ${job} from ${path}`);
@@ -403,6 +414,7 @@ async function loadVariant(
     encodeOptions: resolveEncodeOptions(inputs.encoder, encodeOptions),
     width: inputs.embeddings.shape[1],
     layout: inputs.layout,
+    layouts: averagedLayouts(cfg),
     models,
     backbones: [...backbones.values()],
   };
@@ -445,6 +457,37 @@ function checkPredictTexts(texts: string[]): void {
   });
 }
 
+/**
+ * With averaged layouts: each model `<id>` (the mean of its classifiers `<id>.layout<k>`,
+ * as `withAveragedLayouts` in results.ts makes it) added before its layouts' predictions.
+ */
+function withAveragedPredictions(
+  predictions: ModelPrediction[],
+  layouts: string[],
+): ModelPrediction[] {
+  if (layouts.length === 0) return predictions;
+  const suffix = new RegExp(`\\.(${layouts.join("|")})$`);
+  const out: ModelPrediction[] = [];
+  const done = new Set<string>();
+  for (const p of predictions) {
+    const base = p.model.replace(suffix, "");
+    const key = `${base}@${p.seed}`;
+    if (base !== p.model && !done.has(key)) {
+      const members = predictions.filter((q) =>
+        q.seed === p.seed && q.model.replace(suffix, "") === base && q.model !== base
+      );
+      if (members.length === layouts.length) {
+        done.add(key);
+        const mean = new Float32Array(p.probabilities.length);
+        for (const q of members) q.probabilities.forEach((v, i) => (mean[i] += v / members.length));
+        out.push({ model: base, seed: p.seed, probabilities: mean });
+      }
+    }
+    out.push(p);
+  }
+  return out;
+}
+
 /** P(positive) of every model of a loaded variant for `texts`. */
 async function predictVariant(v: LoadedVariant, texts: string[]): Promise<ModelPrediction[]> {
   const x = await v.encoder.encode(texts, v.encodeOptions);
@@ -452,12 +495,14 @@ async function predictVariant(v: LoadedVariant, texts: string[]): Promise<ModelP
     throw new Error(`the encoder gave ${x.shape[1]} features per text, the run had ${v.width}`);
   }
   let images: RunImages | undefined;
-  const imagesOf = () => (images ??= v.layout.transform(x));
+  let each: RunImages[] | undefined;
+  const imagesOf = (r?: number) =>
+    r === undefined ? (images ??= v.layout.transform(x)) : (each ??= v.layout.transformEach!(x))[r];
   const out: ModelPrediction[] = [];
   for (const m of v.models) {
     out.push({ model: m.name, seed: m.plan.seed, probabilities: await m.predict(x, imagesOf) });
   }
-  return out;
+  return withAveragedPredictions(out, v.layouts);
 }
 
 /**

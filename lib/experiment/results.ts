@@ -491,7 +491,13 @@ export interface VariantResults {
     /** pyDeepInsight geometry, when reproduced. */
     compat?: string;
     /** Channels before the mapping to RGB: hidden states, or layouts (absent: one). */
-    channels?: { mode: "states" | "representations"; count: number; layouts?: string[] };
+    channels?: {
+      mode: "states" | "representations";
+      count: number;
+      layouts?: string[];
+      /** Several layouts: stacked as channels, or one classifier each, averaged. */
+      combine?: "stacked" | "average";
+    };
     discretization: string;
     scaler: string;
     fitOn: string;
@@ -706,13 +712,14 @@ export function variantFacts(
       pixels: cfg.image.pixels,
       featureExtractor: cfg.image.featureExtractor ?? "tsne",
       ...(cfg.image.compat ? { compat: cfg.image.compat } : {}),
-      ...(inputs.layout && inputs.layout.channels > 1
+      ...(inputs.layout && (inputs.layout.channels > 1 || cfg.image.representations)
         ? {
           channels: {
             mode: cfg.image.representations ? "representations" as const : "states" as const,
-            count: inputs.layout.channels,
+            count: cfg.image.representations?.length ?? inputs.layout.channels,
             ...(cfg.image.representations
               ? {
+                combine: cfg.image.combine ?? "average",
                 layouts: cfg.image.representations.map((r) =>
                   `${r.featureExtractor ?? cfg.image.featureExtractor ?? "tsne"}/` +
                   `${r.discretization ?? cfg.image.discretization}`
@@ -731,5 +738,83 @@ export function variantFacts(
       cached: inputs.transformerCached,
     },
     provenance: inputs.provenance,
+  };
+}
+
+function meanOfArrays(arrays: number[][]): number[] {
+  return arrays[0].map((_, i) => arrays.reduce((s, a) => s + a[i], 0) / arrays.length);
+}
+
+/**
+ * With averaged layouts (`image.representations`, `combine: "average"`, see `plan.ts`): for
+ * every image model `<id>` and seed whose classifiers on all `layouts` (`<id>.<layout>`)
+ * finished, the model `<id>` itself, whose probabilities are the mean of theirs
+ * (pyDeepInsight's MRep), placed before them. Its timings add theirs; nothing is stored.
+ */
+export function withAveragedLayouts(jobs: FinishedJob[], layouts: string[]): FinishedJob[] {
+  if (layouts.length === 0) return jobs;
+  const suffix = new RegExp(`\\.(${layouts.join("|")})$`);
+  const groups = new Map<string, FinishedJob[]>();
+  for (const job of jobs) {
+    if (job.plan.family !== "image" || !suffix.test(job.plan.id)) continue;
+    const key = `${job.plan.id.replace(suffix, "")}@${job.plan.seed}`;
+    groups.set(key, [...(groups.get(key) ?? []), job]);
+  }
+  const out: FinishedJob[] = [];
+  const placed = new Set<string>();
+  for (const job of jobs) {
+    const base = job.plan.family === "image" ? job.plan.id.replace(suffix, "") : job.plan.id;
+    const members = groups.get(`${base}@${job.plan.seed}`);
+    if (members && members.length === layouts.length && !placed.has(`${base}@${job.plan.seed}`)) {
+      placed.add(`${base}@${job.plan.seed}`);
+      out.push(averagedJob(base, members));
+    }
+    out.push(job);
+  }
+  return out;
+}
+
+function averagedJob(id: string, members: FinishedJob[]): FinishedJob {
+  const first = members[0];
+  const plan = first.plan as Extract<ModelPlan, { family: "image" }>;
+  const { representation: _r, ...input } = plan.input;
+  const results = members.map((m) => m.stored.result);
+  const validation = results.every((r) => r.validationProba)
+    ? meanOfArrays(results.map((r) => r.validationProba!))
+    : undefined;
+  const sum = (f: (r: StoredJob["result"]) => number) => results.reduce((s, r) => s + f(r), 0);
+  const { validationProba: _v, ...firstResult } = first.stored.result;
+  return {
+    plan: {
+      ...plan,
+      id,
+      input,
+      description: `${plan.description.replace(/, on layout \d+ of \d+$/, "")}: the mean ` +
+        `probability of its classifiers on the ${members.length} layouts (MRep)`,
+    },
+    computed: members.some((m) => m.computed),
+    stored: {
+      ...first.stored,
+      job: `${id}@${plan.seed}`,
+      featureSeconds: members.reduce((s, m) => s + m.stored.featureSeconds, 0),
+      model: undefined,
+      result: {
+        ...firstResult,
+        id: `${id}@${plan.seed}`,
+        testProba: meanOfArrays(results.map((r) => r.testProba)),
+        ...(validation ? { validationProba: validation } : {}),
+        history: undefined,
+        selectedEpoch: undefined,
+        epochsRun: undefined,
+        stoppedEarly: undefined,
+        trainableParams: sum((r) => r.trainableParams),
+        timings: {
+          loadSeconds: sum((r) => r.timings.loadSeconds),
+          fitSeconds: sum((r) => r.timings.fitSeconds),
+          predictSeconds: sum((r) => r.timings.predictSeconds),
+        },
+        details: { averageOf: members.map((m) => m.stored.job) },
+      },
+    },
   };
 }

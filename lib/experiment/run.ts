@@ -16,7 +16,13 @@ import { sharedCopy } from "../train/mod.ts";
 import { ProgressBar } from "../progress.ts";
 import { tf } from "../tf.ts";
 import type { Matrix } from "../types.ts";
-import { CONFIG_SCHEMA_VERSION, expandSweep, portableConfig, portableMessage } from "./config.ts";
+import {
+  averagedLayouts,
+  CONFIG_SCHEMA_VERSION,
+  expandSweep,
+  portableConfig,
+  portableMessage,
+} from "./config.ts";
 import type { ResolvedConfig, SweepVariant } from "./config.ts";
 import { imageJobKey, prepareImageJob } from "./features.ts";
 import type { BackboneRecord } from "./features.ts";
@@ -35,6 +41,7 @@ import {
   storedJobOf,
   storeJob,
   variantFacts,
+  withAveragedLayouts,
 } from "./results.ts";
 import type { FinishedJob, StoredJob, VariantResults } from "./results.ts";
 import { experimentNotes } from "./notes.ts";
@@ -305,11 +312,14 @@ async function runVariant(
     for (const lock of locks) await lock.release();
   }
   if (options.only) return undefined;
-  const finished: FinishedJob[] = slots.filter((s) => s.stored).map((s) => ({
-    plan: s.plan,
-    stored: s.stored!,
-    computed: s.computed,
-  }));
+  const finished: FinishedJob[] = withAveragedLayouts(
+    slots.filter((s) => s.stored).map((s) => ({
+      plan: s.plan,
+      stored: s.stored!,
+      computed: s.computed,
+    })),
+    averagedLayouts(inputs.cfg),
+  );
   const { models, ablations } = aggregateModels(
     finished,
     inputs,

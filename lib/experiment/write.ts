@@ -283,6 +283,10 @@ function variantSection(v: VariantResults, results: ExperimentResults): string[]
     (i.channels?.mode === "states"
       ? `, hidden states as channels (${i.channels.count} states, one layout of their ` +
         `dimensions, mapped to 3 channels)`
+      : i.channels?.combine === "average"
+      ? `, ${i.channels.count} layouts (${i.channels.layouts?.join(", ")}; the map named is ` +
+        `the first), one classifier each (\`<model>.layout<k>\`) and their mean probability ` +
+        `as the model itself`
       : i.channels
       ? `, ${i.channels.count} layouts stacked as channels (${
         i.channels.layouts?.join(", ")
