@@ -169,4 +169,9 @@ Deno.test("figures: CAM over mean images, state bars, top-k lines with a band", 
   assert(lines.svg.includes("Grad-CAM"));
   assert(lines.svg.includes("accuracy (test rows)"));
   assertEquals(countTags(lines.svg, "circle"), 12); // 4 series × 3 k
+  // Four series, four colours: the random band is not drawn in Grad-CAM's red.
+  const colours = new Set(
+    [...lines.svg.matchAll(/<circle[^>]*fill="(#[0-9a-f]{6})"/gi)].map((m) => m[1].toLowerCase()),
+  );
+  assertEquals(colours.size, 4, [...colours].join(", "));
 });

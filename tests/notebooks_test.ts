@@ -94,7 +94,7 @@ Deno.test("notebook tools: figure check, code extraction with a line map back to
 
 Deno.test("notebooks: one parameters cell first, figure cells tagged, no outputs committed", async () => {
   const paths = notebookPaths();
-  assertEquals(paths.length, 6);
+  assertEquals(paths.length, 7);
   for (const path of paths) {
     const notebook = await readNotebook(path);
     const code = notebook.cells.filter((cell) => cell.cell_type === "code");
@@ -110,8 +110,8 @@ Deno.test("notebooks: one parameters cell first, figure cells tagged, no outputs
   }
 });
 
-Deno.test("notebooks 3, 5, 6: experiment as config + overrides; small set loads, not committed", async () => {
-  for (const path of notebookPaths().filter((p) => /^0[356]_/.test(basename(p)))) {
+Deno.test("notebooks 3, 5, 6, 7: experiment as config + overrides; small set loads, not committed", async () => {
+  for (const path of notebookPaths().filter((p) => /^0[3567]_/.test(basename(p)))) {
     const notebook = await readNotebook(path);
     const parameters = cellSource(notebook.cells.find((cell) => cell.cell_type === "code")!);
     // One line each, as the runner overrides them (the small set would be ignored otherwise).

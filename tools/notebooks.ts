@@ -31,7 +31,7 @@ export const notebooksDir: string = join(projectRoot, "notebooks");
 export const jupyterPython: string = Deno.env.get("JUPYTER_PYTHON") ?? "/usr/bin/python3";
 
 /**
- * The experiment of the CI parameter set (notebooks 3, 5 and 6): the shipped `quick` config
+ * The experiment of the CI parameter set (notebooks 3, 5, 6 and 7): the shipped `quick` config
  * (two backbones, both baselines, both ablations, one seed) on a few hundred reviews, small
  * images, one epoch, under its own run name, so that no committed `results/<name>/` stands
  * for it and notebook 6 runs it (reading the jobs notebook 5 finished: same config, same
@@ -49,7 +49,7 @@ export const SMALL_EXPERIMENT: { config: string; overrides: ConfigOverrides } = 
 
 /**
  * The small parameter set CI runs every notebook with: a few hundred reviews, one epoch,
- * small images. Notebooks 3, 5 and 6 take the experiment as `config` and `overrides`
+ * small images. Notebooks 3, 5, 6 and 7 take the experiment as `config` and `overrides`
  * ({@link SMALL_EXPERIMENT}); notebooks 1, 2 and 4 declare their own settings (the same
  * sizes, images and backbones). Names a notebook does not declare are ignored for that
  * notebook.
@@ -61,6 +61,7 @@ export const SMALL_PARAMETERS: Readonly<Record<string, unknown>> = {
   pixels: 24,
   backbones: ["darknet_reference", "mobilenet_v1"],
   projectionSize: 300,
+  camEpochs: 6,
 };
 
 /** A notebook cell as stored in `.ipynb` (nbformat 4). */

@@ -212,13 +212,14 @@ export interface TopKFigureOptions {
  * random draws (mean, with a band of ± one standard deviation), and all features as a level.
  */
 export function topKFigure(curve: TopKCurve, options: TopKFigureOptions = {}): Figure {
+  const random = `random (${curve.randomDraws} draws, ± sd)`;
   const points: LinePoint[] = curve.ks.flatMap((k, i) => [
     { x: k, y: curve.cam[i], series: "Grad-CAM" },
     { x: k, y: curve.coefficient[i], series: "|LR coefficient|" },
     {
       x: k,
       y: curve.random.mean[i],
-      series: `random (${curve.randomDraws} draws, ± sd)`,
+      series: random,
       low: curve.random.mean[i] - curve.random.std[i],
       high: curve.random.mean[i] + curve.random.std[i],
     },
@@ -228,6 +229,12 @@ export function topKFigure(curve: TopKCurve, options: TopKFigureOptions = {}): F
     title: options.title,
     xLabel: options.xLabel ?? "k (features kept)",
     yLabel: `accuracy (${curve.evaluationRows} rows)`,
-    colors: { "Grad-CAM": "#e15759", "|LR coefficient|": "#4e79a7", "all features": "#999999" },
+    // Every series its own colour (the random band must not take Grad-CAM's red).
+    colors: {
+      "Grad-CAM": "#e15759",
+      "|LR coefficient|": "#4e79a7",
+      [random]: "#59a14f",
+      "all features": "#999999",
+    },
   });
 }

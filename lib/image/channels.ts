@@ -26,16 +26,9 @@ import {
   type ImageTransformerFitOptions,
   type ImageTransformerOptions,
   type ImageTransformerState,
-  LAYOUT_STAGE_VERSION,
+  loadLayoutFile,
+  saveLayoutFile,
 } from "./transformer.ts";
-import {
-  CorruptCacheError,
-  parseJsonObject,
-  sealJson,
-  verifySeal,
-  verifyVersion,
-  writeAtomic,
-} from "../integrity.ts";
 
 /**
  * What the shared layout is fitted on: `"together"` (every state's values, stacked as rows)
@@ -353,10 +346,7 @@ export class StateChannelTransformer {
    * layout stage version, like {@link ImageTransformer.save}.
    */
   async save(path: string): Promise<void> {
-    await writeAtomic(
-      path,
-      sealJson({ stageVersion: LAYOUT_STAGE_VERSION, stateChannels: this.toJSON() }),
-    );
+    await saveLayoutFile(path, "stateChannels", this.toJSON());
   }
 
   /**
@@ -367,21 +357,11 @@ export class StateChannelTransformer {
     path: string,
     options: { featureExtractor?: FeatureEmbedder } = {},
   ): Promise<StateChannelTransformer> {
-    const text = await Deno.readTextFile(path);
-    const value = parseJsonObject(text, path) as {
-      stageVersion?: unknown;
-      stateChannels?: StateChannelState;
-    };
-    const made = typeof value.stageVersion === "number" ? value.stageVersion : undefined;
-    verifyVersion(made, LAYOUT_STAGE_VERSION, "layout", path);
-    verifySeal(text, path);
-    try {
-      return StateChannelTransformer.fromJSON(value.stateChannels!, options);
-    } catch (e) {
-      throw new CorruptCacheError(
-        path,
-        `not a usable state-channel layout: ${(e as Error).message}`,
-      );
-    }
+    return await loadLayoutFile(
+      path,
+      "stateChannels",
+      "state-channel layout",
+      (state: StateChannelState) => StateChannelTransformer.fromJSON(state, options),
+    );
   }
 }

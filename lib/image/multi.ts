@@ -26,16 +26,9 @@ import {
   type ImageTransformerOptions,
   type ImageTransformerProgress,
   type ImageTransformerState,
-  LAYOUT_STAGE_VERSION,
+  loadLayoutFile,
+  saveLayoutFile,
 } from "./transformer.ts";
-import {
-  CorruptCacheError,
-  parseJsonObject,
-  sealJson,
-  verifySeal,
-  verifyVersion,
-  writeAtomic,
-} from "../integrity.ts";
 
 /**
  * The representations used when none are given: the paper's t-SNE map, the first two
@@ -240,10 +233,7 @@ export class MultiRepresentation {
    * layout stage version, like {@link ImageTransformer.save}.
    */
   async save(path: string): Promise<void> {
-    await writeAtomic(
-      path,
-      sealJson({ stageVersion: LAYOUT_STAGE_VERSION, multiRepresentation: this.toJSON() }),
-    );
+    await saveLayoutFile(path, "multiRepresentation", this.toJSON());
   }
 
   /**
@@ -254,19 +244,12 @@ export class MultiRepresentation {
     path: string,
     options: { featureExtractors?: ReadonlyArray<FeatureEmbedder | undefined> } = {},
   ): Promise<MultiRepresentation> {
-    const text = await Deno.readTextFile(path);
-    const value = parseJsonObject(text, path) as {
-      stageVersion?: unknown;
-      multiRepresentation?: MultiRepresentationState;
-    };
-    const made = typeof value.stageVersion === "number" ? value.stageVersion : undefined;
-    verifyVersion(made, LAYOUT_STAGE_VERSION, "layout", path);
-    verifySeal(text, path);
-    try {
-      return MultiRepresentation.fromJSON(value.multiRepresentation!, options);
-    } catch (e) {
-      throw new CorruptCacheError(path, `not usable layouts: ${(e as Error).message}`);
-    }
+    return await loadLayoutFile(
+      path,
+      "multiRepresentation",
+      "set of layouts",
+      (state: MultiRepresentationState) => MultiRepresentation.fromJSON(state, options),
+    );
   }
 }
 

@@ -699,10 +699,7 @@ export class ImageTransformer {
    * zeros (so every other byte of the file is covered).
    */
   async save(path: string): Promise<void> {
-    await writeAtomic(
-      path,
-      sealJson({ stageVersion: LAYOUT_STAGE_VERSION, transformer: this.toJSON() }),
-    );
+    await saveLayoutFile(path, "transformer", this.toJSON());
   }
 
   /**
@@ -716,20 +713,46 @@ export class ImageTransformer {
     path: string,
     options: { featureExtractor?: FeatureEmbedder } = {},
   ): Promise<ImageTransformer> {
-    const text = await Deno.readTextFile(path);
-    const value = parseJsonObject(text, path) as {
-      stageVersion?: unknown;
-      transformer?: ImageTransformerState;
-    };
-    // The version first: a file of another version (or a bare state, saved before versions
-    // were recorded, without a hash) is stale, whatever its layout.
-    const made = typeof value.stageVersion === "number" ? value.stageVersion : undefined;
-    verifyVersion(made, LAYOUT_STAGE_VERSION, "layout", path);
-    verifySeal(text, path);
-    try {
-      return ImageTransformer.fromJSON(value.transformer!, options);
-    } catch (e) {
-      throw new CorruptCacheError(path, `not a usable transformer: ${(e as Error).message}`);
-    }
+    return await loadLayoutFile(
+      path,
+      "transformer",
+      "transformer",
+      (state: ImageTransformerState) => ImageTransformer.fromJSON(state, options),
+    );
+  }
+}
+
+/**
+ * Writes a fitted layout's state under `field` to `path`, atomically and sealed:
+ * `{"sha256":"<hex>","stageVersion":LAYOUT_STAGE_VERSION,"<field>":<state>}` (the format of
+ * {@link ImageTransformer.save}; the multi-channel layouts use it with their own field).
+ */
+export async function saveLayoutFile(path: string, field: string, state: unknown): Promise<void> {
+  await writeAtomic(path, sealJson({ stageVersion: LAYOUT_STAGE_VERSION, [field]: state }));
+}
+
+/**
+ * Reads the `field` of a layout file {@link saveLayoutFile} wrote and builds it with `build`.
+ * Throws `StaleCacheError` for another {@link LAYOUT_STAGE_VERSION} (or a file from before
+ * versions were recorded) and `CorruptCacheError` (naming the file, `what` it should hold)
+ * when the file is not valid JSON, its hash is missing or does not match, or `build` fails.
+ */
+export async function loadLayoutFile<S, T>(
+  path: string,
+  field: string,
+  what: string,
+  build: (state: S) => T,
+): Promise<T> {
+  const text = await Deno.readTextFile(path);
+  const value = parseJsonObject(text, path) as { stageVersion?: unknown } & Record<string, unknown>;
+  // The version first: a file of another version (or a bare state, saved before versions
+  // were recorded, without a hash) is stale, whatever its layout.
+  const made = typeof value.stageVersion === "number" ? value.stageVersion : undefined;
+  verifyVersion(made, LAYOUT_STAGE_VERSION, "layout", path);
+  verifySeal(text, path);
+  try {
+    return build(value[field] as S);
+  } catch (e) {
+    throw new CorruptCacheError(path, `not a usable ${what}: ${(e as Error).message}`);
   }
 }
