@@ -325,6 +325,10 @@ Deno.test({
         "image.tsne.nIter=250",
         "--set",
         "data.validationFraction=0.25",
+        "--set",
+        "image.compat=pydeepinsight",
+        "--set",
+        "image.tsne.metric=cosine",
         "--out",
         dir,
       ], join(dir, "data"));
@@ -358,8 +362,12 @@ Deno.test({
         ]);
       }
       const report = await Deno.readTextFile(join(dir, "layouts", "report.md"));
-      assertStringIncludes(report, "24×24, kernel PCA map, qtb discretisation");
-      assertStringIncludes(report, "24×24, random layout map, lsa discretisation");
+      assertStringIncludes(
+        report,
+        "24×24, kernel PCA map (pydeepinsight geometry), qtb discretisation",
+      );
+      assertEquals(results.config.image.tsne.metric, "cosine");
+      assertStringIncludes(report, "24×24, random layout map (pydeepinsight geometry), lsa");
     } finally {
       await Deno.remove(dir, { recursive: true });
     }
