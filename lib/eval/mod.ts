@@ -33,3 +33,32 @@ export { LogisticRegression } from "./logistic.ts";
 export type { LogisticRegressionOptions } from "./logistic.ts";
 export { MLP_DEFAULTS, MLPClassifier } from "./mlp.ts";
 export type { MLPClassifierOptions, MLPEpochRecord } from "./mlp.ts";
+export {
+  checkCsr,
+  fitL2Grid,
+  L2_CANDIDATES,
+  SPARSE_LOGISTIC_DEFAULTS,
+  SparseLogisticRegression,
+} from "./sparse_logistic.ts";
+export type {
+  CsrMatrix,
+  L2GridOptions,
+  L2GridResult,
+  SparseLogisticParameters,
+  SparseLogisticRegressionOptions,
+} from "./sparse_logistic.ts";
+export {
+  compareCodePoints,
+  TFIDF_DEFAULTS,
+  TfidfLogistic,
+  TfidfVectorizer,
+  tokenize,
+  wordNgrams,
+} from "./tfidf.ts";
+export type {
+  DocumentFrequency,
+  TfidfLogisticOptions,
+  TfidfLogisticParameters,
+  TfidfVectorizerOptions,
+  TfidfVectorizerParameters,
+} from "./tfidf.ts";
