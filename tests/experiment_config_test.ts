@@ -9,6 +9,7 @@ import { join } from "node:path";
 import { projectRoot } from "../lib/config.ts";
 import {
   architectureOf,
+  averagedLayouts,
   ConfigError,
   configFrom,
   differencesFromPaper,
@@ -83,6 +84,17 @@ Deno.test("config validation: each error case names the field and what it accept
     { ...base, models: { normalization: "batch" } },
     "models.normalization",
     "end-to-end",
+  );
+  // The TF-IDF baseline: off unless asked for; its options are checked like the others.
+  assertEquals(configFrom(base).baselines.tfidf, false);
+  assertEquals(configFrom({ ...base, baselines: { tfidf: true } }).baselines.tfidf, {
+    l2: [0.01, 0.1, 1, 10, 100, 1000, 10000],
+    vectorizer: {},
+  });
+  assertProblem(
+    { ...base, baselines: { tfidf: { vectorizer: { minDF: 2 } } } },
+    "baselines.tfidf",
+    `did you mean "minDf"`,
   );
   // Layout options: combinations that cannot work are refused with the way out.
   assertProblem(
@@ -182,8 +194,10 @@ Deno.test("shipped configs: each loads, and its plan has the hand-counted jobs",
     const plan = planModels(cfg);
     const seeds = cfg.seeds.length;
     const ablations = Number(cfg.ablations.permutedPixels) + Number(cfg.ablations.randomBackbone);
-    const expected = (cfg.baselines.logistic ? 1 : 0) + (cfg.baselines.mlp ? seeds : 0) +
-      cfg.models.backbones.length * seeds + ablations * seeds;
+    // Averaged layouts (image.representations): one classifier per layout and image model.
+    const layouts = Math.max(1, averagedLayouts(cfg).length);
+    const expected = (cfg.baselines.logistic ? 1 : 0) + (cfg.baselines.tfidf ? 1 : 0) +
+      (cfg.baselines.mlp ? seeds : 0) + (cfg.models.backbones.length + ablations) * seeds * layouts;
     assertEquals(plan.length, expected, name);
     assertEquals(new Set(plan.map(jobName)).size, plan.length, `${name}: job names are unique`);
   }

@@ -177,10 +177,16 @@ Deno.test({
         ...tiny,
         name: "tiny-predict",
         models: { backbones: ["darknet_reference"], training: { epochs: 2 }, workers: 2 },
-        baselines: { logistic: { l2: [0.1, 10] }, mlp: { epochs: 3, hidden: [16] } },
+        baselines: {
+          logistic: { l2: [0.1, 10] },
+          mlp: { epochs: 3, hidden: [16] },
+          // The TF-IDF baseline reads the raw texts: predict must hand it the texts.
+          tfidf: { l2: [0.1, 10], vectorizer: { minDf: 1 } },
+        },
         ablations: { backbone: "darknet_reference" },
       }, resultsDir);
-      assertEquals(jobs.size, 5);
+      assertEquals(jobs.size, 6);
+      assertEquals(jobs.get("tfidf-logistic")?.job.model?.family, "tfidf");
 
       // Only some models.
       const some = await loadRun(cfg.name, { resultsDir, models: ["mlp"] });

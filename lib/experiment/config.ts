@@ -76,6 +76,15 @@ export type ConfigTsneOptions = Omit<TsneOptions, "init" | "metric" | "nComponen
   metric?: "euclidean" | "cosine";
 };
 
+/** TF-IDF vectorizer options of a config (defaults: `TfidfVectorizer`'s). */
+export interface ConfigTfidfOptions {
+  lowercase?: boolean;
+  ngramRange?: [number, number];
+  minDf?: number;
+  maxFeatures?: number;
+  sublinearTf?: boolean;
+}
+
 /** UMAP options of a config (umap-learn's defaults). */
 export interface ConfigUmapOptions {
   nNeighbors?: number;
@@ -262,6 +271,12 @@ export interface ExperimentConfig {
     logistic?: boolean | { l2?: number[] };
     /** A small MLP (defaults: `MLPClassifier`'s). */
     mlp?: boolean | ConfigMlpOptions;
+    /**
+     * Logistic regression on TF-IDF unigrams + bigrams of the raw text (the classic IMDB
+     * baseline; default off): what the frozen encoder loses. Vectorizer options default to
+     * `TfidfVectorizer`'s (`minDf` 2); `l2` candidates as logistic regression's.
+     */
+    tfidf?: boolean | { l2?: number[]; vectorizer?: ConfigTfidfOptions };
   };
   /** Ablations on one backbone. */
   ablations?: {
@@ -314,7 +329,11 @@ export interface ResolvedConfig {
   /** Seeds of every trained model. */
   seeds: number[];
   /** Baselines (false: not run). */
-  baselines: { logistic: false | { l2: number[] }; mlp: false | ConfigMlpOptions };
+  baselines: {
+    logistic: false | { l2: number[] };
+    mlp: false | ConfigMlpOptions;
+    tfidf: false | { l2: number[]; vectorizer: ConfigTfidfOptions };
+  };
   /** Ablations. */
   ablations: Required<NonNullable<ExperimentConfig["ablations"]>>;
   /** Swept fields and their values (empty: no sweep). */
@@ -510,6 +529,19 @@ export function configSchema(): Schema {
     baselines: object({
       logistic: union(bool, object({ l2: arrayOf(positive, { minLength: 1 }) })),
       mlp: union(bool, MLP_SCHEMA),
+      tfidf: union(
+        bool,
+        object({
+          l2: arrayOf(positive, { minLength: 1 }),
+          vectorizer: object({
+            lowercase: bool,
+            ngramRange: arrayOf(int({ min: 1 }), { minLength: 2 }),
+            minDf: positive,
+            maxFeatures: int({ min: 1 }),
+            sublinearTf: bool,
+          }),
+        }),
+      ),
     }),
     ablations: object({
       backbone,
@@ -714,6 +746,10 @@ export function resolveConfig(config: ExperimentConfig, origin = "(inline)"): Re
         ? false
         : { l2: (typeof logistic === "object" ? logistic.l2 : undefined) ?? LOGISTIC_L2 },
       mlp: mlp === false ? false : (typeof mlp === "object" ? mlp : {}),
+      tfidf: !b.tfidf ? false : {
+        l2: (typeof b.tfidf === "object" ? b.tfidf.l2 : undefined) ?? LOGISTIC_L2,
+        vectorizer: (typeof b.tfidf === "object" ? b.tfidf.vectorizer : undefined) ?? {},
+      },
     },
     ablations: {
       backbone: a.backbone ?? "vgg19",

@@ -10,6 +10,8 @@
  *
  * @module
  */
+import { TfidfLogistic } from "../eval/tfidf.ts";
+import type { TfidfLogisticParameters, TfidfVectorizerOptions } from "../eval/tfidf.ts";
 import { evaluateBinary } from "../eval/metrics.ts";
 import { LogisticRegression } from "../eval/logistic.ts";
 import { MLPClassifier } from "../eval/mlp.ts";
@@ -112,8 +114,22 @@ export interface ImageJob {
   checkpointDir: string;
 }
 
+/** Logistic regression on TF-IDF of the raw texts. */
+export interface TfidfJob {
+  /** Discriminant. */
+  kind: "tfidf";
+  /** Job name. */
+  id: string;
+  /** The texts of each part. */
+  texts: { train: string[]; validation?: string[]; test: string[] };
+  /** Labels of each part. */
+  labels: JobLabels;
+  /** `l2` candidates and vectorizer options. */
+  options: { l2: number[]; vectorizer: TfidfVectorizerOptions };
+}
+
 /** Any job. */
-export type Job = LogisticJob | MlpJob | ImageJob;
+export type Job = LogisticJob | MlpJob | TfidfJob | ImageJob;
 
 /**
  * A fitted model as plain, structured-clonable values (it crosses from a worker in the
@@ -124,6 +140,7 @@ export type Job = LogisticJob | MlpJob | ImageJob;
 export type TrainedModel =
   | { family: "logistic"; parameters: LogisticParameters }
   | { family: "mlp"; state: MLPState }
+  | { family: "tfidf"; parameters: TfidfLogisticParameters }
   | { family: "image"; state: ImageClassifierState };
 
 /** What a finished job returns. */
@@ -189,6 +206,33 @@ function runLogistic(job: LogisticJob): JobResult {
     validationProba,
     testProba,
     model: { family: "logistic", parameters: best!.model.parameters() },
+  };
+}
+
+function runTfidf(job: TfidfJob): JobResult {
+  const t0 = performance.now();
+  const { texts, labels } = job;
+  const validation = texts.validation && labels.validation
+    ? { texts: texts.validation, labels: labels.validation }
+    : undefined;
+  const model = new TfidfLogistic({ l2: job.options.l2, vectorizer: job.options.vectorizer })
+    .fit(texts.train, labels.train, { validation });
+  const fitSeconds = (performance.now() - t0) / 1000;
+  const t1 = performance.now();
+  const validationProba = validation ? model.predictProba(validation.texts) : undefined;
+  const testProba = model.predictProba(texts.test);
+  return {
+    id: job.id,
+    trainableParams: model.vectorizer_!.terms_!.length + 1,
+    timings: { loadSeconds: 0, fitSeconds, predictSeconds: (performance.now() - t1) / 1000 },
+    details: {
+      l2: model.l2_,
+      candidates: model.candidates_,
+      vocabulary: model.vectorizer_!.terms_!.length,
+    },
+    validationProba,
+    testProba,
+    model: { family: "tfidf", parameters: model.parameters() },
   };
 }
 
@@ -310,6 +354,8 @@ export async function runJob(job: Job, callbacks: JobCallbacks = {}): Promise<Jo
       return runLogistic(job);
     case "mlp":
       return runMlp(job, callbacks);
+    case "tfidf":
+      return runTfidf(job);
     case "image":
       return await runImage(job, callbacks);
   }

@@ -14,6 +14,7 @@
  * @module
  */
 export {
+  averagedLayouts,
   CONFIG_SCHEMA_VERSION,
   ConfigError,
   configFrom,

@@ -11,7 +11,7 @@ import type { MLPClassifierOptions } from "../eval/mlp.ts";
 import type { TrainingOptions } from "../train/mod.ts";
 import { BACKBONES } from "../vision/mod.ts";
 import { averagedLayouts } from "./config.ts";
-import type { ResolvedConfig } from "./config.ts";
+import type { ConfigTfidfOptions, ResolvedConfig } from "./config.ts";
 
 /** What an image model sees. */
 export interface ImageInput {
@@ -43,6 +43,11 @@ export type ModelPlan =
   | PlanBase & { family: "logistic"; seed: null; options: { l2: number[] } }
   | PlanBase & { family: "mlp"; seed: number; options: MLPClassifierOptions }
   | PlanBase & {
+    family: "tfidf";
+    seed: null;
+    options: { l2: number[]; vectorizer: ConfigTfidfOptions };
+  }
+  | PlanBase & {
     family: "image";
     seed: number;
     input: ImageInput;
@@ -69,6 +74,21 @@ export const logisticPlans: PlanBuilder = (cfg): ModelPlan[] =>
       description: `L2 logistic regression on the standardised embeddings (l2 = 1/C chosen on ` +
         `the validation set from ${cfg.baselines.logistic.l2.join(", ")}; deterministic: one ` +
         `fit whatever the seeds)`,
+    }]
+    : [];
+
+/** Logistic regression on TF-IDF of the raw text (the classic baseline): deterministic, once. */
+export const tfidfPlans: PlanBuilder = (cfg): ModelPlan[] =>
+  cfg.baselines.tfidf
+    ? [{
+      id: "tfidf-logistic",
+      kind: "baseline",
+      family: "tfidf",
+      seed: null,
+      options: { l2: cfg.baselines.tfidf.l2, vectorizer: cfg.baselines.tfidf.vectorizer },
+      description: `L2 logistic regression on TF-IDF word unigrams + bigrams of the raw text ` +
+        `(vectorizer fitted on the training texts; l2 chosen on the validation set from ` +
+        `${cfg.baselines.tfidf.l2.join(", ")}): the classic IMDB baseline, no encoder`,
     }]
     : [];
 
@@ -173,6 +193,7 @@ export const randomBackbonePlans: PlanBuilder = (cfg): ModelPlan[] => {
 /** Every kind of model a run can plan, in report order. */
 export const PLAN_BUILDERS: readonly PlanBuilder[] = [
   logisticPlans,
+  tfidfPlans,
   mlpPlans,
   backbonePlans,
   permutedPixelPlans,

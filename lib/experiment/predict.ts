@@ -37,6 +37,7 @@ import { join, relative } from "node:path";
 import { projectRoot } from "../config.ts";
 import { LogisticRegression } from "../eval/logistic.ts";
 import { MLPClassifier } from "../eval/mlp.ts";
+import { TfidfLogistic } from "../eval/tfidf.ts";
 import { permutePixels } from "../image/mod.ts";
 import { resolveEncodeOptions } from "../embed/mod.ts";
 import type { ResolvedEncodeOptions, TextEncoderModel } from "../embed/mod.ts";
@@ -123,8 +124,15 @@ const IMAGE_CHUNK = 512;
 interface LoadedModel {
   plan: ModelPlan;
   name: string;
-  /** `images(r)`: the texts' images of averaged layout `r` (undefined: the run's layout). */
-  predict: (x: Matrix, images: (representation?: number) => RunImages) => Promise<Float32Array>;
+  /**
+   * P(positive) from the texts' embeddings `x`, their images (`images(r)`: averaged layout `r`;
+   * undefined: the run's layout) or the texts themselves (TF-IDF).
+   */
+  predict: (
+    x: Matrix,
+    images: (representation?: number) => RunImages,
+    texts: string[],
+  ) => Promise<Float32Array>;
   dispose: () => void;
 }
 
@@ -329,6 +337,15 @@ async function loadModel(
     // deno-lint-ignore require-await
     return { plan, predict: async (x) => lr.predictProba(x), dispose: () => {} };
   }
+  if (model.family === "tfidf") {
+    const tfidf = TfidfLogistic.fromParameters(model.parameters);
+    // deno-lint-ignore require-await
+    return {
+      plan,
+      predict: async (_x, _images, texts) => tfidf.predictProba(texts),
+      dispose: () => {},
+    };
+  }
   if (model.family === "mlp") {
     const mlp = MLPClassifier.fromState(model.state);
     // deno-lint-ignore require-await
@@ -500,7 +517,11 @@ async function predictVariant(v: LoadedVariant, texts: string[]): Promise<ModelP
     r === undefined ? (images ??= v.layout.transform(x)) : (each ??= v.layout.transformEach!(x))[r];
   const out: ModelPrediction[] = [];
   for (const m of v.models) {
-    out.push({ model: m.name, seed: m.plan.seed, probabilities: await m.predict(x, imagesOf) });
+    out.push({
+      model: m.name,
+      seed: m.plan.seed,
+      probabilities: await m.predict(x, imagesOf, texts),
+    });
   }
   return withAveragedPredictions(out, v.layouts);
 }

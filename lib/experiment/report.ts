@@ -57,6 +57,7 @@ function epochs(m: ModelSummary): string {
 }
 
 function input(m: ModelSummary): string {
+  if (m.input === "text") return "TF-IDF of the text";
   if (m.input === "embedding" || !m.backbone) return "embedding";
   const b = m.backbone;
   const name = b.weights === "random"

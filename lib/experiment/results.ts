@@ -92,6 +92,8 @@ export interface StoredJob {
  *
  * - `logistic`: spec `{ intercept, l2, standardize }`, array `coef` (float64, the weights for
  *   the original embedding features: the fit's standardisation is folded in);
+ * - `tfidf`: spec `{ vectorizer: { options, terms }, logistic: { intercept, l2 } }`, arrays
+ *   `idf` and `coef` (float64);
  * - `mlp`: spec `{ config, selectedEpoch, layers }`, arrays `mean`, `scale` (the training
  *   rows' standardisation) and `dense<i>/kernel`, `dense<i>/bias` (float32, kept epoch);
  * - `image`: spec `{ architecture, featureShape, standardizeFeatures, selectedEpoch }`,
@@ -144,6 +146,17 @@ function modelParts(model: TrainedModel): { spec: Record<string, unknown>; array
   if (model.family === "logistic") {
     const { coef, ...spec } = model.parameters;
     return { spec, arrays: { coef: { data: coef, shape: [coef.length] } } };
+  }
+  if (model.family === "tfidf") {
+    const { vectorizer: { idf, ...vectorizer }, logistic: { coef, ...logistic } } =
+      model.parameters;
+    return {
+      spec: { vectorizer, logistic },
+      arrays: {
+        idf: { data: idf, shape: [idf.length] },
+        coef: { data: coef, shape: [coef.length] },
+      },
+    };
   }
   if (model.family === "mlp") {
     const { mean, scale, layers, ...rest } = model.state;
@@ -227,6 +240,19 @@ export function decodeModel(ref: StoredModelRef, bytes: Uint8Array, path: string
     const coef = arrays.coef?.data;
     if (!(coef instanceof Float64Array)) throw new CorruptCacheError(path, "no float64 coef");
     return { family: "logistic", parameters: { ...spec, coef } };
+  }
+  if (ref.family === "tfidf") {
+    const idf = arrays.idf?.data, coef = arrays.coef?.data;
+    if (!(idf instanceof Float64Array) || !(coef instanceof Float64Array)) {
+      throw new CorruptCacheError(path, "no float64 idf and coef");
+    }
+    return {
+      family: "tfidf",
+      parameters: {
+        vectorizer: { ...spec.vectorizer, idf },
+        logistic: { ...spec.logistic, coef },
+      },
+    };
   }
   if (ref.family === "mlp") {
     const layers = Array.from({ length: spec.layers as number }, (_, i) => ({
@@ -446,8 +472,8 @@ export interface ModelSummary {
   family: ModelPlan["family"];
   /** One line on what it is. */
   description: string;
-  /** The input it sees. */
-  input: "embedding" | "image";
+  /** The input it sees: the embedding, its image, or the raw text (TF-IDF). */
+  input: "embedding" | "image" | "text";
   /** The backbone (image models; the first seed's, names differ per seed for random weights). */
   backbone?: BackboneRecord;
   /** The classifier options, whole (the first seed's; only the seed differs between runs). */
@@ -627,7 +653,11 @@ function summaryOf(id: string, jobs: FinishedJob[], runs: ModelRun[]): ModelSumm
     kind: first.plan.kind,
     family: first.plan.family,
     description: first.plan.description,
-    input: first.plan.family === "image" ? "image" : "embedding",
+    input: first.plan.family === "image"
+      ? "image"
+      : first.plan.family === "tfidf"
+      ? "text"
+      : "embedding",
     backbone: first.stored.backbone,
     options,
     runs,

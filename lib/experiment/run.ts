@@ -150,6 +150,18 @@ async function prepareJobs(
         slot,
         featureSeconds: 0,
       });
+    } else if (plan.family === "tfidf") {
+      const text = (records: { text: string }[]) => records.map((r) => r.text);
+      const texts = {
+        train: text(inputs.split.train),
+        validation: hasValidation ? text(inputs.split.validation) : undefined,
+        test: text(inputs.split.test),
+      };
+      prepared.set(id, {
+        job: { kind: "tfidf", id, texts, labels, options: plan.options },
+        slot,
+        featureSeconds: 0,
+      });
     } else {
       try {
         const { job, backbone, featureSeconds } = await prepareImageJob(
