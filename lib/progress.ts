@@ -1,7 +1,12 @@
 /**
- * A small progress bar for long work: count, rate and ETA on one line of stderr, redrawn at
- * most every 200 ms. On a terminal it redraws in place; elsewhere (CI logs, notebooks) it
- * prints a line every few seconds so logs stay short.
+ * A small progress bar for long work: count, rate and ETA on one line, redrawn at most every
+ * 200 ms. Where it draws ({@link progressSink}):
+ *
+ * - in a Deno Jupyter kernel (`Deno.jupyter` exists, i.e. a notebook cell, not a worker): one
+ *   display (text and an HTML `<progress>` bar) updated in place through its `display_id`
+ *   (`display_data` once, then `update_display_data`), at most every 500 ms;
+ * - on a terminal: one stderr line redrawn in place;
+ * - elsewhere (CI logs, workers): a stderr line every few seconds, so logs stay short.
  *
  * @module
  */
@@ -14,12 +19,72 @@ export interface Progress {
   total?: number;
 }
 
+/**
+ * The part of the Deno Jupyter API a progress display uses: `Deno.jupyter.broadcast(type,
+ * content)` sends an IOPub message (`display_data`, `update_display_data`) to the notebook.
+ */
+export interface JupyterBroadcaster {
+  /** Sends one IOPub message. */
+  broadcast(msgType: string, content: Record<string, unknown>): Promise<void>;
+}
+
+/**
+ * The kernel's `Deno.jupyter` when this code runs in a Deno Jupyter kernel, else undefined.
+ * Outside `deno jupyter`, reading `Deno.jupyter` throws; in a worker it is absent.
+ */
+export function jupyterKernel(): JupyterBroadcaster | undefined {
+  try {
+    const jupyter = (Deno as unknown as { jupyter?: Partial<JupyterBroadcaster> }).jupyter;
+    return typeof jupyter?.broadcast === "function" ? jupyter as JupyterBroadcaster : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Where a {@link ProgressBar} draws. */
+export type ProgressSink = "jupyter" | "terminal" | "log" | "silent";
+
+/** The sink for a bar: silent, else a Jupyter display in a kernel, else by stderr's kind. */
+export function progressSink(
+  options: { silent?: boolean; jupyter?: JupyterBroadcaster; tty: boolean },
+): ProgressSink {
+  if (options.silent) return "silent";
+  if (options.jupyter) return "jupyter";
+  return options.tty ? "terminal" : "log";
+}
+
+/** Escapes text for HTML. */
+function escapeHtml(text: string): string {
+  return text.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
+}
+
+/**
+ * The MIME bundle of a progress display: the line as text, and as HTML with a `<progress>`
+ * bar (indeterminate when `fraction` is undefined).
+ */
+export function progressBundle(line: string, fraction?: number): Record<string, string> {
+  const value = fraction === undefined ? "" : ` value="${Math.min(1, Math.max(0, fraction))}"`;
+  return {
+    "text/plain": line,
+    "text/html": `<div style="font-family: monospace; white-space: pre">` +
+      `<progress${value} max="1" style="width: 16em; vertical-align: middle"></progress> ` +
+      `${escapeHtml(line)}</div>`,
+  };
+}
+
+let displays = 0;
+
 /** Options of {@link ProgressBar}. */
 export interface ProgressBarOptions {
   /** Unit name shown after the rate, e.g. `"reviews"`. */
   unit?: string;
   /** Print nothing (for tests and quiet runs). */
   silent?: boolean;
+  /**
+   * The Jupyter API to display through (default: the kernel's `Deno.jupyter` when there is
+   * one, see {@link jupyterKernel}); `null`: never a display, always stderr.
+   */
+  jupyter?: JupyterBroadcaster | null;
 }
 
 function formatSeconds(s: number): string {
@@ -38,8 +103,9 @@ export class ProgressBar {
   #start = performance.now();
   #lastDraw = 0;
   #done = 0;
-  #silent: boolean;
-  #tty: boolean;
+  #sink: ProgressSink;
+  #jupyter: JupyterBroadcaster | undefined;
+  #displayId: string | undefined;
   #encoder = new TextEncoder();
 
   /** Starts a bar called `label` over `total` units (unknown when omitted). */
@@ -47,8 +113,22 @@ export class ProgressBar {
     this.label = label;
     this.total = total;
     this.unit = options.unit ?? "it";
-    this.#silent = options.silent ?? false;
-    this.#tty = Deno.stderr.isTerminal();
+    this.#jupyter = options.jupyter === null ? undefined : options.jupyter ?? jupyterKernel();
+    this.#sink = progressSink({
+      silent: options.silent,
+      jupyter: this.#jupyter,
+      tty: Deno.stderr.isTerminal(),
+    });
+  }
+
+  /** Where this bar draws. */
+  get sink(): ProgressSink {
+    return this.#sink;
+  }
+
+  /** The Jupyter display id this bar updates (set once it has drawn in a kernel). */
+  get displayId(): string | undefined {
+    return this.#displayId;
   }
 
   /** Units done so far. */
@@ -60,7 +140,7 @@ export class ProgressBar {
   update(done: number): void {
     this.#done = done;
     const now = performance.now();
-    const interval = this.#tty ? 200 : 5000;
+    const interval = this.#sink === "terminal" ? 200 : this.#sink === "jupyter" ? 500 : 5000;
     if (now - this.#lastDraw >= interval) {
       this.#lastDraw = now;
       this.#draw(false);
@@ -94,9 +174,38 @@ export class ProgressBar {
       `${rateText} | ${formatSeconds(elapsed)} elapsed, ETA ${formatSeconds(eta)}`;
   }
 
+  /** Done fraction, or undefined without a total. */
+  #fraction(): number | undefined {
+    if (this.total === undefined) return undefined;
+    return this.total > 0 ? Math.min(1, this.#done / this.total) : 1;
+  }
+
   #draw(final: boolean): void {
-    if (this.#silent) return;
-    const text = this.#tty ? `\r\x1b[2K${this.line()}${final ? "\n" : ""}` : `${this.line()}\n`;
+    if (this.#sink === "silent") return;
+    if (this.#sink === "jupyter") {
+      const first = this.#displayId === undefined;
+      this.#displayId ??= `progress-${Date.now().toString(36)}-${++displays}`;
+      const fallBack = () => {
+        this.#sink = "log";
+      };
+      try {
+        // The kernel's broadcast may return a promise or nothing; neither may throw here.
+        const sent: unknown = this.#jupyter!.broadcast(
+          first ? "display_data" : "update_display_data",
+          {
+            data: progressBundle(this.line(), this.#fraction()),
+            metadata: {},
+            transient: { display_id: this.#displayId },
+          },
+        );
+        Promise.resolve(sent).catch(fallBack);
+      } catch {
+        fallBack();
+      }
+      return;
+    }
+    const tty = this.#sink === "terminal";
+    const text = tty ? `\r\x1b[2K${this.line()}${final ? "\n" : ""}` : `${this.line()}\n`;
     Deno.stderr.writeSync(this.#encoder.encode(text));
   }
 }

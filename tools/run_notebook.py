@@ -23,6 +23,13 @@ Usage:
       [--params JSON] [--params-file FILE] [--ignore-unknown]
       [--timeout SECONDS] [--quiet SECONDS] [--kernel deno] [--cwd DIR] [--echo]
 
+Stopping: SIGINT (Ctrl-C), SIGTERM or SIGHUP, a cell's `--timeout`, the whole run's
+`--notebook-timeout`, or the parent process going away (the runner checks its parent id) all
+end the same way: the kernel is shut down at once (`shutdown_kernel(now=True)`, then SIGKILL to
+its process group, which jupyter_client starts as a new session, so that anything the kernel
+started goes too), the notebook is written with what it has, and the runner exits with status
+130 (signal) or 1 (timeout, error). It logs `runner pid R, kernel pid K` once the kernel runs.
+
 Needs Debian's python3-jupyter-client and python3-nbformat (use /usr/bin/python3) and the
 Deno kernel (`deno jupyter --install --force`).
 """
@@ -32,6 +39,7 @@ import json
 import os
 import queue
 import re
+import signal
 import sys
 import time
 
@@ -48,6 +56,56 @@ PARAM_LINE = re.compile(
 
 class CellError(Exception):
     """A cell raised an error or timed out."""
+
+
+class Interrupted(BaseException):
+    """A signal (SIGINT, SIGTERM, SIGHUP) or the parent's exit: stop and shut the kernel down."""
+
+
+class Watch:
+    """Deadline of the whole run and the parent process that must stay alive."""
+
+    def __init__(self, notebook_timeout):
+        self.deadline = time.monotonic() + notebook_timeout if notebook_timeout else None
+        self.parent = os.getppid()
+
+    def check(self):
+        if os.getppid() != self.parent:
+            raise Interrupted("the parent process exited")
+        if self.deadline is not None and time.monotonic() > self.deadline:
+            raise CellError("the notebook ran past its --notebook-timeout")
+
+
+def on_signal(signum, _frame):
+    # Later signals during the shutdown are ignored: the shutdown itself must finish.
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_IGN)
+    raise Interrupted(f"stopped by {signal.Signals(signum).name}")
+
+
+def kill_kernel(km):
+    """Shuts the kernel down now and kills its process group; never raises."""
+    pid = pgid = None
+    provisioner = getattr(km, "provisioner", None)
+    if provisioner is not None:
+        pid = getattr(provisioner, "pid", None)
+        pgid = getattr(provisioner, "pgid", None)
+    try:
+        if km.has_kernel:
+            km.shutdown_kernel(now=True)
+    except Exception as error:  # noqa: BLE001 - the kill below still runs
+        log(f"  (kernel shutdown: {error})")
+    # The kernel runs in its own session (start_new_session): its group is its own.
+    if pgid and pgid != os.getpgid(0):
+        try:
+            os.killpg(pgid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+    if pid:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
 
 
 def log(text):
@@ -167,13 +225,14 @@ def error_text(content):
     return ANSI.sub("", text)
 
 
-def execute_cell(kc, collector, cell, index, timeout, quiet):
+def execute_cell(kc, collector, cell, index, timeout, quiet, watch):
     msg_id = kc.execute(cell.source, store_history=True, allow_stdin=False, stop_on_error=True)
     collector.register(msg_id, cell)
     entry = collector.cells[msg_id]
     deadline = time.monotonic() + timeout
     reply = None
     while True:
+        watch.check()
         now = time.monotonic()
         if now > deadline:
             raise CellError(f"cell {index} timed out after {timeout:.0f} s")
@@ -227,13 +286,17 @@ def run(args):
     for _, cell in code_cells:
         cell.outputs = []
         cell.execution_count = None
+    watch = Watch(args.notebook_timeout)
     km = KernelManager(kernel_name=args.kernel)
-    log(f"{args.notebook}: starting kernel '{args.kernel}' in {cwd}")
-    km.start_kernel(cwd=cwd, env=os.environ.copy())
-    kc = km.client()
-    kc.start_channels()
+    kc = None
     failure = None
+    interrupted = None
     try:
+        log(f"{args.notebook}: starting kernel '{args.kernel}' in {cwd}")
+        km.start_kernel(cwd=cwd, env=os.environ.copy())
+        log(f"  runner pid {os.getpid()}, kernel pid {km.provisioner.pid}")
+        kc = km.client()
+        kc.start_channels()
         kc.wait_for_ready(timeout=args.startup_timeout)
         collector = Collector(args.echo)
         for number, (index, cell) in enumerate(code_cells, 1):
@@ -242,7 +305,7 @@ def run(args):
             started = time.monotonic()
             log(f"  cell {index} [{number}/{len(code_cells)}] {first_line(cell.source)}")
             try:
-                execute_cell(kc, collector, cell, index, args.timeout, args.quiet)
+                execute_cell(kc, collector, cell, index, args.timeout, args.quiet, watch)
             except CellError as error:
                 failure = str(error)
                 break
@@ -254,9 +317,21 @@ def run(args):
                 collector.handle(kc.get_iopub_msg(timeout=0.1), None)
             except queue.Empty:
                 pass
+    except Interrupted as stop:
+        interrupted = str(stop)
     finally:
-        kc.stop_channels()
-        km.shutdown_kernel(now=True)
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(sig, signal.SIG_IGN)
+        if kc is not None:
+            kc.stop_channels()
+        kill_kernel(km)
+    if interrupted:
+        log(f"{args.notebook}: {interrupted}; kernel shut down")
+        try:
+            nbformat.write(nb, output_path)
+        except Exception:  # noqa: BLE001 - stopping matters more than the partial notebook
+            pass
+        return 130
     nbformat.write(nb, output_path)
     if failure:
         log(f"{args.notebook}: FAILED: {failure}")
@@ -276,13 +351,23 @@ def main():
     parser.add_argument("--ignore-unknown", action="store_true",
                         help="skip overrides the parameters cell does not declare")
     parser.add_argument("--timeout", type=float, default=3600, help="seconds per cell")
+    parser.add_argument("--notebook-timeout", type=float, default=0,
+                        help="seconds for the whole notebook (0: no limit)")
     parser.add_argument("--startup-timeout", type=float, default=120)
     parser.add_argument("--quiet", type=float, default=1.0,
                         help="seconds of IOPub silence after idle before a cell is done")
     parser.add_argument("--kernel", default="deno")
     parser.add_argument("--cwd", help="kernel working directory (default: the notebook's)")
     parser.add_argument("--echo", action="store_true", help="echo cells' stdout/stderr")
-    sys.exit(run(parser.parse_args()))
+    args = parser.parse_args()
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, on_signal)
+    try:
+        status = run(args)
+    except Interrupted as stop:  # before the kernel started
+        log(f"{args.notebook}: {stop}")
+        status = 130
+    sys.exit(status)
 
 
 if __name__ == "__main__":
