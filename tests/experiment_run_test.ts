@@ -89,9 +89,11 @@ Deno.test({
         log: (l) => lines.push(l),
       });
       assertEquals(partial.variants, []);
-      const jobFiles = [...Deno.readDirSync(join(cfg.cacheDir, "jobs"))].map((e) => e.name);
-      assertEquals(jobFiles.length, 1, jobFiles.join(", "));
-      assert(jobFiles[0].startsWith("darknet_reference-s2-"));
+      // One job: its record and, beside it, its fitted model (see predict.ts).
+      const jobFiles = [...Deno.readDirSync(join(cfg.cacheDir, "jobs"))].map((e) => e.name).sort();
+      assertEquals(jobFiles.length, 2, jobFiles.join(", "));
+      assert(jobFiles[0].startsWith("darknet_reference-s2-") && jobFiles[0].endsWith(".json"));
+      assertEquals(jobFiles[1], jobFiles[0].replace(/\.json$/, ".model.bin"));
       await assertRejects(
         () => runExperiment(cfg, { collect: true, log: () => {} }),
         Error,
