@@ -14,6 +14,12 @@
  *   rounds its features to float16 too, so a value that differs by float32 rounding can land
  *   one float16 step (≤ 5e-4 relative) apart, which the conv stack and head carry to the
  *   probability. On one machine the differences are 0; the largest seen is printed.
+ *
+ * `LoadedRun.explain` (Grad-CAM of one image model for one text) is checked on every image
+ * model of the same runs against `gradCam` called here on a classifier read straight from the
+ * job's model file, with the features `explain` reports and the geometry taken from the
+ * config; those features are the ones `predict` uses (the probability through them equals
+ * `predict`'s for the text within the image tolerance above).
  */
 import { assert, assertEquals, assertRejects, assertStringIncludes } from "@std/assert";
 import { join } from "node:path";
@@ -24,6 +30,10 @@ import type { TrainedModel } from "../lib/experiment/mod.ts";
 import { configFrom, loadSplit, runExperiment } from "../lib/experiment/mod.ts";
 import type { ExperimentResults, ResolvedConfig, StoredJob } from "../lib/experiment/mod.ts";
 import { loadRun, MissingRunDataError } from "../lib/experiment/predict.ts";
+import type { LoadedRun, ModelPrediction } from "../lib/experiment/predict.ts";
+import { readJobModel } from "../lib/experiment/results.ts";
+import { gradCam } from "../lib/explain/mod.ts";
+import { ImageClassifier } from "../lib/train/mod.ts";
 
 const imdb = shared("data", "aclImdb_v1-labelled.tar.gz");
 const darknet = shared("models", "darknet_reference", "model.json");
@@ -52,6 +62,73 @@ async function storedJobs(
     out.set(job.job, { job, path });
   }
   return out;
+}
+
+/**
+ * Checks `run.explain` for the first test text on every image model of the run: a CAM on the
+ * layout grid, non-negative, finite, scaled to at most 1, equal to `gradCam` called directly.
+ */
+async function checkExplain(
+  run: LoadedRun,
+  cfg: ResolvedConfig,
+  jobs: Map<string, { job: StoredJob; path: string }>,
+  text: string,
+  predictions: ModelPrediction[],
+): Promise<void> {
+  const images = run.models.filter((m) => m.family === "image");
+  assert(images.length > 0, "the run has image models");
+  for (const m of images) {
+    const e = await run.explain(text, { model: m.job });
+    assertEquals([e.model, e.seed, e.job], [m.model, m.seed, m.job]);
+    const side = cfg.image.pixels;
+    assertEquals(e.cam.shape, [side, side]);
+    assertEquals(e.image.shape, [side, side]);
+    assertEquals(e.cam.data.length, side * side);
+    assertEquals(e.result.rows, "unseen");
+    assert(e.cam.data.every((v) => Number.isFinite(v) && v >= 0 && v <= 1), `${m.job}: CAM range`);
+    // The same map from gradCam on the job's own classifier and the features explain used.
+    const { job, path } = jobs.get(m.job)!;
+    const model = await readJobModel(path, job);
+    assert(model.family === "image");
+    const clf = ImageClassifier.fromState(model.state);
+    try {
+      const direct = gradCam(clf, e.features, {
+        rows: "unseen",
+        geometry: { imageShape: [side, side], upsample: cfg.models.upsample },
+      });
+      assertEquals(e.features.shape.slice(1), model.state.featureShape);
+      assertEquals(direct.cams.shape, [1, side, side]);
+      assertEquals(Array.from(e.cam.data), Array.from(direct.cams.data));
+      assertEquals(e.target, direct.targets[0]);
+      assertEquals(e.probability, clf.predictProba(e.features)[0]);
+      assertEquals(e.target, e.probability > 0.5 ? 1 : 0);
+    } finally {
+      clf.dispose();
+    }
+    // The features are predict's: the same probability (one text alone here, 24 there).
+    const p = predictions.find((q) => `${q.model}@${q.seed}` === m.job)!;
+    const delta = Math.abs(p.probabilities[0] - e.probability);
+    assert(delta <= IMAGE_TOLERANCE, `${m.job}: explain's probability differs by ${delta}`);
+    console.log(
+      `${cfg.name} ${m.job}: explain P ${e.probability.toFixed(4)}, max CAM ${
+        Math.max(...e.cam.data).toFixed(3)
+      }, |Δ| to predict ${delta.toExponential(2)}`,
+    );
+  }
+  // The default is an image model on intact pixels; the other class gives the other target.
+  const first = await run.explain(text);
+  assertEquals(first.job, images.find((m) => !m.model.includes("permuted"))?.job ?? images[0].job);
+  const other = await run.explain(text, { model: first.job, target: first.target === 1 ? 0 : 1 });
+  assertEquals(other.target, first.target === 1 ? 0 : 1);
+  await assertRejects(() => run.explain("  "), Error, "text 0 is empty");
+  const nonImage = run.models.find((m) => m.family !== "image");
+  if (nonImage) {
+    await assertRejects(
+      () => run.explain(text, { model: nonImage.model }),
+      Error,
+      "Grad-CAM explains image classifiers",
+    );
+  }
 }
 
 /** Runs `raw`, writes its results folder, and checks `predict` on its test texts. */
@@ -87,6 +164,7 @@ async function runAndCompare(
       assert(Math.max(...expected) - Math.min(...expected) > 1e-4, `${name}: constant predictions`);
       assert(largest <= tolerance, `${name}: |Δ| ${largest} > ${tolerance}`);
     }
+    await checkExplain(run, cfg, jobs, texts[0], predictions);
     await assertRejects(() => run.predict(["a fine film", "  "]), Error, "text 1 is empty");
     await assertRejects(() => run.predict([]), Error, "at least one text");
   } finally {

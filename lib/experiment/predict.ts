@@ -16,6 +16,10 @@
  * - the model: logistic regression's weights, the MLP's layers (kept epoch) or the image
  *   classifier's selected-epoch weights with its feature standardisation.
  *
+ * {@link LoadedRun.explain} draws one text's class activation map for one image model: Grad-CAM
+ * (`lib/explain`'s `gradCam`) on the model's classifier and the very features `predict` feeds
+ * it, brought back to the layout grid through the backbone's geometry.
+ *
  * On the run's own test texts the probabilities equal the stored jobs' test predictions
  * (`tests/experiment_predict_test.ts` allows 1e-5 for the models on the embeddings and 1e-3
  * for image models, whose features the run computed in other batches and stored as float16;
@@ -27,6 +31,8 @@
  * for (const p of await run.predict(["A wonderful film.", "Dull and far too long."])) {
  *   console.log(p.model, p.seed, Array.from(p.probabilities));
  * }
+ * const cam = await run.explain("A wonderful film."); // the run's first image model
+ * console.log(cam.model, cam.probability, cam.cam.shape); // e.g. darknet_reference 0.93 [50, 50]
  * await run.dispose();
  * ```
  *
@@ -36,6 +42,9 @@ import { existsSync } from "node:fs";
 import { join, relative } from "node:path";
 import { projectRoot } from "../config.ts";
 import { LogisticRegression } from "../eval/logistic.ts";
+import { gradCam } from "../explain/gradcam.ts";
+import type { GradCamResult } from "../explain/gradcam.ts";
+import type { InputGeometry } from "../explain/geometry.ts";
 import { MLPClassifier } from "../eval/mlp.ts";
 import { TfidfLogistic } from "../eval/tfidf.ts";
 import { permutePixels } from "../image/mod.ts";
@@ -47,7 +56,7 @@ import {
   imageStats,
   zNormalizeImages,
 } from "../train/mod.ts";
-import type { ImageStats } from "../train/mod.ts";
+import type { ClassifierInput, ImageStats } from "../train/mod.ts";
 import type { FeatureBatch, ImageBatch, Matrix } from "../types.ts";
 import { loadBackbone, randomlyInitialisedBackbone } from "../vision/mod.ts";
 import type { Backbone } from "../vision/mod.ts";
@@ -56,7 +65,7 @@ import { baseImages, type ImagePlan } from "./features.ts";
 import type { ResolvedConfig } from "./config.ts";
 import { prepareInputs } from "./inputs.ts";
 import type { ExperimentInputs, RunImages } from "./inputs.ts";
-import type { RunLayout } from "./layout.ts";
+import { grayscale, type RunLayout } from "./layout.ts";
 import { jobName, planModels, unavailableReason } from "./plan.ts";
 import type { ModelPlan } from "./plan.ts";
 import { jobPath, readJob, readJobModel } from "./results.ts";
@@ -87,6 +96,52 @@ export interface ModelPrediction {
   probabilities: Float32Array;
 }
 
+/** Options of {@link LoadedRun.explain}. */
+export interface ExplainOptions {
+  /**
+   * The image model: a model id (`darknet_reference`, `label/…` in a sweep; its first seed)
+   * or a job name (`darknet_reference@2`). Default: the run's first image model on intact
+   * pixels (the first image model when all are permuted).
+   */
+  model?: string;
+  /** The class whose score is explained: `"predicted"` (default, Grad-CAM's), 0 or 1. */
+  target?: "predicted" | 0 | 1;
+}
+
+/** One text's class activation map for one image model (see {@link LoadedRun.explain}). */
+export interface ModelExplanation {
+  /** Model id (as in {@link ModelPrediction}). */
+  model: string;
+  /** Its seed. */
+  seed: number;
+  /** Job name (`id@seed`). */
+  job: string;
+  /**
+   * The text's image as the model saw it, on the layout grid `[H, W]`: channels averaged
+   * (multi-channel layouts), and permuted for the permuted-pixel ablation (whose map then
+   * lies on the permuted grid too).
+   */
+  image: { data: Float32Array; shape: [number, number] };
+  /**
+   * The Grad-CAM map on the layout grid `[H, W]`, scaled to a maximum of 1 (all 0 when no
+   * pixel speaks for the class).
+   */
+  cam: { data: Float32Array; shape: [number, number] };
+  /** P(positive): the value {@link LoadedRun.predict} gives this model for the text. */
+  probability: number;
+  /** The class the map explains (0 negative, 1 positive). */
+  target: number;
+  /** What the classifier took: the text's backbone features `[1, h′, w′, c]`. */
+  features: FeatureBatch;
+  /** How those features were made from the layout's images (for `gradCam`'s `geometry`). */
+  geometry: InputGeometry;
+  /**
+   * The whole Grad-CAM result, on `rows: "unseen"`: a typed text is none of the run's
+   * train, validation or test rows, and its map is for figures only (`lib/explain`).
+   */
+  result: GradCamResult;
+}
+
 /** A loaded run: its models, ready to predict. */
 export interface LoadedRun {
   /** Run name. */
@@ -97,6 +152,14 @@ export interface LoadedRun {
   readonly models: { model: string; seed: number | null; family: string; job: string }[];
   /** P(positive) of every model and seed for each of `texts` (non-empty strings). */
   predict(texts: string[]): Promise<ModelPrediction[]>;
+  /**
+   * The Grad-CAM map of one image model for `text` (see {@link ExplainOptions} for which),
+   * computed with `lib/explain`'s `gradCam` on the model's classifier and the features
+   * `predict` computes, with the frozen backbone's geometry (`imageShape` the layout grid,
+   * `upsample` the run's). Throws when the run has no image model, or `options.model` names
+   * none (an averaged-layouts model: explain one of its layouts, `<id>.layout1`, …).
+   */
+  explain(text: string, options?: ExplainOptions): Promise<ModelExplanation>;
   /** Frees the models, backbones and encoders. */
   dispose(): Promise<void>;
 }
@@ -133,6 +196,13 @@ interface LoadedModel {
     images: (representation?: number) => RunImages,
     texts: string[],
   ) => Promise<Float32Array>;
+  /** Image models: the classifier, its input for `images` and their geometry (for Grad-CAM). */
+  explainInput?: (images: (representation?: number) => RunImages) => Promise<{
+    classifier: ImageClassifier;
+    seen: RunImages;
+    input: FeatureBatch;
+    geometry: InputGeometry;
+  }>;
   dispose: () => void;
 }
 
@@ -282,10 +352,50 @@ function roundFloat16(features: FeatureBatch): FeatureBatch {
 }
 
 /**
- * P(positive) of an image classifier for `images`, through its backbone the way the job's
- * features were made (`features.ts`): z-normalised with the training images' `stats`,
- * upsampled, rounded to the cache's dtype; or end to end as the job ran.
+ * The classifier's input for `images`, through its backbone the way the job's features were
+ * made (`features.ts`): z-normalised with the training images' `stats`, upsampled, rounded
+ * to the cache's dtype; or a source that runs the backbone per batch, end to end as the job
+ * ran.
  */
+async function imageInput(
+  backbone: Backbone,
+  images: RunImages,
+  m: ResolvedConfig["models"],
+  stats: ImageStats,
+): Promise<ClassifierInput> {
+  if (m.features === "end-to-end") {
+    const normalization = m.normalization === "train" ? stats : m.normalization;
+    if (images.shape.length !== 3) throw new Error("multi-channel images need cached features");
+    return backboneFeatureSource(images as ImageBatch, backbone, {
+      upsample: m.upsample,
+      normalization,
+    });
+  }
+  const imagenet = m.normalization === "imagenet";
+  const input = imagenet ? images : zNormalizeImages(images, stats);
+  const features = await backbone.features(input, {
+    preprocess: imagenet,
+    upsample: m.upsample,
+    progressBar: false,
+  });
+  return m.featureDtype === "float16" ? roundFloat16(features) : features;
+}
+
+/** An input's feature maps in memory (an end-to-end source runs its backbone once). */
+function inMemory(input: ClassifierInput): FeatureBatch {
+  if (!("gather" in input)) return input;
+  const t = input.gather(Array.from({ length: input.length }, (_, i) => i));
+  try {
+    return {
+      data: Float32Array.from(t.dataSync() as Float32Array),
+      shape: t.shape as [number, number, number, number],
+    };
+  } finally {
+    t.dispose();
+  }
+}
+
+/** P(positive) of an image classifier for `images` (see {@link imageInput}), in chunks. */
 async function imageProba(
   clf: ImageClassifier,
   backbone: Backbone,
@@ -297,25 +407,7 @@ async function imageProba(
   const out = new Float32Array(n);
   for (let start = 0; start < n; start += IMAGE_CHUNK) {
     const part = imageRows(images, start, Math.min(n, start + IMAGE_CHUNK));
-    if (m.features === "end-to-end") {
-      const normalization = m.normalization === "train" ? stats : m.normalization;
-      if (part.shape.length !== 3) throw new Error("multi-channel images need cached features");
-      const source = backboneFeatureSource(part as ImageBatch, backbone, {
-        upsample: m.upsample,
-        normalization,
-      });
-      out.set(clf.predictProba(source), start);
-      continue;
-    }
-    const imagenet = m.normalization === "imagenet";
-    const input = imagenet ? part : zNormalizeImages(part, stats);
-    let features = await backbone.features(input, {
-      preprocess: imagenet,
-      upsample: m.upsample,
-      progressBar: false,
-    });
-    if (m.featureDtype === "float16") features = roundFloat16(features);
-    out.set(clf.predictProba(features), start);
+    out.set(clf.predictProba(await imageInput(backbone, part, m, stats)), start);
   }
   return out;
 }
@@ -339,9 +431,9 @@ async function loadModel(
   }
   if (model.family === "tfidf") {
     const tfidf = TfidfLogistic.fromParameters(model.parameters);
-    // deno-lint-ignore require-await
     return {
       plan,
+      // deno-lint-ignore require-await
       predict: async (_x, _images, texts) => tfidf.predictProba(texts),
       dispose: () => {},
     };
@@ -364,12 +456,22 @@ async function loadModel(
   }
   const clf = ImageClassifier.fromState(model.state);
   const seed = plan.seed;
+  const seenOf = (images: (representation?: number) => RunImages) => {
+    const own = images(plan.input.representation);
+    return plan.input.pixels === "permuted" ? permutePixels(own, seed) : own;
+  };
+  const pixels = inputs.cfg.image.pixels;
   return {
     plan,
-    predict: async (_x, images) => {
-      const own = images(plan.input.representation);
-      const seen = plan.input.pixels === "permuted" ? permutePixels(own, seed) : own;
-      return await imageProba(clf, backbone, seen, m, stats());
+    predict: async (_x, images) => await imageProba(clf, backbone, seenOf(images), m, stats()),
+    explainInput: async (images) => {
+      const seen = seenOf(images);
+      return {
+        classifier: clf,
+        seen,
+        input: inMemory(await imageInput(backbone, seen, m, stats())),
+        geometry: { imageShape: [pixels, pixels], upsample: m.upsample },
+      };
     },
     dispose: () => clf.dispose(),
   };
@@ -505,8 +607,11 @@ function withAveragedPredictions(
   return out;
 }
 
-/** P(positive) of every model of a loaded variant for `texts`. */
-async function predictVariant(v: LoadedVariant, texts: string[]): Promise<ModelPrediction[]> {
+/** The embeddings of `texts` and their images (`images(r)`: averaged layout `r`), made once. */
+async function encodeVariant(
+  v: LoadedVariant,
+  texts: string[],
+): Promise<{ x: Matrix; imagesOf: (representation?: number) => RunImages }> {
   const x = await v.encoder.encode(texts, v.encodeOptions);
   if (x.shape[1] !== v.width) {
     throw new Error(`the encoder gave ${x.shape[1]} features per text, the run had ${v.width}`);
@@ -515,6 +620,12 @@ async function predictVariant(v: LoadedVariant, texts: string[]): Promise<ModelP
   let each: RunImages[] | undefined;
   const imagesOf = (r?: number) =>
     r === undefined ? (images ??= v.layout.transform(x)) : (each ??= v.layout.transformEach!(x))[r];
+  return { x, imagesOf };
+}
+
+/** P(positive) of every model of a loaded variant for `texts`. */
+async function predictVariant(v: LoadedVariant, texts: string[]): Promise<ModelPrediction[]> {
+  const { x, imagesOf } = await encodeVariant(v, texts);
   const out: ModelPrediction[] = [];
   for (const m of v.models) {
     out.push({
@@ -524,6 +635,82 @@ async function predictVariant(v: LoadedVariant, texts: string[]): Promise<ModelP
     });
   }
   return withAveragedPredictions(out, v.layouts);
+}
+
+/** The image model `options.model` names (see {@link ExplainOptions}), with its variant. */
+function explainedModel(
+  name: string,
+  variants: LoadedVariant[],
+  wanted: string | undefined,
+): { variant: LoadedVariant; model: LoadedModel } {
+  const all = variants.flatMap((variant) => variant.models.map((model) => ({ variant, model })));
+  const images = all.filter((e) => e.model.explainInput);
+  const jobOf = (e: (typeof all)[number]) =>
+    `${e.model.name}${e.model.plan.seed === null ? "" : `@${e.model.plan.seed}`}`;
+  if (wanted === undefined) {
+    const intact = images.find((e) =>
+      e.model.plan.family === "image" && e.model.plan.input.pixels !== "permuted"
+    );
+    const found = intact ?? images[0];
+    if (!found) {
+      throw new Error(
+        `explain: run "${name}" has no image model loaded (it has ${
+          all.map(jobOf).join(", ") || "none"
+        }); Grad-CAM explains image classifiers only`,
+      );
+    }
+    return found;
+  }
+  const found = images.find((e) => jobOf(e) === wanted) ??
+    images.find((e) => e.model.name === wanted);
+  if (found) return found;
+  const names = [...new Set(images.flatMap((e) => [e.model.name, jobOf(e)]))];
+  const layouts = variants[0]?.layouts ?? [];
+  const averaged = layouts.length > 0 && images.some((e) => e.model.name.startsWith(`${wanted}.`));
+  const other = all.find((e) => e.model.name === wanted || jobOf(e) === wanted);
+  const near = nearest(wanted, names);
+  throw new Error(
+    `explain: run "${name}" has no image model "${wanted}"` +
+      (averaged
+        ? ` of its own: it is the mean of ${
+          layouts.map((l) => `${wanted}.${l}`).join(", ")
+        }; explain one of those`
+        : other
+        ? ` (it is a ${other.model.plan.family} model; Grad-CAM explains image classifiers)`
+        : "") +
+      ` (image models: ${names.join(", ") || "none"})` +
+      (near && !averaged ? `; did you mean "${near}"?` : ""),
+  );
+}
+
+/** Grad-CAM of one image model of `variant` for `text` (see {@link LoadedRun.explain}). */
+async function explainText(
+  variant: LoadedVariant,
+  model: LoadedModel,
+  text: string,
+  target: ExplainOptions["target"],
+): Promise<ModelExplanation> {
+  const { imagesOf } = await encodeVariant(variant, [text]);
+  const { classifier, seen, input, geometry } = await model.explainInput!(imagesOf);
+  const result = gradCam(classifier, input, {
+    rows: "unseen",
+    target: target ?? "predicted",
+    geometry,
+  });
+  const [, H, W] = result.cams.shape;
+  const seed = model.plan.seed ?? 0;
+  return {
+    model: model.name,
+    seed,
+    job: `${model.name}@${seed}`,
+    image: { data: grayscale(seen).data.slice(0, H * W), shape: [H, W] },
+    cam: { data: result.cams.data.slice(0, H * W), shape: [H, W] },
+    probability: classifier.predictProba(input)[0],
+    target: result.targets[0],
+    features: input,
+    geometry,
+    result,
+  };
 }
 
 /**
@@ -570,6 +757,11 @@ export async function loadRun(name: string, options: LoadRunOptions = {}): Promi
       const out: ModelPrediction[] = [];
       for (const v of variants) out.push(...await predictVariant(v, texts));
       return out;
+    },
+    async explain(text: string, options: ExplainOptions = {}): Promise<ModelExplanation> {
+      checkPredictTexts([text]);
+      const { variant, model } = explainedModel(name, variants, options.model);
+      return await explainText(variant, model, text, options.target);
     },
     async dispose(): Promise<void> {
       for (const v of variants) await disposeVariant(v);

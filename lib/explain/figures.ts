@@ -109,35 +109,93 @@ export function camFigure(
   }
   const means = classMeanImages(images, labels);
   const meanImages = [means.negative.data, means.positive.data];
-  const camMax = Math.max(...classCams.map((cam) => range(cam.data)[1]), 0);
+  return camRows(
+    classCams.map((cam, c) => {
+      const name = classNames[c] ?? String(c);
+      return {
+        image: meanImages[c],
+        cam: cam.data,
+        captions: [`${name}: mean image`, `${name}: mean CAM (${cam.count})`, `${name}: overlay`],
+      };
+    }),
+    [H, W],
+    { title: options.title, tileSize, scheme, alpha },
+  );
+}
+
+/** One map of {@link reviewCamFigure}: a review's image and its map on the layout grid. */
+export interface ReviewCam {
+  /** The image `[H, W]` (row-major). */
+  image: { data: Float32Array; shape: [number, number] };
+  /** Its class activation map on the same grid. */
+  cam: { data: Float32Array; shape: [number, number] };
+  /** What the row shows, e.g. the model and its P(positive). */
+  caption: string;
+}
+
+/**
+ * Class activation maps of single reviews (e.g. `LoadedRun.explain`'s, one per model): one
+ * row per map with the image (gray), the map (one colour range over all rows, with a
+ * legend) and the map blended over the image, as {@link camFigure} draws class means.
+ */
+export function reviewCamFigure(
+  maps: readonly ReviewCam[],
+  options: Omit<CamFigureOptions, "classNames"> = {},
+): Figure {
+  const { tileSize, scheme, alpha } = { ...CAM_FIGURE_DEFAULTS, ...options };
+  if (maps.length === 0) throw new Error("reviewCamFigure: give at least one map");
+  const [H, W] = maps[0].image.shape;
+  for (const m of maps) {
+    for (const grid of [m.image.shape, m.cam.shape]) {
+      if (grid[0] !== H || grid[1] !== W) {
+        throw new Error(
+          `reviewCamFigure: a ${grid.join("×")} grid among ${H}×${W} ones; give images and ` +
+            "maps on the layout grid (GradCamResult.cams), not the conv grid.",
+        );
+      }
+    }
+  }
+  return camRows(
+    maps.map((m) => ({
+      image: m.image.data,
+      cam: m.cam.data,
+      captions: [`${m.caption}: image`, `${m.caption}: CAM`, `${m.caption}: overlay`],
+    })),
+    [H, W],
+    { title: options.title, tileSize, scheme, alpha },
+  );
+}
+
+/** Rows of image, map and overlay (one colour range for every map), as one figure. */
+function camRows(
+  rows: { image: Float32Array; cam: Float32Array; captions: string[] }[],
+  [H, W]: [number, number],
+  options: { title?: string; tileSize: number; scheme: string; alpha: number },
+): Figure {
+  const { tileSize, scheme, alpha } = options;
+  const camMax = Math.max(...rows.map((row) => range(row.cam)[1]), 0);
   const scale = Math.max(1, Math.ceil(tileSize / Math.max(H, W)));
   const gap = 8, captionHeight = 16, columns = 3;
-  const tiles = classCams.flatMap((cam, c) => {
-    const name = classNames[c] ?? String(c);
+  const tiles = rows.flatMap((row, c) => {
     const pngs = [
-      imageToPng({ data: meanImages[c], shape: [H, W] }, { scale }),
-      imageToPng({ data: cam.data, shape: [H, W] }, { scheme, domain: [0, camMax || 1], scale }),
+      imageToPng({ data: row.image, shape: [H, W] }, { scale }),
+      imageToPng({ data: row.cam, shape: [H, W] }, { scheme, domain: [0, camMax || 1], scale }),
       rgbImageToPng({
-        data: overlay(meanImages[c], cam.data, camMax, scheme, alpha),
+        data: overlay(row.image, row.cam, camMax, scheme, alpha),
         shape: [H, W, 3],
       }, { scale }),
-    ];
-    const captions = [
-      `${name}: mean image`,
-      `${name}: mean CAM (${cam.count})`,
-      `${name}: overlay`,
     ];
     return pngs.map((png, k) => ({
       x: gap + k * (tileSize + gap) + tileSize / 2,
       y: gap + c * (tileSize + gap + captionHeight) + tileSize / 2,
       src: png.dataUrl(),
-      caption: captions[k],
+      caption: row.captions[k],
     }));
   });
   const width = gap + columns * (tileSize + gap);
   const chart = renderPlot({
     width,
-    height: gap + classCams.length * (tileSize + gap + captionHeight),
+    height: gap + rows.length * (tileSize + gap + captionHeight),
     margin: 0,
     x: { type: "identity" },
     y: { type: "identity" },

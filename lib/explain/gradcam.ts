@@ -41,9 +41,12 @@ import {
 
 /**
  * Which rows a result was computed on. Attributions used to choose features must come from
- * `"train"` or `"validation"` rows (see `topk.ts`); `"test"` is for figures only.
+ * `"train"` or `"validation"` rows (see `topk.ts`); `"test"` is for figures only, and so is
+ * `"unseen"`: texts outside the run's split altogether (e.g. a review typed into notebook 8,
+ * explained by `LoadedRun.explain`), which no model trained or was selected on, but which
+ * are not the run's test rows either.
  */
-export type RowSet = "train" | "validation" | "test";
+export type RowSet = "train" | "validation" | "test" | "unseen";
 
 /**
  * A network split at the layer the CAM is taken on. Both functions run in inference mode and
@@ -378,9 +381,10 @@ export function gradCam(
 
 /** Throws unless `rows` names a row set. */
 export function checkRows(rows: unknown): asserts rows is RowSet {
-  if (rows !== "train" && rows !== "validation" && rows !== "test") {
+  if (rows !== "train" && rows !== "validation" && rows !== "test" && rows !== "unseen") {
     throw new Error(
-      `rows must be "train", "validation" or "test" (which rows the maps come from), got ` +
+      `rows must be "train", "validation", "test" or "unseen" (which rows the maps come ` +
+        `from; "unseen": texts outside the run's split), got ` +
         `${JSON.stringify(rows)}`,
     );
   }

@@ -12,7 +12,8 @@
  * - {@link topKCurve}: logistic regression on the top-k features by CAM importance vs. by
  *   its own |coefficient| vs. random draws, over a list of k; the rows of each step are
  *   explicit and test rows never choose features.
- * - Figures: {@link camFigure}, {@link stateImportanceFigure}, {@link topKFigure}.
+ * - Figures: {@link camFigure}, {@link reviewCamFigure} (single reviews, e.g. notebook 8's),
+ *   {@link stateImportanceFigure}, {@link topKFigure}.
  *
  * ```ts ignore
  * import { classMeanCams, featureImportance, gradCam, meanCam, stateImportance,
@@ -79,6 +80,8 @@ export {
 export {
   camFigure,
   type CamFigureOptions,
+  type ReviewCam,
+  reviewCamFigure,
   stateImportanceFigure,
   type StateImportanceFigureOptions,
   topKFigure,

@@ -104,16 +104,17 @@ function checkInputs(
   checkRows(importance.rows);
   checkRows(fit.rows);
   checkRows(evaluation.rows);
-  if (importance.rows === "test") {
+  if (importance.rows === "test" || importance.rows === "unseen") {
     throw new Error(
-      "topKCurve: the importance was computed on test rows; features chosen on test rows " +
-        'overstate their value. Compute the CAM on { rows: "train" } or "validation" rows.',
+      `topKCurve: the importance was computed on ${importance.rows} rows; features are chosen ` +
+        `on the run's own training or validation rows only (chosen on test rows they overstate ` +
+        `their value). Compute the CAM on { rows: "train" } or "validation" rows.`,
     );
   }
-  if (fit.rows === "test") {
+  if (fit.rows === "test" || fit.rows === "unseen") {
     throw new Error(
-      "topKCurve: the regressions would be fitted on test rows; pass training rows as `fit` " +
-        "and the test rows as `evaluation`.",
+      `topKCurve: the regressions would be fitted on ${fit.rows} rows; pass training rows as ` +
+        "`fit` and the test rows as `evaluation`.",
     );
   }
   if (evaluation.rows === importance.rows || evaluation.rows === fit.rows) {
