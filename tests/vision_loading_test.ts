@@ -428,13 +428,24 @@ Deno.test("an unknown slice layer is an error listing the layers", async () => {
   await Deno.remove(folder, { recursive: true });
 });
 
-Deno.test("registry: the paper's networks are listed and say how to obtain them", async () => {
-  for (const name of ["alexnet", "vgg16", "wide_resnet50_2", "resnext50_32x4d", "shufflenet_v2"]) {
+Deno.test("registry: the paper's networks come from torchvision's files, and say where to put them", async () => {
+  const files: Record<string, string> = {
+    alexnet: "alexnet-owt-4df8aa71.pth",
+    vgg16: "vgg16-397923af.pth",
+    wide_resnet50_2: "wide_resnet50_2-95faca4d.pth",
+    resnext50_32x4d: "resnext50_32x4d-7cdf4587.pth",
+    shufflenet_v2: "shufflenetv2_x1-5666bf0f80.pth",
+  };
+  for (const [name, file] of Object.entries(files)) {
     const spec = getBackboneSpec(name);
-    assertEquals(spec.sources.length, 0);
-    const error = await assertRejects(() => loadBackbone(name));
-    assertStringIncludes(error.message, "tensorflowjs_converter");
-    assertStringIncludes(error.message, "registerBackbone");
+    assertEquals(spec.torchvision, name);
+    assertEquals(spec.sources, [{ url: `https://download.pytorch.org/models/${file}` }]);
+    // Without the file here and without network access: one error naming file and folder.
+    // (A closed local port stands for the download, so a machine online downloads nothing.)
+    const offline = { ...spec, sources: [{ url: `http://127.0.0.1:9/models/${file}` }] };
+    const error = await assertRejects(() => loadBackbone(offline));
+    assertStringIncludes(error.message, `The checkpoint file ${file}`);
+    assertStringIncludes(error.message, join("models", "torchvision"));
     // each has a loadable stand-in
     assert(loadableBackbones().some((b) => BACKBONES[b].standsInFor.includes(name)), name);
   }
