@@ -6,7 +6,7 @@
  */
 import { assert, assertEquals, assertThrows } from "@std/assert";
 import { join } from "node:path";
-import { LogisticRegression } from "../lib/eval/logistic.ts";
+import { chooseL2, LogisticRegression } from "../lib/eval/logistic.ts";
 import { Random } from "../lib/random.ts";
 import type { Matrix } from "../lib/types.ts";
 
@@ -179,4 +179,29 @@ Deno.test("logistic: a stronger penalty shrinks the weights", () => {
   };
   assert(norm(100) < norm(1));
   assert(norm(1) < norm(0.01));
+});
+
+Deno.test("chooseL2: best validation accuracy, the earliest on ties; l2 = 1 without validation", () => {
+  // Each candidate's "model" is its own l2; its validation probabilities make 2, 4, 4 and 3
+  // of 5 rows right, so 0.1 and 1 tie at 80% and the earlier one, 0.1, must win.
+  const y = Uint8Array.from([1, 1, 1, 0, 0]);
+  const right: Record<number, number> = { 0.01: 2, 0.1: 4, 1: 4, 10: 3 };
+  const proba = (l2: number) =>
+    Float32Array.from(y, (label, i) => (i < right[l2] ? label : 1 - label) ? 0.9 : 0.1);
+  const fitted: number[] = [];
+  const fit = (l2: number) => {
+    fitted.push(l2);
+    return l2;
+  };
+  const choice = chooseL2([0.01, 0.1, 1, 10], fit, { proba, y });
+  assertEquals(choice.l2, 0.1);
+  assertEquals(choice.model, 0.1);
+  assertEquals(choice.candidates, [0.01, 0.1, 1, 10]);
+  assertEquals(choice.validationAccuracy, [0.4, 0.8, 0.8, 0.6]);
+  // Without validation rows: only l2 = 1 is fitted, or the first candidate when 1 is not one.
+  fitted.length = 0;
+  assertEquals(chooseL2([0.01, 1, 10], fit).l2, 1);
+  assertEquals(fitted, [1]);
+  assertEquals(chooseL2([0.01, 10], fit).l2, 0.01);
+  assertThrows(() => chooseL2([], fit), Error, "at least one candidate");
 });

@@ -14,6 +14,8 @@
  * @module
  */
 import type { Labels, Matrix } from "../types.ts";
+import { dot, maxAbs, sigmoid, softplus } from "./math.ts";
+import { evaluateBinary } from "./metrics.ts";
 
 /** Options of {@link LogisticRegression}. */
 export interface LogisticRegressionOptions {
@@ -32,29 +34,6 @@ export interface LogisticRegressionOptions {
   standardize?: boolean;
   /** Fit an intercept (default true). */
   fitIntercept?: boolean;
-}
-
-function sigmoid(z: number): number {
-  if (z >= 0) return 1 / (1 + Math.exp(-z));
-  const e = Math.exp(z);
-  return e / (1 + e);
-}
-
-/** log(1 + exp(z)), stable for large |z|. */
-function softplus(z: number): number {
-  return z > 0 ? z + Math.log1p(Math.exp(-z)) : Math.log1p(Math.exp(z));
-}
-
-function dot(a: Float64Array, b: Float64Array): number {
-  let s = 0;
-  for (let i = 0; i < a.length; i++) s += a[i] * b[i];
-  return s;
-}
-
-function maxAbs(a: Float64Array): number {
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]));
-  return m;
 }
 
 /** Objective and gradient at `theta`: writes the gradient into `grad`, returns the objective. */
@@ -404,4 +383,49 @@ export class LogisticRegression {
     for (let i = 0; i < y.length; i++) if (predicted[i] === y[i]) correct++;
     return correct / y.length;
   }
+}
+
+/**
+ * The default `l2` candidates of logistic regression (dense on embeddings, or sparse on
+ * TF-IDF): 0.01 … 10,000 by decades, chosen on the validation rows ({@link chooseL2}).
+ */
+export const L2_CANDIDATES: readonly number[] = [0.01, 0.1, 1, 10, 100, 1000, 10000];
+
+/** What {@link chooseL2} chose. */
+export interface L2Choice<M> {
+  /** The model fitted with the chosen `l2`. */
+  model: M;
+  /** The chosen `l2`. */
+  l2: number;
+  /** The candidates fitted (one when there are no validation rows). */
+  candidates: number[];
+  /** Validation accuracy per fitted candidate (empty without validation rows). */
+  validationAccuracy: number[];
+}
+
+/**
+ * The one rule every logistic regression here chooses its penalty by: one fit per `l2`
+ * candidate, the highest validation accuracy (P > 0.5) wins, the earliest on ties; without
+ * validation rows only `l2 = 1` (or the first candidate when 1 is not one) is fitted.
+ * `fit(l2)` fits a model; `validation.proba(model)` gives its validation probabilities.
+ */
+export function chooseL2<M>(
+  grid: readonly number[],
+  fit: (l2: number) => M,
+  validation?: { proba: (model: M) => Float32Array; y: Labels },
+): L2Choice<M> {
+  if (grid.length === 0) throw new Error("l2 needs at least one candidate");
+  const candidates = validation ? [...grid] : [grid.includes(1) ? 1 : grid[0]];
+  const validationAccuracy: number[] = [];
+  let best: { l2: number; model: M; accuracy: number } | undefined;
+  for (const l2 of candidates) {
+    const model = fit(l2);
+    let accuracy = 0;
+    if (validation) {
+      accuracy = evaluateBinary(validation.y, validation.proba(model)).accuracy;
+      validationAccuracy.push(accuracy);
+    }
+    if (!best || accuracy > best.accuracy) best = { l2, model, accuracy };
+  }
+  return { model: best!.model, l2: best!.l2, candidates, validationAccuracy };
 }

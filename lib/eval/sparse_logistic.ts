@@ -35,7 +35,8 @@
  * @module
  */
 import type { Labels } from "../types.ts";
-import { evaluateBinary } from "./metrics.ts";
+import { dot, maxAbs, sigmoid, softplus } from "./math.ts";
+import { chooseL2, L2_CANDIDATES, type L2Choice } from "./logistic.ts";
 
 /**
  * A sparse matrix in compressed sparse row form (as `scipy.sparse.csr_matrix`): row `i`
@@ -118,29 +119,6 @@ export const SPARSE_LOGISTIC_DEFAULTS: Readonly<Required<SparseLogisticRegressio
 
 /** Conjugate-gradient iterations at most per Newton step. */
 const MAX_CG_ITER = 1000;
-
-function sigmoid(z: number): number {
-  if (z >= 0) return 1 / (1 + Math.exp(-z));
-  const e = Math.exp(z);
-  return e / (1 + e);
-}
-
-/** log(1 + exp(z)), stable for large |z|. */
-function softplus(z: number): number {
-  return z > 0 ? z + Math.log1p(Math.exp(-z)) : Math.log1p(Math.exp(z));
-}
-
-function dot(a: Float64Array, b: Float64Array): number {
-  let s = 0;
-  for (let i = 0; i < a.length; i++) s += a[i] * b[i];
-  return s;
-}
-
-function maxAbs(a: Float64Array): number {
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]));
-  return m;
-}
 
 /** `out = X·w + b` per row (`b` = 0 when `w` has no intercept slot). */
 function multiply(X: CsrMatrix, theta: Float64Array, fitIntercept: boolean, out: Float64Array) {
@@ -478,11 +456,8 @@ export class SparseLogisticRegression {
   }
 }
 
-/**
- * The default `l2` candidates of {@link fitL2Grid}: 0.01 … 10,000 by decades, the
- * experiment's default grid for logistic regression on embeddings.
- */
-export const L2_CANDIDATES: readonly number[] = [0.01, 0.1, 1, 10, 100, 1000, 10000];
+/** The default `l2` candidates of {@link fitL2Grid} (logistic regression's, one list). */
+export { L2_CANDIDATES };
 
 /** Options of {@link fitL2Grid}. */
 export interface L2GridOptions {
@@ -495,42 +470,22 @@ export interface L2GridOptions {
 }
 
 /** What {@link fitL2Grid} chose. */
-export interface L2GridResult {
-  /** The model fitted with the chosen `l2`. */
-  model: SparseLogisticRegression;
-  /** The chosen `l2`. */
-  l2: number;
-  /** The candidates fitted (one when no validation rows were given). */
-  candidates: number[];
-  /** Validation accuracy per fitted candidate (empty without validation rows). */
-  validationAccuracy: number[];
-}
+export type L2GridResult = L2Choice<SparseLogisticRegression>;
 
 /**
- * Chooses `l2` as the experiment does for logistic regression on embeddings
- * (`lib/experiment/jobs.ts`): one fit on the training rows per candidate, the candidate with
- * the highest validation accuracy (P > 0.5) wins, the earliest on ties; without validation
- * rows only `l2 = 1` (or the first candidate when 1 is not one) is fitted.
+ * Chooses `l2` by logistic regression's one rule ({@link chooseL2}): one fit on the training
+ * rows per candidate, the highest validation accuracy wins, the earliest on ties; without
+ * validation rows only `l2 = 1` (or the first candidate when 1 is not one) is fitted.
  */
 export function fitL2Grid(X: CsrMatrix, y: Labels, options: L2GridOptions = {}): L2GridResult {
-  const grid = [...(options.l2 ?? L2_CANDIDATES)];
-  if (grid.length === 0) throw new Error("fitL2Grid: l2 needs at least one candidate");
   const validation = options.validation;
   if (validation) {
     checkCsr(validation.X, "validation.X");
     checkLabels(validation.X, validation.y, false);
   }
-  const candidates = validation ? grid : [grid.includes(1) ? 1 : grid[0]];
-  const validationAccuracy: number[] = [];
-  let best: { l2: number; model: SparseLogisticRegression; accuracy: number } | undefined;
-  for (const l2 of candidates) {
-    const model = new SparseLogisticRegression({ ...options.logistic, l2 }).fit(X, y);
-    let accuracy = 0;
-    if (validation) {
-      accuracy = evaluateBinary(validation.y, model.predictProba(validation.X)).accuracy;
-      validationAccuracy.push(accuracy);
-    }
-    if (!best || accuracy > best.accuracy) best = { l2, model, accuracy };
-  }
-  return { model: best!.model, l2: best!.l2, candidates, validationAccuracy };
+  return chooseL2(
+    options.l2 ?? L2_CANDIDATES,
+    (l2) => new SparseLogisticRegression({ ...options.logistic, l2 }).fit(X, y),
+    validation && { proba: (model) => model.predictProba(validation.X), y: validation.y },
+  );
 }

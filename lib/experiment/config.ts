@@ -24,6 +24,7 @@ import { dataDir, projectRoot, sharedDir } from "../config.ts";
 import { COLUMN_OPTIONS, DATA_FORMATS, inferDataFormat, TABLE_OPTIONS } from "../data/mod.ts";
 import type { DataFormat } from "../data/mod.ts";
 import type { MLPClassifierOptions } from "../eval/mlp.ts";
+import { L2_CANDIDATES } from "../eval/logistic.ts";
 import type { TsneOptions } from "../image/mod.ts";
 import type { Pooling } from "../embed/mod.ts";
 import { PAPER_TRAINING, TRAINING_DEFAULTS } from "../train/mod.ts";
@@ -686,8 +687,8 @@ export function validateConfig(raw: unknown, where = "config"): ExperimentConfig
   return raw as ExperimentConfig;
 }
 
-/** Default l2 candidates of logistic regression. */
-const LOGISTIC_L2 = [0.01, 0.1, 1, 10, 100, 1000, 10000];
+/** Default l2 candidates of logistic regression (and of the TF-IDF baseline): lib/eval's one list. */
+const LOGISTIC_L2 = [...L2_CANDIDATES];
 
 /** Fills in every default of a validated config (the one place the experiment's defaults live). */
 export function resolveConfig(config: ExperimentConfig, origin = "(inline)"): ResolvedConfig {

@@ -12,8 +12,7 @@
  */
 import { TfidfLogistic } from "../eval/tfidf.ts";
 import type { TfidfLogisticParameters, TfidfVectorizerOptions } from "../eval/tfidf.ts";
-import { evaluateBinary } from "../eval/metrics.ts";
-import { LogisticRegression } from "../eval/logistic.ts";
+import { chooseL2, LogisticRegression } from "../eval/logistic.ts";
 import { MLPClassifier } from "../eval/mlp.ts";
 import type { LogisticParameters } from "../eval/logistic.ts";
 import type { MLPClassifierOptions, MLPEpochRecord, MLPState } from "../eval/mlp.ts";
@@ -185,27 +184,25 @@ function runLogistic(job: LogisticJob): JobResult {
   const t0 = performance.now();
   const { x, labels } = job;
   const hasValidation = x.validation !== undefined && labels.validation !== undefined;
-  const candidates = hasValidation ? job.l2 : [job.l2.includes(1) ? 1 : job.l2[0]];
-  let best: { l2: number; model: LogisticRegression; accuracy: number } | undefined;
-  for (const l2 of candidates) {
-    const model = new LogisticRegression({ l2, standardize: true }).fit(x.train, labels.train);
-    const accuracy = hasValidation
-      ? evaluateBinary(labels.validation!, model.predictProba(x.validation!)).accuracy
-      : 0;
-    if (!best || accuracy > best.accuracy) best = { l2, model, accuracy };
-  }
+  const best = chooseL2(
+    job.l2,
+    (l2) => new LogisticRegression({ l2, standardize: true }).fit(x.train, labels.train),
+    hasValidation
+      ? { proba: (model) => model.predictProba(x.validation!), y: labels.validation! }
+      : undefined,
+  );
   const fitSeconds = (performance.now() - t0) / 1000;
   const t1 = performance.now();
-  const validationProba = hasValidation ? best!.model.predictProba(x.validation!) : undefined;
-  const testProba = best!.model.predictProba(x.test);
+  const validationProba = hasValidation ? best.model.predictProba(x.validation!) : undefined;
+  const testProba = best.model.predictProba(x.test);
   return {
     id: job.id,
     trainableParams: x.train.shape[1] + 1,
     timings: { loadSeconds: 0, fitSeconds, predictSeconds: (performance.now() - t1) / 1000 },
-    details: { l2: best!.l2, candidates },
+    details: { l2: best.l2, candidates: best.candidates },
     validationProba,
     testProba,
-    model: { family: "logistic", parameters: best!.model.parameters() },
+    model: { family: "logistic", parameters: best.model.parameters() },
   };
 }
 
