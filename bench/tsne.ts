@@ -181,18 +181,38 @@ function setFigure(key: string, value: number | undefined): void {
   if (typeof value === "number" && Number.isFinite(value)) figures[key] = value;
 }
 
+const pointsFiles = new Map<string, { points: Matrix; file: string }>();
+
+/**
+ * The layout points of `features` × `samples` and the file the Python reference reads them
+ * from, made once per size (the t-SNE pair and the layouts use the same points).
+ */
+async function pointsFile(
+  samples: number,
+  features: number,
+): Promise<{ points: Matrix; file: string }> {
+  const key = `${samples}x${features}`;
+  let made = pointsFiles.get(key);
+  if (!made) {
+    const points = layoutPoints(samples, features, 11 + samples);
+    const file = join(tmp, `points_${key}.f32`);
+    await Deno.writeFile(
+      file,
+      new Uint8Array(points.data.buffer, points.data.byteOffset, points.data.byteLength),
+    );
+    made = { points, file };
+    pointsFiles.set(key, made);
+  }
+  return made;
+}
+
 /**
  * Our Barnes–Hut t-SNE and scikit-learn's (reference, run first) on the layout points of
  * `features` × `samples`; records the `*_N<samples>` t-SNE figures and targets.
  */
 async function tsnePair(samples: number, features: number): Promise<void> {
   console.log(`\n== ${features} points × ${samples} dimensions ==`);
-  const points = layoutPoints(samples, features, 11 + samples);
-  const file = join(tmp, `points_${samples}.f32`);
-  await Deno.writeFile(
-    file,
-    new Uint8Array(points.data.buffer, points.data.byteOffset, points.data.byteLength),
-  );
+  const { points, file } = await pointsFile(samples, features);
 
   // scikit-learn (reference), then ours, on the same points.
   const py = await new Deno.Command(args.python, {
@@ -260,7 +280,7 @@ async function tsnePair(samples: number, features: number): Promise<void> {
     target: "<= 1.05",
     met: klRatio <= 1.05,
   };
-  await Deno.remove(file);
+  // The points file stays for the layouts of the same size (the temporary folder goes at the end).
   await Deno.remove(`${file}.sklearn_map.f32`).catch(() => {});
 }
 
@@ -283,12 +303,7 @@ async function benchLayouts(samples: number, features: number): Promise<void> {
     await tsnePair(samples, features);
   }
   console.log(`\n== layouts: ${features} features × ${samples} samples ==`);
-  const points = layoutPoints(samples, features, 11 + samples);
-  const file = join(tmp, `layout_points_${samples}.f32`);
-  await Deno.writeFile(
-    file,
-    new Uint8Array(points.data.buffer, points.data.byteOffset, points.data.byteLength),
-  );
+  const { points, file } = await pointsFile(samples, features);
   const py = await new Deno.Command(args.python, {
     args: [
       new URL("./tsne_reference.py", import.meta.url).pathname,
@@ -302,7 +317,9 @@ async function benchLayouts(samples: number, features: number): Promise<void> {
     stdout: "piped",
     stderr: "piped",
   }).output();
+  // The layouts are the last to use these points: free them.
   await Deno.remove(file);
+  pointsFiles.delete(`${samples}x${features}`);
   if (!py.success) {
     throw pythonFailure(REFERENCE, py.code, new TextDecoder().decode(py.stderr), args.python);
   }
