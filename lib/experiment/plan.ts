@@ -59,6 +59,47 @@ export function jobName(plan: ModelPlan): string {
   return plan.seed === null ? plan.id : `${plan.id}@${plan.seed}`;
 }
 
+/**
+ * With averaged layouts (see `imagePlan`): `items` (jobs, predictions…) with the model `<id>`
+ * inserted before the first item of each complete group `<id>.<layout>` of one seed,
+ * made by `combine(id, members)`; a group missing a layout gets none. `idOf` gives an
+ * item's model id, or undefined for items that are not image models.
+ */
+export function withLayoutAverages<T>(
+  items: T[],
+  layouts: string[],
+  idOf: (item: T) => string | undefined,
+  seedOf: (item: T) => number | null,
+  combine: (id: string, members: T[]) => T,
+): T[] {
+  if (layouts.length === 0) return items;
+  const suffix = new RegExp(`\\.(${layouts.join("|")})$`);
+  const baseOf = (item: T) => {
+    const id = idOf(item);
+    return id !== undefined && suffix.test(id) ? id.replace(suffix, "") : undefined;
+  };
+  const groups = new Map<string, T[]>();
+  for (const item of items) {
+    const base = baseOf(item);
+    if (base === undefined) continue;
+    const key = `${base}@${seedOf(item)}`;
+    groups.set(key, [...(groups.get(key) ?? []), item]);
+  }
+  const out: T[] = [];
+  const placed = new Set<string>();
+  for (const item of items) {
+    const base = baseOf(item);
+    const key = `${base}@${seedOf(item)}`;
+    const members = base === undefined ? undefined : groups.get(key);
+    if (members && members.length === layouts.length && !placed.has(key)) {
+      placed.add(key);
+      out.push(combine(base!, members));
+    }
+    out.push(item);
+  }
+  return out;
+}
+
 /** Builds the entries of one kind of model from a config. */
 export type PlanBuilder = (cfg: ResolvedConfig) => ModelPlan[];
 

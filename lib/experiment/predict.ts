@@ -66,7 +66,7 @@ import type { ResolvedConfig } from "./config.ts";
 import { prepareInputs } from "./inputs.ts";
 import type { ExperimentInputs, RunImages } from "./inputs.ts";
 import { grayscale, type RunLayout } from "./layout.ts";
-import { jobName, planModels, unavailableReason } from "./plan.ts";
+import { jobName, planModels, unavailableReason, withLayoutAverages } from "./plan.ts";
 import type { ModelPlan } from "./plan.ts";
 import { jobPath, readJob, readJobModel } from "./results.ts";
 import { jobKey } from "./run.ts";
@@ -584,27 +584,17 @@ function withAveragedPredictions(
   predictions: ModelPrediction[],
   layouts: string[],
 ): ModelPrediction[] {
-  if (layouts.length === 0) return predictions;
-  const suffix = new RegExp(`\\.(${layouts.join("|")})$`);
-  const out: ModelPrediction[] = [];
-  const done = new Set<string>();
-  for (const p of predictions) {
-    const base = p.model.replace(suffix, "");
-    const key = `${base}@${p.seed}`;
-    if (base !== p.model && !done.has(key)) {
-      const members = predictions.filter((q) =>
-        q.seed === p.seed && q.model.replace(suffix, "") === base && q.model !== base
-      );
-      if (members.length === layouts.length) {
-        done.add(key);
-        const mean = new Float32Array(p.probabilities.length);
-        for (const q of members) q.probabilities.forEach((v, i) => (mean[i] += v / members.length));
-        out.push({ model: base, seed: p.seed, probabilities: mean });
-      }
-    }
-    out.push(p);
-  }
-  return out;
+  return withLayoutAverages(
+    predictions,
+    layouts,
+    (p) => p.model,
+    (p) => p.seed,
+    (model, members) => {
+      const mean = new Float32Array(members[0].probabilities.length);
+      for (const q of members) q.probabilities.forEach((v, i) => (mean[i] += v / members.length));
+      return { model, seed: members[0].seed, probabilities: mean };
+    },
+  );
 }
 
 /** The embeddings of `texts` and their images (`images(r)`: averaged layout `r`), made once. */

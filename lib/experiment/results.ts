@@ -40,7 +40,7 @@ import type { BackboneRecord } from "./features.ts";
 import type { ExperimentInputs, InputsProvenance } from "./inputs.ts";
 import type { JobResult, TrainedModel } from "./jobs.ts";
 import type { ModelPlan } from "./plan.ts";
-import { jobName } from "./plan.ts";
+import { jobName, withLayoutAverages } from "./plan.ts";
 
 /**
  * Version of the job stage (training and prediction of every model family): bumped by hand
@@ -782,26 +782,13 @@ function meanOfArrays(arrays: number[][]): number[] {
  * (pyDeepInsight's MRep), placed before them. Its timings add theirs; nothing is stored.
  */
 export function withAveragedLayouts(jobs: FinishedJob[], layouts: string[]): FinishedJob[] {
-  if (layouts.length === 0) return jobs;
-  const suffix = new RegExp(`\\.(${layouts.join("|")})$`);
-  const groups = new Map<string, FinishedJob[]>();
-  for (const job of jobs) {
-    if (job.plan.family !== "image" || !suffix.test(job.plan.id)) continue;
-    const key = `${job.plan.id.replace(suffix, "")}@${job.plan.seed}`;
-    groups.set(key, [...(groups.get(key) ?? []), job]);
-  }
-  const out: FinishedJob[] = [];
-  const placed = new Set<string>();
-  for (const job of jobs) {
-    const base = job.plan.family === "image" ? job.plan.id.replace(suffix, "") : job.plan.id;
-    const members = groups.get(`${base}@${job.plan.seed}`);
-    if (members && members.length === layouts.length && !placed.has(`${base}@${job.plan.seed}`)) {
-      placed.add(`${base}@${job.plan.seed}`);
-      out.push(averagedJob(base, members));
-    }
-    out.push(job);
-  }
-  return out;
+  return withLayoutAverages(
+    jobs,
+    layouts,
+    (job) => job.plan.family === "image" ? job.plan.id : undefined,
+    (job) => job.plan.seed,
+    averagedJob,
+  );
 }
 
 function averagedJob(id: string, members: FinishedJob[]): FinishedJob {
