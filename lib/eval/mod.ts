@@ -22,13 +22,19 @@ export {
 } from "./metrics.ts";
 export type { BinaryMetrics, ConfusionMatrix, McNemarResult } from "./metrics.ts";
 export {
+  contrastBootstrap,
   correctness,
   holmAdjust,
   pairedBootstrap,
   studentTQuantile,
   summarizeSeeds,
 } from "./stats.ts";
-export type { PairedBootstrapResult, SeedSummary } from "./stats.ts";
+export type {
+  ContrastTerm,
+  PairedBootstrapOptions,
+  PairedBootstrapResult,
+  SeedSummary,
+} from "./stats.ts";
 export { LogisticRegression } from "./logistic.ts";
 export type { LogisticRegressionOptions } from "./logistic.ts";
 export { MLP_DEFAULTS, MLPClassifier } from "./mlp.ts";

@@ -507,3 +507,116 @@ export function correctness(
   }
   return out;
 }
+
+/** One term of {@link contrastBootstrap}: a model's correctness and its weight. */
+export interface ContrastTerm {
+  /** Weight of the term's mean accuracy in the contrast (e.g. +1, −1). */
+  weight: number;
+  /**
+   * Correctness (0/1 per test row): one array per seed, paired by index with the other
+   * terms' seeds, or one array (a deterministic model, the same for every seed).
+   */
+  correct: readonly Uint8Array[];
+}
+
+/**
+ * Paired bootstrap of a contrast of mean accuracies, Σ weightₜ · accuracyₜ, over seeds and test
+ * rows together: every term is evaluated on the same resampled seeds and rows, so paired
+ * structure is kept across all of them. With two terms of weight +1 and −1 it is
+ * {@link pairedBootstrap} (the same draws, the same result); with four it measures a
+ * difference of differences, e.g. whether the gap between two models shrinks from one training
+ * size to another on the same test rows.
+ *
+ * @param terms at least one term; every term has 1 or S arrays (S: the most any term has),
+ *   all of the same length
+ * @param options resamples (default 10,000), seed (default 1), confidence (default 0.95)
+ * @returns the observed contrast, its percentile interval and two-sided p-value of "zero"
+ * @throws {Error} when there are no terms, a weight is not finite, seed counts or lengths do
+ *   not match, or a value is not 0 or 1
+ */
+export function contrastBootstrap(
+  terms: readonly ContrastTerm[],
+  options: PairedBootstrapOptions = {},
+): PairedBootstrapResult {
+  const { resamples = 10_000, seed = 1, confidence = 0.95 } = options;
+  if (!Number.isInteger(resamples) || resamples < 1) {
+    throw new Error(`contrastBootstrap: resamples must be an integer ≥ 1, got ${resamples}`);
+  }
+  if (!(confidence > 0 && confidence < 1)) {
+    throw new Error(`contrastBootstrap: confidence must be in (0, 1), got ${confidence}`);
+  }
+  if (terms.length === 0) throw new Error("contrastBootstrap: no terms");
+  const S = Math.max(...terms.map((t) => t.correct.length));
+  const N = terms[0].correct[0]?.length ?? 0;
+  if (N === 0) throw new Error("contrastBootstrap: no test rows");
+  terms.forEach((t, k) => {
+    if (!Number.isFinite(t.weight)) {
+      throw new Error(`contrastBootstrap: term ${k} has weight ${t.weight}`);
+    }
+    if (t.correct.length !== S && t.correct.length !== 1) {
+      throw new Error(
+        `contrastBootstrap: term ${k} has ${t.correct.length} seeds; expected ${S} or 1`,
+      );
+    }
+    t.correct.forEach((c, s) => checkCorrectness(c, `term ${k} seed ${s}`, N));
+  });
+  // Per seed and row, the contrast's value v_s[i] = Σ weightₜ · correctₜ[s][i]; only rows where
+  // some seed's value is non-zero ("active", as in pairedBootstrap) can change the statistic.
+  const values: Float64Array[] = [];
+  for (let s = 0; s < S; s++) {
+    const v = new Float64Array(N);
+    for (const t of terms) {
+      const c = t.correct.length === 1 ? t.correct[0] : t.correct[s];
+      for (let i = 0; i < N; i++) v[i] += t.weight * c[i];
+    }
+    values.push(v);
+  }
+  const activeRows: number[] = [];
+  for (let i = 0; i < N; i++) if (values.some((v) => v[i] !== 0)) activeRows.push(i);
+  const K = activeRows.length;
+  const active = values.map((v) => Float64Array.from(activeRows, (i) => v[i]));
+  const denominator = S * N;
+  const difference = active.reduce((sum, v) => sum + v.reduce((a, b) => a + b, 0), 0) /
+    denominator;
+
+  const rng = new Random(seed);
+  const activeDraws = binomialSampler(N, K);
+  const seedCounts = new Int32Array(S);
+  const rowCounts = new Int32Array(K);
+  const distribution = new Float64Array(resamples);
+  // Exact zero tests on sums of weights: round to absorb floating-point residue.
+  const tolerance = 1e-9 * Math.max(1, ...terms.map((t) => Math.abs(t.weight))) * N;
+  let atMost = 0, atLeast = 0;
+  for (let r = 0; r < resamples; r++) {
+    seedCounts.fill(0);
+    for (let k = 0; k < S; k++) seedCounts[rng.int(S)]++;
+    rowCounts.fill(0);
+    const M = activeDraws(rng);
+    for (let k = 0; k < M; k++) rowCounts[rng.int(K)]++;
+    let sum = 0;
+    for (let s = 0; s < S; s++) {
+      const w = seedCounts[s];
+      if (w === 0) continue;
+      const v = active[s];
+      let t = 0;
+      for (let j = 0; j < K; j++) t += rowCounts[j] * v[j];
+      sum += w * t;
+    }
+    if (sum <= tolerance) atMost++;
+    if (sum >= -tolerance) atLeast++;
+    distribution[r] = sum / denominator;
+  }
+  distribution.sort();
+  const alpha = (1 - confidence) / 2;
+  return {
+    difference,
+    ci: [quantileSorted(distribution, alpha), quantileSorted(distribution, 1 - alpha)],
+    pValue: Math.min(
+      1,
+      2 * Math.min((1 + atMost) / (resamples + 1), (1 + atLeast) / (resamples + 1)),
+    ),
+    resamples,
+    seeds: S,
+    rows: N,
+  };
+}

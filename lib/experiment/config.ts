@@ -812,8 +812,12 @@ export function shippedConfigs(): string[] {
   const names: string[] = [];
   const walk = (dir: string, prefix: string) => {
     for (const entry of Deno.readDirSync(dir)) {
-      if (entry.isDirectory) walk(join(dir, entry.name), `${prefix}${entry.name}/`);
-      else if (entry.name.endsWith(".json")) names.push(prefix + entry.name.slice(0, -5));
+      if (entry.isDirectory) {
+        // Study files (`study/`) are not experiment configs: `deno task study` runs them.
+        if (prefix !== "" || entry.name !== "study") {
+          walk(join(dir, entry.name), `${prefix}${entry.name}/`);
+        }
+      } else if (entry.name.endsWith(".json")) names.push(prefix + entry.name.slice(0, -5));
     }
   };
   if (existsSync(CONFIGS_DIR)) walk(CONFIGS_DIR, "");

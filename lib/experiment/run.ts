@@ -60,6 +60,16 @@ export interface ExperimentOptions extends RunOptions {
   collect?: boolean;
   /** Only these models of the plan (model ids, e.g. `darknet_reference`); default all. */
   models?: string[];
+  /**
+   * Called once per variant after aggregation, with its finished jobs (plan order, test
+   * probabilities included) and its inputs: for callers that compare models across runs on
+   * the same test rows (the study, `study.ts`).
+   */
+  onVariant?: (
+    variant: VariantResults,
+    jobs: readonly FinishedJob[],
+    inputs: ExperimentInputs,
+  ) => void | Promise<void>;
 }
 
 /** Everything a run measured, ready for a report (JSON-serialisable, no machine paths). */
@@ -337,7 +347,7 @@ async function runVariant(
     inputs,
     inputs.cfg.ablations.backbone,
   );
-  return {
+  const result: VariantResults = {
     label: variant.label,
     values: variant.values,
     ...variantFacts(inputs),
@@ -345,6 +355,8 @@ async function runVariant(
     ablations,
     unavailable,
   };
+  await options.onVariant?.(result, finished, inputs);
+  return result;
 }
 
 /**
