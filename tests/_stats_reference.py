@@ -12,6 +12,9 @@ Reads one JSON request on stdin and writes one JSON answer on stdout. Requests (
                                                      -> an independent NumPy implementation
                                                         of the paired bootstrap over seeds and
                                                         test rows together
+  contrast_two_level {"terms": [{"weight", "correct": [[0/1...] per seed, or one]}],
+                   "n_resamples", "seed", "confidence"}
+                                                     -> the same bootstrap of a weighted sum of terms
 
 Needs /usr/bin/python3 with Debian's python3-scipy (and python3-numpy).
 """
@@ -86,11 +89,47 @@ def bootstrap_two_level(req):
     }
 
 
+def contrast_two_level(req):
+    # terms: [{"weight": w, "correct": [[0/1...] per seed, or one]}]; the same drawn seeds and
+    # rows for every term.
+    terms = []
+    S = max(len(t["correct"]) for t in req["terms"])
+    for t in req["terms"]:
+        c = np.asarray(t["correct"], dtype=np.float64)
+        if c.shape[0] == 1:
+            c = np.repeat(c, S, axis=0)
+        terms.append((float(t["weight"]), c))
+    value = sum(w * c for w, c in terms)  # [S, N]
+    N = value.shape[1]
+    B = req["n_resamples"]
+    rng = np.random.default_rng(req["seed"])
+    dist = np.empty(B)
+    for r in range(B):
+        seeds = rng.integers(0, S, size=S)
+        rows = rng.integers(0, N, size=N)
+        dist[r] = np.mean(value[seeds][:, rows])
+    alpha = (1 - req["confidence"]) / 2
+    tol = 1e-9
+    p = min(
+        1.0,
+        2 * min((1 + np.sum(dist <= tol)) / (B + 1), (1 + np.sum(dist >= -tol)) / (B + 1)),
+    )
+    return {
+        "difference": float(np.mean(value)),
+        "ci": [
+            float(np.percentile(dist, 100 * alpha)),
+            float(np.percentile(dist, 100 * (1 - alpha))),
+        ],
+        "pValue": float(p),
+    }
+
+
 TASKS = {
     "t_ppf": t_ppf,
     "seed_summary": seed_summary,
     "bootstrap_scipy": bootstrap_scipy,
     "bootstrap_two_level": bootstrap_two_level,
+    "contrast_two_level": contrast_two_level,
 }
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ import { assert, assertAlmostEquals, assertEquals, assertThrows } from "@std/ass
 import { fileURLToPath } from "node:url";
 import { evaluateBinary } from "../lib/eval/metrics.ts";
 import {
+  contrastBootstrap,
   correctness,
   holmAdjust,
   pairedBootstrap,
@@ -342,4 +343,84 @@ Deno.test("correctness: a score of exactly 0.5 is predicted 0, as in evaluateBin
   assertThrows(() => correctness(labels, [0.5]), Error, "6 labels but 1 probabilities");
   assertThrows(() => correctness(Uint8Array.of(2), [0.5]), Error, "label 0 is 2");
   assertThrows(() => correctness(Uint8Array.of(1), [NaN]), Error, "probability 0 is NaN");
+});
+
+// ---------------------------------------------------------------------------------------
+// Contrast bootstrap (the study's comparisons across runs)
+
+Deno.test("contrastBootstrap with +1/−1 terms is pairedBootstrap, draw for draw", () => {
+  const a = seedsOf([1.1, 0.9, 1.0], 1500, 21);
+  const b = seedsOf([0.95, 1.0, 0.8], 1500, 22);
+  const [base] = seedsOf([0.9], 1500, 23);
+  for (const against of [b, [base]]) {
+    const paired = pairedBootstrap(a, against, { resamples: 2000, seed: 3 });
+    const contrast = contrastBootstrap(
+      [{ weight: 1, correct: a }, { weight: -1, correct: against }],
+      { resamples: 2000, seed: 3 },
+    );
+    assertEquals(contrast, paired);
+  }
+});
+
+Deno.test({
+  name: "contrastBootstrap: a difference of differences matches an independent NumPy bootstrap",
+  ignore,
+  fn: async () => {
+    // (image − logistic) at a large size minus (image − logistic) at a small size; the two
+    // logistic fits are deterministic (one array), the image models have three seeds each.
+    const big = seedsOf([1.0, 1.05, 0.95], 2000, 31);
+    const [logBig] = seedsOf([1.1], 2000, 32);
+    const small = seedsOf([0.7, 0.8, 0.75], 2000, 33);
+    const [logSmall] = seedsOf([1.0], 2000, 34);
+    const terms = [
+      { weight: 1, correct: big },
+      { weight: -1, correct: [logBig] },
+      { weight: -1, correct: small },
+      { weight: 1, correct: [logSmall] },
+    ];
+    const res = contrastBootstrap(terms);
+    // By hand: the mean of each term, weighted.
+    const mean = (arrays: Uint8Array[]) =>
+      arrays.reduce((s, x) => s + x.reduce((t, v) => t + v, 0), 0) / (arrays.length * 2000);
+    const expected = mean(big) - mean([logBig]) - mean(small) + mean([logSmall]);
+    assertAlmostEquals(res.difference, expected, 1e-12);
+    const ref = await reference<{ difference: number; ci: [number, number]; pValue: number }>({
+      task: "contrast_two_level",
+      terms: terms.map((t) => ({ weight: t.weight, correct: t.correct.map((c) => Array.from(c)) })),
+      n_resamples: 10_000,
+      seed: 13,
+      confidence: 0.95,
+    });
+    assertAlmostEquals(res.difference, ref.difference, 1e-12);
+    // Monte-Carlo error as in the two-level pairedBootstrap test above (3 seeds).
+    assertAlmostEquals(res.ci[0], ref.ci[0], 0.006, "lower");
+    assertAlmostEquals(res.ci[1], ref.ci[1], 0.006, "upper");
+    assertAlmostEquals(res.pValue, ref.pValue, 0.015, "p-value");
+  },
+});
+
+Deno.test("contrastBootstrap: cancelling terms, bad input", () => {
+  const a = seedsOf([1.0, 0.9], 500, 41);
+  // The same model twice with opposite weights: exactly zero, and p = 1.
+  const zero = contrastBootstrap([{ weight: 0.5, correct: a }, { weight: -0.5, correct: a }], {
+    resamples: 300,
+  });
+  assertEquals([zero.difference, zero.ci, zero.pValue], [0, [0, 0], 1]);
+  assertThrows(() => contrastBootstrap([]), Error, "no terms");
+  assertThrows(
+    () =>
+      contrastBootstrap([{ weight: 1, correct: a }, { weight: -1, correct: [a[0], a[0], a[1]] }]),
+    Error,
+    "term 0 has 2 seeds; expected 3 or 1",
+  );
+  assertThrows(
+    () => contrastBootstrap([{ weight: NaN, correct: a }]),
+    Error,
+    "weight NaN",
+  );
+  assertThrows(
+    () => contrastBootstrap([{ weight: 1, correct: [Uint8Array.of(0, 2)] }]),
+    Error,
+    "0 or 1",
+  );
 });

@@ -114,7 +114,7 @@ export const STUDIES_DIR: string = join(CONFIGS_DIR, "study");
 /** The file of a shipped study name (`study`, `full`) or a path. */
 export function studyPath(nameOrPath: string): string {
   if (existsSync(nameOrPath) && Deno.statSync(nameOrPath).isFile) return nameOrPath;
-  return join(STUDIES_DIR, `${nameOrPath}.json`);
+  return join(STUDIES_DIR, `${nameOrPath.replace(/\.json$/, "")}.json`);
 }
 
 function parseRef(ref: string, where: string): { arm: string; model: string } {
