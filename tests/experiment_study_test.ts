@@ -17,7 +17,7 @@ import { projectRoot } from "../lib/config.ts";
 import { holmAdjust } from "../lib/eval/stats.ts";
 import { answerQuestion, loadStudy } from "../lib/experiment/study.ts";
 import type { ArmResults, StudyResults } from "../lib/experiment/study.ts";
-import { verdict } from "../lib/experiment/study_report.ts";
+import { comparisonVerdict as verdict } from "../lib/experiment/study_report.ts";
 import { shippedConfigs } from "../lib/experiment/config.ts";
 import { shared } from "./_shared.ts";
 

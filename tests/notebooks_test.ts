@@ -12,10 +12,11 @@
  */
 import { assert, assertEquals, assertMatch, assertStringIncludes } from "@std/assert";
 import { existsSync } from "node:fs";
-import { basename, join } from "node:path";
+import { basename, dirname, join } from "node:path";
 import {
   cellSource,
   checkNotebooks,
+  declaredReads,
   downscalePng,
   executeNotebook,
   figureCells,
@@ -28,6 +29,7 @@ import {
   notebookToTypeScript,
   processAlive,
   readNotebook,
+  readsHashes,
   SAVE_COMMAND,
   savedOutputProblem,
   saveNotebook,
@@ -319,6 +321,51 @@ Deno.test("saved outputs: volatile metadata stripped, PNGs downscaled, hash chec
     assertStringIncludes(stale!, `run \`${SAVE_COMMAND}\``);
     await Deno.remove(metrics);
     assertStringIncludes((await savedOutputProblem(saved, "gone", root))!, "not committed");
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+});
+
+Deno.test("saved outputs: other results a notebook declares it shows are hashed and checked", async () => {
+  const root = await Deno.makeTempDir({ prefix: "notebook-reads-" });
+  try {
+    const metrics = join(root, "results", "run", "metrics.json");
+    const study = join(root, "results", "study", "metrics.json");
+    await Deno.mkdir(dirname(metrics), { recursive: true });
+    await Deno.writeTextFile(metrics, "{}\n");
+    const executed = notebookOf([codeCell("a")]);
+    executed.cells[0].outputs = [{ output_type: "stream", name: "stdout", text: "x\n" }];
+    executed.metadata.text_as_image_reads = ["results/study/metrics.json"];
+    const save = async () =>
+      saveNotebook(executed, {
+        results: "results/run/metrics.json",
+        results_sha256: await sha256File(metrics),
+        saved_with: SAVE_COMMAND,
+        also: await readsHashes(declaredReads(executed), root),
+      });
+    // Saved before the study existed: fine until it appears.
+    const before = await save();
+    assertEquals(before.metadata.text_as_image, {
+      results: "results/run/metrics.json",
+      results_sha256: await sha256File(metrics),
+      saved_with: SAVE_COMMAND,
+      also: [{ results: "results/study/metrics.json", results_sha256: null }],
+    });
+    assertEquals(await savedOutputProblem(before, "n.ipynb", root), undefined);
+    await Deno.mkdir(dirname(study), { recursive: true });
+    await Deno.writeTextFile(study, '{"a": 1}\n');
+    assertStringIncludes(
+      (await savedOutputProblem(before, "n.ipynb", root))!,
+      "when results/study/metrics.json did not exist",
+    );
+    const after = await save();
+    assertEquals(await savedOutputProblem(after, "n.ipynb", root), undefined);
+    await Deno.writeTextFile(study, '{"a": 2}\n');
+    assertStringIncludes((await savedOutputProblem(after, "n.ipynb", root))!, "was different");
+    // A declared file with no record at all (saved by an older tool) is reported too.
+    const { also: _also, ...bare } = after.metadata.text_as_image as Record<string, unknown>;
+    const old = { ...after, metadata: { ...after.metadata, text_as_image: bare } };
+    assertStringIncludes((await savedOutputProblem(old, "n.ipynb", root))!, "record no hash");
   } finally {
     await Deno.remove(root, { recursive: true });
   }

@@ -308,6 +308,29 @@ export interface SavedMetadata {
   results_sha256: string;
   /** The command that made the outputs. */
   saved_with: string;
+  /**
+   * Other results files the outputs show, as the notebook declares them (its metadata
+   * `text_as_image_reads`, paths relative to the project), each with its SHA-256 when the
+   * outputs were made (`null`: the file did not exist then).
+   */
+  also?: { results: string; results_sha256: string | null }[];
+}
+
+/** The other results files a notebook declares it shows (metadata `text_as_image_reads`). */
+export function declaredReads(notebook: Notebook): string[] {
+  const reads = notebook.metadata.text_as_image_reads;
+  return Array.isArray(reads) ? reads.filter((r): r is string => typeof r === "string") : [];
+}
+
+/** The SHA-256 of each file `declaredReads` names, null where it does not exist. */
+export async function readsHashes(
+  paths: string[],
+  root: string = projectRoot,
+): Promise<{ results: string; results_sha256: string | null }[]> {
+  return await Promise.all(paths.map(async (results) => {
+    const path = resolve(root, results);
+    return { results, results_sha256: existsSync(path) ? await sha256File(path) : null };
+  }));
 }
 
 /** SHA-256 of a file, as hex. */
@@ -427,6 +450,18 @@ export async function savedOutputProblem(
     return `${name}: its outputs were made from an older ${saved.results} (SHA-256 ` +
       `${saved.results_sha256.slice(0, 12)}…, the committed file is ${now.slice(0, 12)}…): ` +
       `run \`${SAVE_COMMAND}\` to save them again from the committed results`;
+  }
+  const recorded = new Map((saved.also ?? []).map((a) => [a.results, a.results_sha256]));
+  for (const other of await readsHashes(declaredReads(notebook), root)) {
+    if (!recorded.has(other.results)) {
+      return `${name} shows ${other.results} but its outputs record no hash of it: run ` +
+        `\`${SAVE_COMMAND}\` again`;
+    }
+    if (recorded.get(other.results) !== other.results_sha256) {
+      return `${name}: its outputs were made when ${other.results} ${
+        recorded.get(other.results) === null ? "did not exist" : "was different"
+      }; run \`${SAVE_COMMAND}\` to save them again`;
+    }
   }
   return undefined;
 }
@@ -714,6 +749,7 @@ async function main(): Promise<number> {
       else console.error(`${name}: ok in ${seconds} s, ${figures} figure cells with figures`);
     }
     if (!problem && options.save && result.notebook) {
+      const also = await readsHashes(declaredReads(await readNotebook(path)));
       if (await sha256File(metrics!) !== metricsHash) {
         console.error(`${metrics} changed while the notebooks ran: run --save again`);
         return 1;
@@ -722,6 +758,7 @@ async function main(): Promise<number> {
         results: relative(projectRoot, metrics!),
         results_sha256: metricsHash!,
         saved_with: SAVE_COMMAND,
+        ...(also.length ? { also } : {}),
       });
       const text = JSON.stringify(saved, null, 1) + "\n";
       await Deno.writeTextFile(output, text);

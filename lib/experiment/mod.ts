@@ -133,3 +133,38 @@ export { compareRuns, verifyRun } from "./verify.ts";
 export { loadRun, MissingRunDataError } from "./predict.ts";
 export type { LoadedRun, LoadRunOptions, ModelPrediction } from "./predict.ts";
 export type { MetricDifference, RunComparison, VerifyOptions } from "./verify.ts";
+export {
+  accuracyText,
+  answerQuestion,
+  comparisonRefs,
+  loadStudy,
+  runStudy,
+  STUDIES_DIR,
+  studyPath,
+} from "./study.ts";
+export type {
+  ArmModel,
+  ArmResults,
+  ComparisonSpec,
+  CurvePoint,
+  GapChangeSpec,
+  PairSpec,
+  Study,
+  StudyArmSpec,
+  StudyCall,
+  StudyComparison,
+  StudyOptions,
+  StudyQuestionResults,
+  StudyQuestionSpec,
+  StudyResults,
+  StudySpec,
+} from "./study.ts";
+export {
+  answerRows,
+  comparisonVerdict,
+  questionFigures,
+  STUDY_ALPHA,
+  studyReportMarkdown,
+  writeStudyResults,
+} from "./study_report.ts";
+export type { AnswerRow } from "./study_report.ts";

@@ -28,7 +28,7 @@ const minutes = (s: number) => (s < 90 ? `${s.toFixed(0)} s` : `${(s / 60).toFix
  * under {@link STUDY_ALPHA} is stated with its direction; otherwise "no detectable difference",
  * with the interval that bounds it.
  */
-export function verdict(c: StudyComparison): string {
+export function comparisonVerdict(c: StudyComparison): string {
   const ci = `[${pct(c.ci95[0])}, ${pct(c.ci95[1])}] points`;
   if (c.pHolm < STUDY_ALPHA) {
     return `${c.difference > 0 ? "higher" : "lower"} by ${
@@ -49,24 +49,50 @@ function comparisonRow(c: StudyComparison): string {
 const COMPARISON_HEADER = "| comparison | Δ acc (points) | 95% CI | p | p (Holm) | per seed |\n" +
   "|---|---|---|---|---|---|";
 
+/** One row of the answers table. */
+export type AnswerRow = {
+  /** Question id and title. */
+  question: string;
+  /** The headline comparison. */
+  comparison: string;
+  /** Δ test accuracy in points with its 95% interval. */
+  "Δ test acc (points) [95% CI]": string;
+  /** Holm-corrected p-value. */
+  "p (Holm)": string;
+  /** `higher`, `lower` or `no detectable difference` (Holm p < {@link STUDY_ALPHA}). */
+  answer: string;
+};
+
+/** The answers table: every headline comparison of every question, in order. */
+export function answerRows(results: StudyResults): AnswerRow[] {
+  return results.questions.flatMap((q) =>
+    q.comparisons.filter((c) => c.headline).map((c) => ({
+      question: `${q.id} ${q.title}`,
+      comparison: c.label,
+      "Δ test acc (points) [95% CI]": `${pct(c.difference)} [${pct(c.ci95[0])}, ` +
+        `${pct(c.ci95[1])}]`,
+      "p (Holm)": pText(c.pHolm),
+      answer: c.pHolm < STUDY_ALPHA
+        ? (c.difference > 0 ? "higher" : "lower")
+        : "no detectable difference",
+    }))
+  );
+}
+
 function answersTable(results: StudyResults): string[] {
-  const lines = [
-    "| question | comparison | Δ test acc (points) [95% CI] | p (Holm) | answer |",
-    "|---|---|---|---|---|",
+  const rows = answerRows(results);
+  const columns: (keyof AnswerRow)[] = [
+    "question",
+    "comparison",
+    "Δ test acc (points) [95% CI]",
+    "p (Holm)",
+    "answer",
   ];
-  for (const q of results.questions) {
-    for (const c of q.comparisons.filter((c) => c.headline)) {
-      lines.push(
-        `| ${q.id} ${q.title} | ${c.label} | ${pct(c.difference)} [${pct(c.ci95[0])}, ` +
-          `${pct(c.ci95[1])}] | ${pText(c.pHolm)} | ${
-            c.pHolm < STUDY_ALPHA
-              ? (c.difference > 0 ? "higher" : "lower")
-              : "no detectable difference"
-          } |`,
-      );
-    }
-  }
-  return lines;
+  return [
+    `| ${columns.join(" | ")} |`,
+    `|${columns.map(() => "---").join("|")}|`,
+    ...rows.map((r) => `| ${columns.map((c) => r[c]).join(" | ")} |`),
+  ];
 }
 
 /** Figures of a question: paired differences, and its curve or layouts. */
@@ -166,7 +192,7 @@ function armsOf(q: StudyQuestionResults): Set<string> {
 function questionSection(q: StudyQuestionResults, results: StudyResults): string[] {
   const lines = [`## ${q.id} ${q.title}`, "", `*${q.question}*`, ""];
   for (const c of q.comparisons.filter((c) => c.headline)) {
-    lines.push(`- ${c.label}: ${verdict(c)}.`);
+    lines.push(`- ${c.label}: ${comparisonVerdict(c)}.`);
   }
   lines.push("", COMPARISON_HEADER, ...q.comparisons.map(comparisonRow), "");
   for (const f of questionFigures(q, results.arms)) {
