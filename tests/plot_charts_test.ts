@@ -17,6 +17,7 @@ import {
   histogram,
   imageGrid,
   interactiveSpecs,
+  intervalChart,
   jupyterDisplay,
   lineChart,
   scatter,
@@ -193,6 +194,26 @@ Deno.test("bar chart: one bar per row, one interval rule per row with bounds", (
   assert(hasText(doc, "accuracy") && hasText(doc, "logistic regression"), "labels");
   assert(hasText(doc, "0.860"), "values printed");
   assertThrows(() => barChart([bars[0], bars[0]]), Error, "unique");
+});
+
+Deno.test("interval chart: a rule, two ticks and a dot per row, one small dot per point", () => {
+  const rows = [
+    { label: "intact vs permuted", value: 1.2, low: -0.4, high: 2.9, points: [0.5, 1.1, 2.0] },
+    { label: "gap change", value: -3, low: -5, high: -1, points: [-2, -4], group: "p < 0.05" },
+  ];
+  const doc = parse(keep(intervalChart(rows, { xLabel: "Δ (points)", reference: 0 })));
+  assertEquals(marks(doc, "rule", "line").length, 2 + 1, "2 intervals and the reference");
+  assertEquals(marks(doc, "tick", "line").length, 4, "interval end ticks");
+  // Dot groups: the per-seed points first (5), then one estimate per row (2).
+  const dots = marks(doc, "dot", "circle");
+  assertEquals(dots.length, 5 + 2);
+  const x = (node: Node) => Number(node.getAttribute("cx"));
+  // Positions follow the values: the second row's estimate (−3) lies left of the first's (1.2),
+  // and of its own points, −4 lies left of −2.
+  assert(x(dots[6]) < x(dots[5]), "estimates ordered by value");
+  assert(x(dots[4]) < x(dots[3]), "points ordered by value");
+  assert(hasText(doc, "Δ (points)") && hasText(doc, "gap change"), "labels");
+  assertThrows(() => intervalChart([rows[0], rows[0]]), Error, "unique");
 });
 
 Deno.test("line chart: one path per series and panel, one dot per point", () => {

@@ -146,6 +146,7 @@ export type {
   ArmModel,
   ArmResults,
   ComparisonSpec,
+  CorrectnessTable,
   CurvePoint,
   GapChangeSpec,
   PairSpec,

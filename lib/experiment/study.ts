@@ -90,6 +90,8 @@ export interface StudySpec {
   base: string;
   /** What this study cuts compared with the full design, one sentence each. */
   cuts: string[];
+  /** Each model family's tuning budget on validation, one sentence each. */
+  tuning?: string[];
   /** The study file a larger machine runs (relative), if any. */
   full?: string;
   /** Arms in the order they run. */
@@ -315,6 +317,8 @@ export interface StudyResults {
   specSha256: string;
   /** What it cuts. */
   cuts: string[];
+  /** Each model family's tuning budget on validation. */
+  tuning: string[];
   /** The study file a larger machine runs. */
   full?: string;
   /** This call and, from the results it found, the earlier ones whose jobs it read. */
@@ -328,7 +332,7 @@ export interface StudyResults {
 }
 
 /** Test correctness per `arm/model`: one array per seed, seeds in plan order. */
-type CorrectnessTable = Map<string, { seed: number | null; correct: Uint8Array }[]>;
+export type CorrectnessTable = Map<string, { seed: number | null; correct: Uint8Array }[]>;
 
 function testFingerprint(inputs: ExperimentInputs): string {
   return sha(JSON.stringify({
@@ -647,6 +651,7 @@ export async function runStudy(study: Study, options: StudyOptions): Promise<Stu
       (await Deno.readTextFile(study.path)) + (await Deno.readTextFile(base)),
     ),
     cuts: study.spec.cuts,
+    tuning: study.spec.tuning ?? [],
     ...(study.spec.full ? { full: study.spec.full } : {}),
     calls: [...(await earlierCalls(options.resultsDir)), {
       startedAt,

@@ -9,7 +9,7 @@
  * @module
  */
 import { join } from "node:path";
-import { barChart, lineChart, scatter } from "../plot/charts.ts";
+import { intervalChart, lineChart, scatter } from "../plot/charts.ts";
 import type { LinePoint } from "../plot/charts.ts";
 import type { Figure } from "../plot/figure.ts";
 import { writeAtomic } from "../integrity.ts";
@@ -104,22 +104,22 @@ export function questionFigures(
   const shown = q.comparisons.filter((c) => !q.curve || c.headline || !c.label.includes(" at "));
   figures.push({
     file: `${q.id}-differences.svg`,
-    caption: "Paired differences (bars: 95% bootstrap interval over seeds and test rows; " +
-      "the value per seed is in the table)",
-    figure: barChart(
+    caption: "Paired differences: the large dot is the mean over seeds and test rows, the bar " +
+      "its 95% bootstrap interval (seeds and test rows resampled together), the small dots each " +
+      "seed's own difference",
+    figure: intervalChart(
       shown.map((c) => ({
         label: c.label,
         value: 100 * c.difference,
         low: 100 * c.ci95[0],
         high: 100 * c.ci95[1],
+        points: c.perSeed.map((s) => 100 * s.difference),
         group: c.pHolm < STUDY_ALPHA ? "Holm p < 0.05" : "not significant",
       })),
       {
         title: `${q.id} ${q.title}: Δ test accuracy (points)`,
         xLabel: "Δ test accuracy (points)",
         reference: 0,
-        decimals: 1,
-        domain: domainOf(shown),
       },
     ),
   });
@@ -157,12 +157,6 @@ export function questionFigures(
     });
   }
   return figures;
-}
-
-function domainOf(comparisons: StudyComparison[]): [number, number] {
-  const ends = comparisons.flatMap((c) => [100 * c.ci95[0], 100 * c.ci95[1], 0]);
-  const pad = 0.5;
-  return [Math.min(...ends) - pad, Math.max(...ends) + pad];
 }
 
 function armsTable(arms: ArmResults[], names?: Set<string>): string[] {
@@ -228,6 +222,14 @@ function madeSection(results: StudyResults): string[] {
     "p-values are Holm-corrected over all comparisons within a question; answers use " +
     `p (Holm) < ${STUDY_ALPHA}.`,
     "",
+    ...(results.tuning?.length
+      ? [
+        "Tuning budget per model family (chosen on the validation rows only):",
+        "",
+        ...results.tuning.map((t) => `- ${t}`),
+        "",
+      ]
+      : []),
     "Cuts on this machine (what the study's design asks for and this run does not do):",
     "",
     ...results.cuts.map((c) => `- ${c}`),

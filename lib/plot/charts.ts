@@ -264,6 +264,109 @@ export function barChart(bars: readonly BarDatum[], options: BarChartOptions = {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Intervals with their points (paired differences)
+
+/** One row of {@link intervalChart}: an estimate, its interval and the values behind it. */
+export interface IntervalDatum {
+  /** The row's name (unique), shown on the category axis. */
+  label: string;
+  /** The estimate (e.g. a mean difference). */
+  value: number;
+  /** Lower end of its interval. */
+  low: number;
+  /** Upper end of its interval. */
+  high: number;
+  /** The values it summarises (e.g. one per seed), drawn as small dots. */
+  points?: readonly number[];
+  /** Colour category (e.g. "significant"). */
+  group?: string;
+}
+
+/** Options of {@link intervalChart}. */
+export interface IntervalChartOptions extends ChartOptions {
+  /** Value axis range; default from the data with a little room. */
+  domain?: readonly [number, number];
+  /** A vertical reference line (e.g. 0: no difference). */
+  reference?: number;
+  /** Fixed colours by group name. */
+  colors?: Readonly<Record<string, string>>;
+}
+
+/**
+ * One row per estimate: its interval as a rule with end ticks, the estimate as a large dot and
+ * the values behind it (e.g. each seed's paired difference) as small hollow dots on the same
+ * row, so the spread the interval summarises stays visible.
+ */
+export function intervalChart(
+  rows: readonly IntervalDatum[],
+  options: IntervalChartOptions = {},
+): Figure {
+  const labels = rows.map((row) => row.label);
+  if (new Set(labels).size !== labels.length) throw new Error("interval labels must be unique");
+  // With groups, a row without one is drawn as "other" (Plot drops rows without a colour).
+  const grouped = rows.some((row) => row.group !== undefined);
+  const data = rows.map((row) => ({ ...row, group: row.group ?? (grouped ? "other" : "") }));
+  const points = data.flatMap((row) =>
+    (row.points ?? []).map((value) => ({ label: row.label, value, group: row.group }))
+  );
+  const groups = [...new Set(data.map((row) => row.group))].filter((g) => g !== "");
+  const color = groups.length > 0 ? ordinalColor(groups, options.colors, "group") : undefined;
+  const ends = [
+    ...data.flatMap((row) => [row.low, row.high, row.value]),
+    ...points.map((p) => p.value),
+    ...(options.reference !== undefined ? [options.reference] : []),
+  ];
+  const pad = 0.05 * ((Math.max(...ends) - Math.min(...ends)) || 1);
+  const domain = options.domain ?? [Math.min(...ends) - pad, Math.max(...ends) + pad];
+  const longest = Math.max(0, ...labels.map((label) => label.length));
+  const width = options.width ?? 720;
+  const stroke = color ? "group" : "#4e79a7";
+  const marks: Plot.Markish[] = [
+    Plot.ruleY(data, { y: "label", x1: "low", x2: "high", strokeWidth: 2, stroke }),
+    Plot.tickX(data, { y: "label", x: "low", insetTop: 6, insetBottom: 6, stroke }),
+    Plot.tickX(data, { y: "label", x: "high", insetTop: 6, insetBottom: 6, stroke }),
+    Plot.dot(points, { y: "label", x: "value", r: 2.5, stroke, fill: "none", dy: -7 }),
+    Plot.dot(data, { y: "label", x: "value", r: 4.5, fill: color ? "group" : "#4e79a7" }),
+  ];
+  if (options.reference !== undefined) {
+    marks.push(Plot.ruleX([options.reference], { stroke: "#888", strokeDasharray: "4,3" }));
+  }
+  const chart = renderPlot({
+    width,
+    height: options.height ?? 44 + 30 * rows.length,
+    marginLeft: Math.min(360, 12 + 6.2 * longest),
+    marginRight: 24,
+    x: { label: axisLabel(options.xLabel, "value"), domain: [...domain], grid: true },
+    y: { label: axisLabel(options.yLabel, null), domain: labels },
+    color,
+    marks,
+  });
+  return finishFigure(chart, {
+    title: options.title,
+    legend: color ? renderLegend(color, width) : undefined,
+    interactive: {
+      data: [{
+        type: "scatter",
+        mode: "markers",
+        y: labels,
+        x: data.map((row) => row.value),
+        error_x: {
+          type: "data",
+          symmetric: false,
+          array: data.map((row) => row.high - row.value),
+          arrayminus: data.map((row) => row.value - row.low),
+        },
+      }],
+      layout: {
+        title: options.title,
+        xaxis: { title: options.xLabel ?? "value", range: [...domain] },
+        yaxis: { autorange: "reversed" },
+      },
+    },
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
 // Line chart
 
 /** One point of {@link lineChart}. */
