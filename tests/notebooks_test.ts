@@ -36,6 +36,7 @@ import {
   sha256File,
   SMALL_EXPERIMENT,
   SMALL_PARAMETERS,
+  unformattedNotebooks,
 } from "../tools/notebooks.ts";
 import {
   type JupyterBroadcaster,
@@ -323,6 +324,23 @@ Deno.test("saved outputs: volatile metadata stripped, PNGs downscaled, hash chec
     assertStringIncludes((await savedOutputProblem(saved, "gone", root))!, "not committed");
   } finally {
     await Deno.remove(root, { recursive: true });
+  }
+});
+
+Deno.test("unformattedNotebooks: byte-for-byte against deno fmt, not deno fmt --check", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "notebook-fmt-" });
+  try {
+    const committed = notebookPaths()[0];
+    const good = join(dir, "good.ipynb");
+    await Deno.copyFile(committed, good);
+    const bad = join(dir, "bad.ipynb");
+    const notebook = await readNotebook(committed);
+    notebook.cells.push({ cell_type: "code", metadata: {}, source: ["const  x=1"], outputs: [] });
+    await Deno.writeTextFile(bad, JSON.stringify(notebook, null, 1) + "\n");
+    const found = await unformattedNotebooks([good, bad]);
+    assertEquals(found.map((p) => basename(p)), ["bad.ipynb"]);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
   }
 });
 

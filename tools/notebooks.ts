@@ -3,12 +3,12 @@
  * `tools/run_notebook.py` (which keeps outputs the kernel publishes after reporting idle and
  * fails on any cell error), then checks that every figure cell (cell tag `figure`) produced
  * its figure (an `image/svg+xml` or `image/png` output). With `--check` it type-checks the
- * notebooks' code cells instead of running them.
+ * notebooks' code cells and checks their formatting instead of running them.
  *
  *     deno task notebooks                      # all notebooks, their own parameters
  *     deno task notebooks --small              # the CI parameter set (minutes)
  *     deno task notebooks --only 03 --params '{"overrides": {"image": {"pixels": 32}}}'
- *     deno run -A tools/notebooks.ts --check   # type-check code cells (no kernel)
+ *     deno run -A tools/notebooks.ts --check   # type-check code cells, check formatting (no kernel)
  *
  *     deno task notebooks --save               # run all on the committed results, save outputs
  *     deno run -A tools/notebooks.ts --only 01 --html   # and check its HTML export
@@ -590,6 +590,38 @@ export async function checkNotebooks(paths: string[]): Promise<boolean> {
   }
 }
 
+/**
+ * Notebooks that `deno fmt` would change: each is formatted through standard input
+ * (`deno fmt --ext ipynb -`) and compared byte for byte with the file. (`deno fmt --check`
+ * flags every notebook with an empty diff, formatted or not, under Deno 2.9.6: like the
+ * CSS/YAML/HTML case of denoland/deno#25840, its notebook formatter reports a change when
+ * there is none. The task `check` leaves notebooks to this function.)
+ */
+export async function unformattedNotebooks(paths: string[]): Promise<string[]> {
+  const unformatted: string[] = [];
+  for (const path of paths) {
+    const child = new Deno.Command(Deno.execPath(), {
+      args: ["fmt", "--ext", "ipynb", "-"],
+      cwd: projectRoot,
+      stdin: "piped",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    const text = await Deno.readFile(path);
+    const writer = child.stdin.getWriter();
+    await writer.write(text);
+    await writer.close();
+    const output = await child.output();
+    if (!output.success) {
+      throw new Error(`deno fmt of ${path}: ${new TextDecoder().decode(output.stderr)}`);
+    }
+    if (new TextDecoder().decode(output.stdout) !== new TextDecoder().decode(text)) {
+      unformatted.push(relative(projectRoot, path));
+    }
+  }
+  return unformatted;
+}
+
 function escapeRegExp(text: string): string {
   return text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
 }
@@ -693,7 +725,11 @@ async function main(): Promise<number> {
   if (options.check) {
     const ok = await checkNotebooks(paths);
     console.error(ok ? `type-checked ${paths.length} notebooks: ok` : "notebook type errors");
-    return ok ? 0 : 1;
+    const unformatted = await unformattedNotebooks(paths);
+    if (unformatted.length) {
+      console.error(`not formatted (run \`deno fmt ${unformatted.join(" ")}\`)`);
+    }
+    return ok && unformatted.length === 0 ? 0 : 1;
   }
   const parameters = { ...(options.small ? SMALL_PARAMETERS : {}), ...options.params };
   let metrics: string | undefined;
