@@ -622,17 +622,19 @@ export async function runStudy(study: Study, options: StudyOptions): Promise<Stu
     const cfg = study.arms.get(name);
     if (!cfg) throw new Error(`no arm "${name}" in ${study.path}`);
     arms.push(await runArm(name, cfg, study, table, fingerprints, options));
+    // Fail as soon as an arm tests on other rows: its comparisons would not be paired.
+    const distinct = new Set(fingerprints.values());
+    if (distinct.size > 1) {
+      throw new Error(
+        `study: the arms' test rows differ (${
+          [...fingerprints].map(([a, f]) => `${a} ${f.slice(0, 8)}`)
+            .join(", ")
+        }); every arm must test on the same rows (same data.scheme, seed, testSize)`,
+      );
+    }
     options.signal?.throwIfAborted();
   }
   const distinct = new Set(fingerprints.values());
-  if (distinct.size > 1) {
-    throw new Error(
-      `study: the arms' test rows differ (${
-        [...fingerprints].map(([a, f]) => `${a} ${f.slice(0, 8)}`)
-          .join(", ")
-      }); every arm must test on the same rows (same data.scheme, seed, testSize)`,
-    );
-  }
   const questions = options.arms
     ? []
     : study.spec.questions.map((q) => answerQuestion(q, arms, table));

@@ -196,13 +196,21 @@ function questionSection(q: StudyQuestionResults, results: StudyResults): string
   return lines;
 }
 
+/** The `--config` argument that runs a study file: its name when shipped, else its path. */
+function studyConfigArg(file: string): string {
+  const shipped = /^tools\/configs\/study\/([^/]+)\.json$/.exec(file);
+  return shipped ? shipped[1] : file;
+}
+
 function madeSection(results: StudyResults): string[] {
   const total = results.calls.reduce((s, c) => s + c.seconds, 0);
   const lines = [
     "## How this was made",
     "",
     `Study file \`${results.file}\` (SHA-256 with its base config ` +
-    `${results.specSha256.slice(0, 12)}), run by \`deno task study --config ${results.name}\`. ` +
+    `${results.specSha256.slice(0, 12)}), run by \`deno task study --config ${
+      studyConfigArg(results.file)
+    }\`. ` +
     `Test set: ${results.test.rows} reviews (${results.test.positives} positive), the same ` +
     `rows in every arm (fingerprint ${results.test.sha256.slice(0, 12)}).`,
     "",
