@@ -5,7 +5,14 @@
  * - USE-lite (TF.js wasm), default recipe: mean of layers 1, 2 + sentence embedding,
  *   truncated at 128 pieces, batches of 16; side by side on the first 250 reviews, the
  *   model's stock output alone (hidden state 3), to show what reading the intermediate
- *   layers costs;
+ *   layers costs; and `embedTexts` with 2 encoder workers (lib/embed/workers.ts) against
+ *   `embedTexts` in this thread on the first 240 reviews (chunks of 30, a fresh temporary
+ *   store each time), alternated over 3 rounds and compared by their medians: reviews per
+ *   second, the ratio (target `use_lite_parallel_speedup`: the issue's goal of 4× on 2
+ *   cores, which 2 workers alone cannot reach), peak RSS of each, the workers' start time,
+ *   and the largest |difference| between the two matrices (target 0: a chunk is encoded
+ *   the same way in any thread); plus the achieved GFLOP/s, from the FLOPs per review
+ *   counted on the model's graph ({@link useLiteFlops});
  * - the tiny BERT of tools/make_tiny_bert.py (onnxruntime-node), default recipe: [CLS] of
  *   hidden states 0..2, truncated at 512 tokens, one review per run; side by side, the same
  *   model in PyTorch (bench/embed_reference.py, its own tokenizer; 1 thread on all reviews,
@@ -23,7 +30,14 @@
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { loadImdb, stratifiedSample, textsOf } from "../lib/data/mod.ts";
-import { BertEncoder, USE_LITE_SENTENCE_EMBEDDING, UseLiteEncoder } from "../lib/embed/mod.ts";
+import {
+  BertEncoder,
+  embedTexts,
+  EncoderWorkers,
+  USE_LITE_SENTENCE_EMBEDDING,
+  useLiteDefaultFolder,
+  UseLiteEncoder,
+} from "../lib/embed/mod.ts";
 import type { Matrix } from "../lib/types.ts";
 import { ensureTinyBert, SYSTEM_PYTHON } from "../tools/tiny_bert.ts";
 import { pythonFailure } from "./data.ts";
@@ -114,6 +128,76 @@ async function measured<T>(
   }
 }
 
+/** The FLOPs of USE-lite's matrix products, read from its graph (see {@link useLiteFlops}). */
+export interface UseLiteFlops {
+  /** Per token: 2·in·out for every dense product inside the Transformer stack. */
+  perToken: number;
+  /** Width of the attention of each Transformer layer (keys = values), in layer order. */
+  attentionWidths: number[];
+  /** Per review, independent of its length: 2·in·out of the dense layers after pooling. */
+  perReview: number;
+}
+
+/**
+ * Counts the multiply-adds of USE-lite's graph (`model.json` in `folder`): every `MatMul` or
+ * `Conv2D` whose second input is a stored weight of shape `[…, in, out]` costs 2·in·out per
+ * row it is applied to (per token inside `TransformerStack`, once per review after the
+ * pooling), and each layer's attention (its two `BatchMatMul`s, Q·Kᵀ and weights·V) costs
+ * 4·T²·d for T tokens, d being a third of the output width of the layer's `qkv_transform`
+ * weight. Element-wise ops (layer norms, softmax, activations, pooling) are not counted, nor
+ * padding: it is the useful arithmetic of a review of T tokens, see {@link flopsPerReview}.
+ */
+export function useLiteFlops(folder: string): UseLiteFlops {
+  const model = JSON.parse(Deno.readTextFileSync(join(folder, "model.json"))) as {
+    modelTopology: { node: { name: string; op: string; input?: string[] }[] };
+    weightsManifest: { weights: { name: string; shape: number[] }[] }[];
+  };
+  const shapes = new Map<string, number[]>();
+  for (const group of model.weightsManifest) {
+    for (const w of group.weights) shapes.set(w.name, w.shape);
+  }
+  let perToken = 0;
+  let perReview = 0;
+  const widths = new Map<number, number>();
+  const attentionLayers = new Set<number>();
+  for (const node of model.modelTopology.node) {
+    const layer = /\/Layer_(\d+)\//.exec(node.name);
+    if (node.op === "BatchMatMul" || node.op === "BatchMatMulV2") {
+      if (!layer) throw new Error(`USE-lite graph: attention product ${node.name} outside a layer`);
+      attentionLayers.add(Number(layer[1]));
+      continue;
+    }
+    if (node.op !== "MatMul" && node.op !== "Conv2D") continue;
+    const shape = shapes.get((node.input?.[1] ?? "").replace(/^\^/, "").split(":")[0]);
+    if (!shape || shape.length < 2) {
+      throw new Error(`USE-lite graph: ${node.op} ${node.name} has no stored weight`);
+    }
+    const [inputs, outputs] = shape.slice(-2);
+    if (node.name.includes("/TransformerStack/")) perToken += 2 * inputs * outputs;
+    else perReview += 2 * inputs * outputs;
+    if (layer && node.name.includes("qkv_transform")) widths.set(Number(layer[1]), outputs / 3);
+  }
+  const attentionWidths = [...attentionLayers].sort((a, b) => a - b).map((l) => {
+    const d = widths.get(l);
+    if (d === undefined) throw new Error(`USE-lite graph: no qkv_transform in layer ${l}`);
+    return d;
+  });
+  return { perToken, attentionWidths, perReview };
+}
+
+/** FLOPs of one review of `tokens` tokens under {@link UseLiteFlops} `f`. */
+export function flopsPerReview(f: UseLiteFlops, tokens: number): number {
+  return f.perToken * tokens + f.attentionWidths.reduce((n, d) => n + 4 * tokens ** 2 * d, 0) +
+    f.perReview;
+}
+
+/** The median of `values`. */
+function median(values: readonly number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+}
+
 /** Runs the bench; returns the exit code (1 when a review tokenises differently). */
 async function main(): Promise<number> {
   const i = Deno.args.indexOf("--reviews");
@@ -162,6 +246,120 @@ async function main(): Promise<number> {
     `USE-lite on ${pairedCount} reviews: stock output ` +
       `${figures.use_lite_stock_output_reviews_per_s} reviews/s; reading the layers takes ` +
       `${figures.use_lite_taps_time_ratio}x its time`,
+  );
+
+  // ---- USE-lite: embedTexts on 2 encoder workers vs this thread ----------------------------
+  // The same reviews and chunks both ways, a fresh store each time, alternated (which goes
+  // first swaps every round), compared by their medians. Each worker round starts the
+  // workers (timed apart), encodes, and ends them. The one-thread peak RSS is that of round
+  // 0, which runs before any worker has started (memory of ended workers partly stays in
+  // the process); the workers' is the largest of their rounds.
+  const WORKERS = 2;
+  const ROUNDS = 3;
+  const parallelTexts = texts.slice(0, Math.min(240, count));
+  const parallelChunk = Math.ceil(parallelTexts.length / 8);
+  const oneSeconds: number[] = [];
+  const workerSeconds: number[] = [];
+  const startSeconds: number[] = [];
+  let onePeak = 0;
+  let workersPeak = 0;
+  let reference: Matrix | undefined;
+  let maxParallelDiff = 0;
+  const compare = (m: Matrix) => {
+    if (!reference) {
+      reference = m;
+      return;
+    }
+    if (m.data.length !== reference.data.length) maxParallelDiff = Infinity;
+    for (let k = 0; k < m.data.length; k++) {
+      maxParallelDiff = Math.max(maxParallelDiff, Math.abs(m.data[k] - reference.data[k]));
+    }
+  };
+  const inTempStore = async <T>(fn: (root: string) => Promise<T>): Promise<T> => {
+    const root = await Deno.makeTempDir({ prefix: "bench-embed-" });
+    try {
+      return await fn(root);
+    } finally {
+      await Deno.remove(root, { recursive: true });
+    }
+  };
+  const options = { chunkSize: parallelChunk, progress: false as const };
+  for (let round = 0; round < ROUNDS; round++) {
+    for (const mode of round % 2 === 0 ? ["one", "workers"] : ["workers", "one"]) {
+      if (mode === "one") {
+        const run = await measured(() =>
+          inTempStore((root) => embedTexts(use, parallelTexts, { ...options, root }))
+        );
+        oneSeconds.push(run.seconds);
+        // Round 0's: later rounds' RSS still holds memory the ended workers left behind.
+        if (round === 0) onePeak = run.peakRss;
+        compare(run.value);
+      } else {
+        let encodeSeconds = 0;
+        const run = await measured(async () => {
+          const t0 = performance.now();
+          const workers = await EncoderWorkers.start({ kind: "use-lite" }, WORKERS);
+          try {
+            startSeconds.push((performance.now() - t0) / 1000);
+            const t1 = performance.now();
+            const m = await inTempStore((root) =>
+              embedTexts(use, parallelTexts, { ...options, root, workers })
+            );
+            encodeSeconds = (performance.now() - t1) / 1000;
+            return m;
+          } finally {
+            await workers.dispose();
+          }
+        });
+        workerSeconds.push(encodeSeconds);
+        workersPeak = Math.max(workersPeak, run.peakRss);
+        compare(run.value);
+      }
+    }
+  }
+  const n = parallelTexts.length;
+  const oneRate = n / median(oneSeconds);
+  const workersRate = n / median(workerSeconds);
+  const speedup = workersRate / oneRate;
+  figures.use_lite_parallel_reviews = n;
+  figures.use_lite_parallel_chunk_size = parallelChunk;
+  figures.use_lite_parallel_workers = WORKERS;
+  figures.use_lite_one_thread_reviews_per_s = Number(oneRate.toFixed(2));
+  figures.use_lite_workers_reviews_per_s = Number(workersRate.toFixed(2));
+  figures.use_lite_parallel_speedup = Number(speedup.toFixed(3));
+  figures.use_lite_one_thread_peak_rss_mb = mb(onePeak);
+  figures.use_lite_workers_peak_rss_mb = mb(workersPeak);
+  figures.use_lite_workers_start_seconds = Number(median(startSeconds).toFixed(2));
+  figures.use_lite_parallel_max_abs_diff = maxParallelDiff;
+  console.log(
+    `USE-lite embedTexts on ${n} reviews (chunks of ${parallelChunk}, medians of ${ROUNDS} ` +
+      `alternated rounds): one thread ${figures.use_lite_one_thread_reviews_per_s} reviews/s ` +
+      `(peak RSS ${figures.use_lite_one_thread_peak_rss_mb} MB), ${WORKERS} workers ` +
+      `${figures.use_lite_workers_reviews_per_s} reviews/s (peak RSS ` +
+      `${figures.use_lite_workers_peak_rss_mb} MB, started in ` +
+      `${figures.use_lite_workers_start_seconds} s, not counted): ${speedup.toFixed(2)}x; ` +
+      `max |diff| between the matrices ${maxParallelDiff}`,
+  );
+  // Achieved arithmetic rate, from the FLOPs counted on the graph for each review's tokens.
+  const flops = useLiteFlops(useLiteDefaultFolder());
+  const subsetFlops = parallelTexts.reduce(
+    (f, t) => f + flopsPerReview(flops, use.tokenize(t).length),
+    0,
+  );
+  figures.use_lite_mflop_per_review = Number((subsetFlops / n / 1e6).toFixed(1));
+  figures.use_lite_one_thread_gflop_per_s = Number(
+    (subsetFlops / median(oneSeconds) / 1e9).toFixed(2),
+  );
+  figures.use_lite_workers_gflop_per_s = Number(
+    (subsetFlops / median(workerSeconds) / 1e9).toFixed(2),
+  );
+  console.log(
+    `USE-lite arithmetic: ${figures.use_lite_mflop_per_review} MFLOP per review on average ` +
+      `(graph's matrix products: ${(flops.perToken / 1e6).toFixed(2)} MFLOP per token, ` +
+      `attention 4·T²·d with d = ${flops.attentionWidths.join(", ")}, ` +
+      `${(flops.perReview / 1e6).toFixed(2)} MFLOP per review after pooling; element-wise ops ` +
+      `and padding not counted): ${figures.use_lite_one_thread_gflop_per_s} GFLOP/s on one ` +
+      `thread, ${figures.use_lite_workers_gflop_per_s} GFLOP/s on ${WORKERS} workers`,
   );
   await use.dispose();
 
@@ -271,6 +469,17 @@ async function main(): Promise<number> {
         value: useRatio,
         target: "<= 1.25",
         met: useRatio <= 1.25,
+      },
+      // The issue's goal: 4x today's reviews/s on 2 cores (workers vs one thread, same run).
+      use_lite_parallel_speedup: {
+        value: figures.use_lite_parallel_speedup,
+        target: ">= 4",
+        met: speedup >= 4,
+      },
+      use_lite_parallel_identical: {
+        value: maxParallelDiff,
+        target: "= 0",
+        met: maxParallelDiff === 0,
       },
     },
   }));

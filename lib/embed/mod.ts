@@ -3,11 +3,20 @@
  * pooled per text and concatenated layer-major, and a resumable on-disk embedding store.
  *
  * ```ts
- * import { BertEncoder, BERT_BASE_UNCASED, embedTexts, UseLiteEncoder } from "./lib/embed/mod.ts";
+ * import {
+ *   BERT_BASE_UNCASED,
+ *   BertEncoder,
+ *   EncoderWorkers,
+ *   embedTexts,
+ *   UseLiteEncoder,
+ * } from "./lib/embed/mod.ts";
  * const bert = await BertEncoder.load(BERT_BASE_UNCASED); // or a local folder
  * const X = await embedTexts(bert, texts); // [CLS] of hidden states 6..11 → [n, 4608]
  * const use = await UseLiteEncoder.load(); // offline, real pretrained weights
  * const Y = await embedTexts(use, texts, { layers: [1, 2, 3], pooling: "mean" });
+ * // Missing chunks encoded on two cores: one encoder per Deno worker (see workers.ts).
+ * await using workers = await EncoderWorkers.start({ kind: "use-lite" }, 2);
+ * const Z = await embedTexts(use, texts, { workers });
  * ```
  *
  * @module
@@ -49,6 +58,16 @@ export type {
   EmbeddingStoreOpenOptions,
   EmbedTextsOptions,
 } from "./store.ts";
+export { describeSpec, encoderIdentity, EncoderWorkers, loadSpecEncoder } from "./workers.ts";
+export type {
+  ChunkRequest,
+  EncodeChunkOptions,
+  EncoderIdentity,
+  EncoderSpec,
+  FromEncoderWorker,
+  ToEncoderWorker,
+  UseLiteSpec,
+} from "./workers.ts";
 export { encodeInBatches, lengthSortedBatches, splitWindows } from "./batching.ts";
 export type { BatchLayerOutput } from "./batching.ts";
 export { poolInto } from "./pooling.ts";

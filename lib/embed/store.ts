@@ -27,6 +27,11 @@
  * allocates one `Float32Array` for the whole matrix and reads every chunk file straight into
  * its place.
  *
+ * Missing chunks are encoded in this thread, one after another, or, with the option
+ * `workers` ({@link EncoderWorkers}, `workers.ts`), on several Deno workers at once, one
+ * chunk per worker: each chunk is encoded whole by the same call either way, so the rows are
+ * bitwise the same, and each is checked and written in this thread as it arrives.
+ *
  * @module
  */
 import { createHash } from "node:crypto";
@@ -55,6 +60,7 @@ import {
   resolveEncodeOptions,
   type TextEncoderModel,
 } from "./types.ts";
+import type { EncoderWorkers } from "./workers.ts";
 
 /**
  * Version of the store key, part of every store's folder name. Kept at 1: a change of the
@@ -113,6 +119,20 @@ export interface EmbedTextsOptions extends EncodeOptions {
   log?: (line: string) => void;
   /** Recorded beside every chunk this call encodes (`<chunk>.made.json`); none by default. */
   maker?: Maker;
+  /**
+   * Encoder workers (`workers.ts`) to encode the missing chunks on, at most one chunk per
+   * worker at a time, instead of in this thread. They must run the same encoder (id and
+   * weights hash) as `encoder`; each chunk is encoded whole with the same options, so its
+   * rows are the same, bit for bit, as in this thread. Every returned chunk is checked and
+   * written as in this thread. The caller owns the workers (this call does not end them).
+   */
+  workers?: EncoderWorkers;
+  /**
+   * Stops the call: no chunk is started once it is aborted, and the call rejects with its
+   * reason (chunks written so far stay). In this thread it is checked between chunks; with
+   * `workers`, chunks being encoded are not waited for (their results are dropped).
+   */
+  signal?: AbortSignal;
 }
 
 /** Options of {@link EmbeddingStore.open}. */
@@ -507,24 +527,16 @@ export async function embedTexts(
       todo,
       { unit: "texts" },
     );
-    let done = 0;
-    for (const c of missing) {
+    /** Checks chunk `c`'s rows `matrix` (shape, finite values), writes it, fills `data`. */
+    const keepChunk = async (c: number, matrix: Matrix) => {
       const [first, end] = store.chunkRows(c);
-      const chunkTexts = texts.slice(first, end);
-      const matrix = await encoder.encode(chunkTexts, {
-        ...resolved,
-        textIndexOffset: first,
-        onProgress: (p) => {
-          bar?.update(done + p.done);
-          options.onProgress?.({ done: cached + done + p.done, total: texts.length });
-        },
-      });
       if (matrix.shape[0] !== end - first || matrix.shape[1] !== cols) {
         throw new Error(
           `${encoder.id} returned shape [${matrix.shape}] for ${end - first} texts, ` +
             `expected [${end - first}, ${cols}]`,
         );
       }
+      const chunkTexts = texts.slice(first, end);
       checkFiniteRows(
         matrix.data,
         cols,
@@ -534,10 +546,118 @@ export async function embedTexts(
       );
       await store.writeChunk(c, matrix.data, options.maker);
       data.set(matrix.data, first * cols);
-      done += end - first;
-      bar?.update(done);
+    };
+    if (options.workers) {
+      await encodeOnWorkers(options.workers, encoder, texts, store, missing, resolved, {
+        signal: options.signal,
+        onProgress: (done) => {
+          bar?.update(done);
+          options.onProgress?.({ done: cached + done, total: texts.length });
+        },
+        write: keepChunk,
+      });
+    } else {
+      let done = 0;
+      for (const c of missing) {
+        options.signal?.throwIfAborted();
+        const [first, end] = store.chunkRows(c);
+        const matrix = await encoder.encode(texts.slice(first, end), {
+          ...resolved,
+          textIndexOffset: first,
+          onProgress: (p) => {
+            bar?.update(done + p.done);
+            options.onProgress?.({ done: cached + done + p.done, total: texts.length });
+          },
+        });
+        await keepChunk(c, matrix);
+        done += end - first;
+        bar?.update(done);
+      }
     }
     bar?.finish();
   }
   return { data, shape: [texts.length, cols] };
+}
+
+/**
+ * Encodes chunks `missing` of `store` on `workers`, at most one per worker at a time, and
+ * hands each returned chunk to `write` as it arrives. The first error, or `signal`, stops
+ * handing out chunks: chunks being written are finished, chunks being encoded are waited
+ * for (and written) after an error, dropped after an abort; then it rejects with the error
+ * (or the signal's reason). `onProgress` gets the texts done: written chunks plus the
+ * batches done of chunks being encoded.
+ */
+async function encodeOnWorkers(
+  workers: EncoderWorkers,
+  encoder: TextEncoderModel,
+  texts: readonly string[],
+  store: EmbeddingStore,
+  missing: readonly number[],
+  options: ResolvedEncodeOptions,
+  hooks: {
+    signal?: AbortSignal;
+    onProgress: (done: number) => void;
+    write: (c: number, matrix: Matrix) => Promise<void>;
+  },
+): Promise<void> {
+  const { signal } = hooks;
+  const loaded = workers.encoder;
+  if (loaded.id !== encoder.id || loaded.modelHash !== encoder.modelHash) {
+    const theirs = `${loaded.id} (weights ${loaded.modelHash.slice(0, 12)})`;
+    const ours = `${encoder.id} (weights ${encoder.modelHash.slice(0, 12)})`;
+    throw new Error(
+      `embedTexts: the encoder workers run ${theirs}, not ${ours}: their rows would be ` +
+        `stored under another encoder's key`,
+    );
+  }
+  signal?.throwIfAborted();
+  const queue = [...missing];
+  /** Texts done of each chunk being encoded. */
+  const partial = new Map<number, number>();
+  let done = 0;
+  let failure: { error: unknown } | undefined;
+  const report = () => {
+    let inFlight = 0;
+    for (const n of partial.values()) inFlight += n;
+    hooks.onProgress(done + inFlight);
+  };
+  const stopped = () => failure !== undefined || signal?.aborted === true;
+  const lane = async () => {
+    while (!stopped()) {
+      const c = queue.shift();
+      if (c === undefined) return;
+      const [first, end] = store.chunkRows(c);
+      partial.set(c, 0);
+      try {
+        const matrix = await workers.encodeChunk(
+          { chunk: c, first, texts: texts.slice(first, end), options },
+          {
+            signal,
+            onProgress: (n) => {
+              if (!partial.has(c)) return;
+              partial.set(c, n);
+              report();
+            },
+          },
+        );
+        // A chunk finished after an abort is dropped; after another chunk's error it is kept.
+        if (signal?.aborted) {
+          partial.delete(c);
+          return;
+        }
+        partial.set(c, end - first); // counted as done while it is written
+        await hooks.write(c, matrix);
+        partial.delete(c);
+        done += end - first;
+        report();
+      } catch (e) {
+        partial.delete(c);
+        failure ??= { error: e };
+        return;
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(workers.size, missing.length) }, lane));
+  signal?.throwIfAborted();
+  if (failure) throw failure.error;
 }

@@ -17,6 +17,7 @@ import {
   embeddingKey,
   EmbeddingStore,
   embedTexts,
+  EncoderWorkers,
   hashTexts,
   resolveEncodeOptions,
   UseLiteEncoder,
@@ -303,12 +304,26 @@ export async function prepareInputs(
   const { encoder: _e, model: _m, ...encodeOptions } = cfg.embedding;
   const texts = parts.flat().map((r) => r.text);
   const embeddingsCached = (await storedEmbeddingRows(encoder, texts, encodeOptions)).rows;
-  const embeddings = await embedTexts(encoder, texts, {
-    ...encodeOptions,
-    log,
-    maker,
-    onProgress: (p) => report({ stage: "embeddings", ...p }),
-  });
+  // USE-lite runs on one wasm thread: with texts to encode, encode chunks on the run's workers
+  // (models.workers, one per core), each its own thread; the rows are bitwise those of the
+  // main thread (tests/embed_workers_test.ts). BERT's onnxruntime already uses every core.
+  const workers = cfg.embedding.encoder === "use-lite" && cfg.models.workers > 1 &&
+      embeddingsCached < texts.length
+    ? await EncoderWorkers.start({ kind: "use-lite" }, cfg.models.workers)
+    : undefined;
+  let embeddings: Matrix;
+  try {
+    embeddings = await embedTexts(encoder, texts, {
+      ...encodeOptions,
+      log,
+      maker,
+      workers,
+      signal: options.signal,
+      onProgress: (p) => report({ stage: "embeddings", ...p }),
+    });
+  } finally {
+    await workers?.dispose();
+  }
   const storeKey = embeddingKey(encoder, texts, resolveEncodeOptions(encoder, encodeOptions));
   const store = EmbeddingStore.folderFor(storeKey);
   const embeddingOrigin = originOf(
