@@ -211,8 +211,21 @@ export async function loadSplit(
 
 /** Key of a layout: its settings (not how verbosely or on how many threads) and fitting rows. */
 export function layoutKey(cfg: ResolvedConfig, fitRows: Matrix): string {
+  return layoutKeyOfHash(cfg, matrixHash(fitRows));
+}
+
+/** The image section as {@link layoutKey} hashes it (t-SNE's verbosity and threads left out). */
+export function hashedImage(cfg: ResolvedConfig): string {
   const { verbose: _v, threads: _t, ...tsne } = cfg.image.tsne;
-  return sha(JSON.stringify({ ...cfg.image, tsne }) + matrixHash(fitRows)).slice(0, 16);
+  return JSON.stringify({ ...cfg.image, tsne });
+}
+
+/**
+ * The layout key of `cfg` for fitting rows whose `matrixHash` is `rowsHash` (a committed layout
+ * is checked this way without its fitting rows: `preview.ts`).
+ */
+export function layoutKeyOfHash(cfg: ResolvedConfig, rowsHash: string): string {
+  return sha(hashedImage(cfg) + rowsHash).slice(0, 16);
 }
 
 /**

@@ -169,3 +169,28 @@ export {
   writeStudyResults,
 } from "./study_report.ts";
 export type { AnswerRow } from "./study_report.ts";
+export {
+  aboutSeconds,
+  choosePreview,
+  commitLayout,
+  COMMITTED_LAYOUT_FILE,
+  COMMITTED_LAYOUT_FORMAT,
+  COMMITTED_LAYOUT_KEY_FILE,
+  fullRunOf,
+  loadCommittedLayout,
+  planPreview,
+  PreviewError,
+  runPreview,
+} from "./preview.ts";
+export type {
+  CommitLayoutOptions,
+  CommittedLayout,
+  CommittedLayoutRecord,
+  FullRun,
+  LoadCommittedLayoutOptions,
+  PreviewDecision,
+  PreviewInputs,
+  PreviewOptions,
+  PreviewPlan,
+  RunPreviewOptions,
+} from "./preview.ts";
