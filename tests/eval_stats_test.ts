@@ -348,20 +348,6 @@ Deno.test("correctness: a score of exactly 0.5 is predicted 0, as in evaluateBin
 // ---------------------------------------------------------------------------------------
 // Contrast bootstrap (the study's comparisons across runs)
 
-Deno.test("contrastBootstrap with +1/−1 terms is pairedBootstrap, draw for draw", () => {
-  const a = seedsOf([1.1, 0.9, 1.0], 1500, 21);
-  const b = seedsOf([0.95, 1.0, 0.8], 1500, 22);
-  const [base] = seedsOf([0.9], 1500, 23);
-  for (const against of [b, [base]]) {
-    const paired = pairedBootstrap(a, against, { resamples: 2000, seed: 3 });
-    const contrast = contrastBootstrap(
-      [{ weight: 1, correct: a }, { weight: -1, correct: against }],
-      { resamples: 2000, seed: 3 },
-    );
-    assertEquals(contrast, paired);
-  }
-});
-
 Deno.test({
   name: "contrastBootstrap: a difference of differences matches an independent NumPy bootstrap",
   ignore,

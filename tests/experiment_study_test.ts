@@ -13,13 +13,12 @@ import {
 } from "@std/assert";
 import { join } from "node:path";
 import { existsSync } from "node:fs";
-import { projectRoot } from "../lib/config.ts";
 import { holmAdjust } from "../lib/eval/stats.ts";
 import { answerQuestion, loadStudy } from "../lib/experiment/study.ts";
 import type { ArmResults, StudyResults } from "../lib/experiment/study.ts";
 import { comparisonVerdict as verdict } from "../lib/experiment/study_report.ts";
 import { shippedConfigs } from "../lib/experiment/config.ts";
-import { shared } from "./_shared.ts";
+import { runTool, shared, type ToolOutput } from "./_shared.ts";
 
 const archive = shared("data", "aclImdb_v1-labelled.tar.gz");
 const models = shared("models", "darknet_tiny", "model.json");
@@ -182,18 +181,8 @@ Deno.test("answerQuestion: pairs and gap changes are contrasts of accuracies, pa
   assertStringIncludes(verdict({ ...pair, difference: -0.05, pHolm: 0.01 }), "lower by 5.0 points");
 });
 
-async function study(
-  args: string[],
-  data: string,
-): Promise<{ code: number; stdout: string; stderr: string }> {
-  const output = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", join(projectRoot, "tools", "study.ts"), ...args],
-    env: { TEXT_AS_IMAGE_DATA: data },
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const decode = (b: Uint8Array) => new TextDecoder().decode(b);
-  return { code: output.code, stdout: decode(output.stdout), stderr: decode(output.stderr) };
+function study(args: string[], data: string): Promise<ToolOutput> {
+  return runTool("study.ts", args, data);
 }
 
 Deno.test({

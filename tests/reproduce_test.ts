@@ -11,24 +11,14 @@ import { DOMParser } from "linkedom";
 import { projectRoot } from "../lib/config.ts";
 import { formatResultsTable, shippedConfigs } from "../lib/experiment/mod.ts";
 import type { ExperimentResults } from "../lib/experiment/mod.ts";
-import { shared } from "./_shared.ts";
+import { runTool, shared, type ToolOutput } from "./_shared.ts";
 
 const archive = shared("data", "aclImdb_v1-labelled.tar.gz");
 const models = shared("models", "darknet_reference", "model.json");
 
-async function reproduce(
-  args: string[],
-  data?: string,
-): Promise<{ code: number; stdout: string; stderr: string }> {
-  const output = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", join(projectRoot, "tools", "reproduce.ts"), ...args],
-    // Caches (embeddings, features, measured rates) in the test's folder, not the project's.
-    env: data ? { TEXT_AS_IMAGE_DATA: data } : {},
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const decode = (b: Uint8Array) => new TextDecoder().decode(b);
-  return { code: output.code, stdout: decode(output.stdout), stderr: decode(output.stderr) };
+function reproduce(args: string[], data?: string): Promise<ToolOutput> {
+  // Caches (embeddings, features, measured rates) in the test's folder, not the project's.
+  return runTool("reproduce.ts", args, data);
 }
 
 Deno.test({

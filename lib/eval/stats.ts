@@ -308,6 +308,46 @@ export interface PairedBootstrapResult {
   rows: number;
 }
 
+/** The options of a bootstrap with defaults filled in, validated (`name`: the caller's). */
+function bootstrapOptions(
+  options: PairedBootstrapOptions,
+  name: string,
+): Required<PairedBootstrapOptions> {
+  const { resamples = 10_000, seed = 1, confidence = 0.95 } = options;
+  if (!Number.isInteger(resamples) || resamples < 1) {
+    throw new Error(`${name}: resamples must be an integer ≥ 1, got ${resamples}`);
+  }
+  if (!Number.isInteger(seed)) {
+    throw new Error(`${name}: seed must be an integer, got ${seed}`);
+  }
+  if (!(confidence > 0 && confidence < 1)) {
+    throw new Error(`${name}: confidence must be in (0, 1), got ${confidence}`);
+  }
+  return { resamples, seed, confidence };
+}
+
+/**
+ * The percentile interval of the resampled statistics (sorted here) and the two-sided p-value
+ * from how many were ≤ 0 and ≥ 0.
+ */
+function bootstrapSummary(
+  distribution: Float64Array,
+  atMost: number,
+  atLeast: number,
+  confidence: number,
+): { ci: [number, number]; pValue: number } {
+  const resamples = distribution.length;
+  distribution.sort();
+  const alpha = (1 - confidence) / 2;
+  return {
+    ci: [quantileSorted(distribution, alpha), quantileSorted(distribution, 1 - alpha)],
+    pValue: Math.min(
+      1,
+      2 * Math.min((1 + atMost) / (resamples + 1), (1 + atLeast) / (resamples + 1)),
+    ),
+  };
+}
+
 function checkCorrectness(x: ArrayLike<number>, name: string, n: number): void {
   if (x.length !== n) {
     throw new Error(`pairedBootstrap: ${name} has ${x.length} rows but a[0] has ${n}`);
@@ -384,16 +424,7 @@ export function pairedBootstrap(
   b: readonly Uint8Array[],
   options: PairedBootstrapOptions = {},
 ): PairedBootstrapResult {
-  const { resamples = 10_000, seed = 1, confidence = 0.95 } = options;
-  if (!Number.isInteger(resamples) || resamples < 1) {
-    throw new Error(`pairedBootstrap: resamples must be an integer ≥ 1, got ${resamples}`);
-  }
-  if (!Number.isInteger(seed)) {
-    throw new Error(`pairedBootstrap: seed must be an integer, got ${seed}`);
-  }
-  if (!(confidence > 0 && confidence < 1)) {
-    throw new Error(`pairedBootstrap: confidence must be in (0, 1), got ${confidence}`);
-  }
+  const { resamples, seed, confidence } = bootstrapOptions(options, "pairedBootstrap");
   const S = a.length;
   if (S === 0) throw new Error("pairedBootstrap: a holds no seeds (need at least one array)");
   if (b.length !== S && b.length !== 1) {
@@ -407,77 +438,12 @@ export function pairedBootstrap(
   for (let s = 0; s < S; s++) checkCorrectness(a[s], `a[${s}]`, N);
   for (let s = 0; s < b.length; s++) checkCorrectness(b[s], `b[${s}]`, N);
 
-  // Only rows where A and B differ for some seed ("active" rows, K of them) can change the
-  // statistic. Of N rows drawn uniformly with replacement, the number landing on active rows
-  // is Binomial(N, K/N), and given that number they are uniform over the active rows; so a
-  // resample draws that number from its exact distribution and then only that many rows,
-  // which is the same distribution of row counts as drawing all N rows, at a fraction of the
-  // cost. Per seed, the active rows where only A is right (+1) and where only B is right (−1).
-  const activeOf = new Int32Array(N).fill(-1);
-  let K = 0;
-  for (let i = 0; i < N; i++) {
-    for (let s = 0; s < S; s++) {
-      if (a[s][i] !== (b.length === 1 ? b[0] : b[s])[i]) {
-        activeOf[i] = K++;
-        break;
-      }
-    }
-  }
-  const plus: Int32Array[] = [], minus: Int32Array[] = [];
-  let total = 0;
-  const scratchPlus = new Int32Array(K), scratchMinus = new Int32Array(K);
-  for (let s = 0; s < S; s++) {
-    const as = a[s], bs = b.length === 1 ? b[0] : b[s];
-    let np = 0, nm = 0;
-    for (let i = 0; i < N; i++) {
-      const d = as[i] - bs[i];
-      if (d > 0) scratchPlus[np++] = activeOf[i];
-      else if (d < 0) scratchMinus[nm++] = activeOf[i];
-    }
-    plus.push(scratchPlus.slice(0, np));
-    minus.push(scratchMinus.slice(0, nm));
-    total += np - nm;
-  }
-  const denominator = S * N;
-  const difference = total / denominator;
-
-  const rng = new Random(seed);
-  const activeDraws = binomialSampler(N, K);
-  const seedCounts = new Int32Array(S);
-  const rowCounts = new Int32Array(K);
-  const distribution = new Float64Array(resamples);
-  let atMost = 0, atLeast = 0;
-  for (let r = 0; r < resamples; r++) {
-    seedCounts.fill(0);
-    for (let k = 0; k < S; k++) seedCounts[rng.int(S)]++;
-    rowCounts.fill(0);
-    const M = activeDraws(rng);
-    for (let k = 0; k < M; k++) rowCounts[rng.int(K)]++;
-    let sum = 0; // Σ over drawn seeds and drawn rows of (a − b), an integer
-    for (let s = 0; s < S; s++) {
-      const w = seedCounts[s];
-      if (w === 0) continue;
-      const p = plus[s], m = minus[s];
-      let t = 0;
-      for (let j = 0; j < p.length; j++) t += rowCounts[p[j]];
-      for (let j = 0; j < m.length; j++) t -= rowCounts[m[j]];
-      sum += w * t;
-    }
-    if (sum <= 0) atMost++;
-    if (sum >= 0) atLeast++;
-    distribution[r] = sum / denominator;
-  }
-  distribution.sort();
-  const alpha = (1 - confidence) / 2;
-  const ci: [number, number] = [
-    quantileSorted(distribution, alpha),
-    quantileSorted(distribution, 1 - alpha),
-  ];
-  const pValue = Math.min(
-    1,
-    2 * Math.min((1 + atMost) / (resamples + 1), (1 + atLeast) / (resamples + 1)),
-  );
-  return { difference, ci, pValue, resamples, seeds: S, rows: N };
+  // A − B is the contrast of the two with weights +1 and −1 (the same draws).
+  return contrastBootstrap([{ weight: 1, correct: a }, { weight: -1, correct: b }], {
+    resamples,
+    seed,
+    confidence,
+  });
 }
 
 /**
@@ -523,7 +489,7 @@ export interface ContrastTerm {
  * Paired bootstrap of a contrast of mean accuracies, Σ weightₜ · accuracyₜ, over seeds and test
  * rows together: every term is evaluated on the same resampled seeds and rows, so paired
  * structure is kept across all of them. With two terms of weight +1 and −1 it is
- * {@link pairedBootstrap} (the same draws, the same result); with four it measures a
+ * {@link pairedBootstrap} (which calls it so); with four it measures a
  * difference of differences, e.g. whether the gap between two models shrinks from one training
  * size to another on the same test rows.
  *
@@ -538,13 +504,7 @@ export function contrastBootstrap(
   terms: readonly ContrastTerm[],
   options: PairedBootstrapOptions = {},
 ): PairedBootstrapResult {
-  const { resamples = 10_000, seed = 1, confidence = 0.95 } = options;
-  if (!Number.isInteger(resamples) || resamples < 1) {
-    throw new Error(`contrastBootstrap: resamples must be an integer ≥ 1, got ${resamples}`);
-  }
-  if (!(confidence > 0 && confidence < 1)) {
-    throw new Error(`contrastBootstrap: confidence must be in (0, 1), got ${confidence}`);
-  }
+  const { resamples, seed, confidence } = bootstrapOptions(options, "contrastBootstrap");
   if (terms.length === 0) throw new Error("contrastBootstrap: no terms");
   const S = Math.max(...terms.map((t) => t.correct.length));
   const N = terms[0].correct[0]?.length ?? 0;
@@ -560,8 +520,13 @@ export function contrastBootstrap(
     }
     t.correct.forEach((c, s) => checkCorrectness(c, `term ${k} seed ${s}`, N));
   });
-  // Per seed and row, the contrast's value v_s[i] = Σ weightₜ · correctₜ[s][i]; only rows where
-  // some seed's value is non-zero ("active", as in pairedBootstrap) can change the statistic.
+  // Per seed and row, the contrast's value v_s[i] = Σ weightₜ · correctₜ[s][i]. Only rows where
+  // some seed's value is non-zero ("active" rows, K of them) can change the statistic. Of N
+  // rows drawn uniformly with replacement, the number landing on active rows is
+  // Binomial(N, K/N), and given that number they are uniform over the active rows; so a
+  // resample draws that number from its exact distribution and then only that many rows,
+  // which is the same distribution of row counts as drawing all N rows, at a fraction of the
+  // cost.
   const values: Float64Array[] = [];
   for (let s = 0; s < S; s++) {
     const v = new Float64Array(N);
@@ -606,17 +571,6 @@ export function contrastBootstrap(
     if (sum >= -tolerance) atLeast++;
     distribution[r] = sum / denominator;
   }
-  distribution.sort();
-  const alpha = (1 - confidence) / 2;
-  return {
-    difference,
-    ci: [quantileSorted(distribution, alpha), quantileSorted(distribution, 1 - alpha)],
-    pValue: Math.min(
-      1,
-      2 * Math.min((1 + atMost) / (resamples + 1), (1 + atLeast) / (resamples + 1)),
-    ),
-    resamples,
-    seeds: S,
-    rows: N,
-  };
+  const { ci, pValue } = bootstrapSummary(distribution, atMost, atLeast, confidence);
+  return { difference, ci, pValue, resamples, seeds: S, rows: N };
 }

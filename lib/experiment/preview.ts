@@ -55,6 +55,7 @@ import type { Labels, Matrix } from "../types.ts";
 import { codeVersion } from "./code_version.ts";
 import type { ResolvedConfig } from "./config.ts";
 import {
+  type ExperimentInputs,
   hashedImage,
   layoutKey,
   layoutKeyOfHash,
@@ -626,44 +627,35 @@ export async function choosePreview(
  * notebook reads: `split`, `labels`, `embeddings`, `features` and `images` hold the sample
  * (training, then validation rows; no test rows), the layout is the committed one.
  */
-export interface PreviewInputs {
-  /** The config. */
-  cfg: ResolvedConfig;
-  /** The sampled records (`test` empty), with the dataset's description. */
-  split: LoadedSplit;
-  /** Labels of the sampled records. */
-  labels: { train: Labels; validation: Labels; test: Labels };
-  /** The text encoder (loaded; dispose it when done). */
-  encoder: TextEncoderModel;
-  /** Embeddings of the sampled training rows, then the validation rows. */
-  embeddings: Matrix;
-  /** Embeddings of each part (views into {@link PreviewInputs.embeddings}). */
-  features: { train: Matrix; validation: Matrix; test: Matrix };
-  /** The committed layout's transformer (figures, feature coordinates). */
-  transformer: ImageTransformer;
-  /** The committed layout. */
-  layout: RunLayout;
-  /** The committed layout's key. */
-  transformerKey: string;
-  /** Always true: the layout is read, never fitted. */
-  transformerCached: true;
-  /** Images of each part through the committed layout. */
-  images: { train: RunImages; validation: RunImages; test: RunImages };
-  /** Pixels no feature maps to. */
-  emptyPixels: number;
-  /** Seconds spent on embeddings and on images. */
-  seconds: { embeddings: number; images: number };
-  /** Sampled texts whose embeddings were read from the store. */
-  embeddingsCached: number;
-  /** What the preview is: sample sizes, seed, the committed layout's file and record. */
-  preview: {
-    reviews: number;
-    validation: number;
-    seed: number;
-    path: string;
-    record: CommittedLayoutRecord;
+export type PreviewInputs =
+  & Pick<
+    ExperimentInputs,
+    | "cfg"
+    | "split"
+    | "labels"
+    | "encoder"
+    | "embeddings"
+    | "features"
+    | "transformer"
+    | "layout"
+    | "transformerKey"
+    | "images"
+    | "emptyPixels"
+    | "seconds"
+    | "embeddingsCached"
+  >
+  & {
+    /** Always true: the layout is read, never fitted. */
+    transformerCached: true;
+    /** What the preview is: sample sizes, seed, the committed layout's file and record. */
+    preview: {
+      reviews: number;
+      validation: number;
+      seed: number;
+      path: string;
+      record: CommittedLayoutRecord;
+    };
   };
-}
 
 /** Options of {@link runPreview}. */
 export interface RunPreviewOptions {

@@ -225,14 +225,53 @@ export function barChart(bars: readonly BarDatum[], options: BarChartOptions = {
       dx: 4,
     }));
   }
+  return horizontalFigure(rows, marks, options, {
+    trace: { type: "bar", orientation: "h" },
+    height: 40 + 26 * rows.length,
+    marginLeft: Math.min(260, 12 + 6.2 * longest),
+    marginRight: 48,
+    domain,
+    color,
+    width,
+  });
+}
+
+/** A category row of {@link horizontalFigure}: its value and interval (if any). */
+interface HorizontalRow {
+  label: string;
+  value: number;
+  low?: number;
+  high?: number;
+}
+
+/**
+ * The figure of rows drawn horizontally on a category axis (bar and interval charts): the
+ * reference line, the plot, title and legend, and the plotly twin (`trace` with error bars).
+ */
+function horizontalFigure(
+  rows: readonly HorizontalRow[],
+  marks: Plot.Markish[],
+  options: ChartOptions & { reference?: number },
+  layout: {
+    trace: PlotlyTrace;
+    height: number;
+    marginLeft: number;
+    marginRight: number;
+    domain: readonly [number, number];
+    color: Plot.ScaleOptions | undefined;
+    width: number;
+  },
+): Figure {
+  const { domain, color, width } = layout;
   if (options.reference !== undefined) {
     marks.push(Plot.ruleX([options.reference], { stroke: "#888", strokeDasharray: "4,3" }));
   }
+  const labels = rows.map((row) => row.label);
   const chart = renderPlot({
     width,
-    height: options.height ?? 40 + 26 * rows.length,
-    marginLeft: Math.min(260, 12 + 6.2 * longest),
-    marginRight: 48,
+    height: options.height ?? layout.height,
+    marginLeft: layout.marginLeft,
+    marginRight: layout.marginRight,
     x: { label: axisLabel(options.xLabel, "value"), domain: [...domain], grid: true },
     y: { label: axisLabel(options.yLabel, null), domain: labels },
     color,
@@ -243,15 +282,14 @@ export function barChart(bars: readonly BarDatum[], options: BarChartOptions = {
     legend: color ? renderLegend(color, width) : undefined,
     interactive: {
       data: [{
-        type: "bar",
-        orientation: "h",
+        ...layout.trace,
         y: labels,
-        x: rows.map((bar) => bar.value),
+        x: rows.map((row) => row.value),
         error_x: {
           type: "data",
           symmetric: false,
-          array: rows.map((bar) => (bar.high ?? bar.value) - bar.value),
-          arrayminus: rows.map((bar) => bar.value - (bar.low ?? bar.value)),
+          array: rows.map((row) => (row.high ?? row.value) - row.value),
+          arrayminus: rows.map((row) => row.value - (row.low ?? row.value)),
         },
       }],
       layout: {
@@ -328,41 +366,14 @@ export function intervalChart(
     Plot.dot(points, { y: "label", x: "value", r: 2.5, stroke, fill: "none", dy: -7 }),
     Plot.dot(data, { y: "label", x: "value", r: 4.5, fill: color ? "group" : "#4e79a7" }),
   ];
-  if (options.reference !== undefined) {
-    marks.push(Plot.ruleX([options.reference], { stroke: "#888", strokeDasharray: "4,3" }));
-  }
-  const chart = renderPlot({
-    width,
-    height: options.height ?? 44 + 30 * rows.length,
+  return horizontalFigure(data, marks, options, {
+    trace: { type: "scatter", mode: "markers" },
+    height: 44 + 30 * rows.length,
     marginLeft: Math.min(360, 12 + 6.2 * longest),
     marginRight: 24,
-    x: { label: axisLabel(options.xLabel, "value"), domain: [...domain], grid: true },
-    y: { label: axisLabel(options.yLabel, null), domain: labels },
+    domain,
     color,
-    marks,
-  });
-  return finishFigure(chart, {
-    title: options.title,
-    legend: color ? renderLegend(color, width) : undefined,
-    interactive: {
-      data: [{
-        type: "scatter",
-        mode: "markers",
-        y: labels,
-        x: data.map((row) => row.value),
-        error_x: {
-          type: "data",
-          symmetric: false,
-          array: data.map((row) => row.high - row.value),
-          arrayminus: data.map((row) => row.value - row.low),
-        },
-      }],
-      layout: {
-        title: options.title,
-        xaxis: { title: options.xLabel ?? "value", range: [...domain] },
-        yaxis: { autorange: "reversed" },
-      },
-    },
+    width,
   });
 }
 
