@@ -16,7 +16,7 @@ import { existsSync } from "node:fs";
 import { holmAdjust } from "../lib/eval/stats.ts";
 import { answerQuestion, loadStudy } from "../lib/experiment/study.ts";
 import type { ArmResults, StudyResults } from "../lib/experiment/study.ts";
-import { comparisonVerdict as verdict } from "../lib/experiment/study_report.ts";
+import { comparisonVerdict as verdict, jobMakers } from "../lib/experiment/study_report.ts";
 import { shippedConfigs } from "../lib/experiment/config.ts";
 import { runTool, shared, type ToolOutput } from "./_shared.ts";
 
@@ -285,6 +285,8 @@ Deno.test({
       // images each; p: 2 permuted (its logistic and intact models are a's).
       const kept = [...Deno.readDirSync(join(out, "jobs"))].map((e) => e.name);
       assertEquals(kept.length, 8, kept.join(" "));
+      // The report's table of jobs by the call that trained them counts each distinct job once.
+      assertEquals(jobMakers(results).map((m) => m.jobs), [8]);
 
       // Resume from the kept jobs alone: the run's cache of jobs is gone.
       await Deno.remove(join(cache, "jobs"), { recursive: true });

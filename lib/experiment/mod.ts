@@ -163,6 +163,7 @@ export type {
 export {
   answerRows,
   comparisonVerdict,
+  jobMakers,
   questionFigures,
   STUDY_ALPHA,
   studyReportMarkdown,

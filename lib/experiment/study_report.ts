@@ -202,6 +202,38 @@ function studyConfigArg(file: string): string {
   return shipped ? shipped[1] : file;
 }
 
+/** Distinct jobs of the study grouped by the code version that trained them. */
+export function jobMakers(
+  results: StudyResults,
+): { code: string; jobs: number; first: string; last: string; fitSeconds: number }[] {
+  const seen = new Map<string, { code: string; at: string; fit: number }>();
+  for (const arm of results.arms) {
+    for (const model of arm.experiment.variants.flatMap((v) => v.models)) {
+      for (const run of model.runs) {
+        const p = run.provenance;
+        seen.set(`${run.job}|${p.madeAt}`, {
+          code: p.code,
+          at: p.madeAt,
+          fit: run.timings.fitSeconds,
+        });
+      }
+    }
+  }
+  const byCode = new Map<
+    string,
+    { code: string; jobs: number; first: string; last: string; fitSeconds: number }
+  >();
+  for (const { code, at, fit } of seen.values()) {
+    const m = byCode.get(code) ?? { code, jobs: 0, first: at, last: at, fitSeconds: 0 };
+    m.jobs++;
+    m.fitSeconds += fit;
+    if (at < m.first) m.first = at;
+    if (at > m.last) m.last = at;
+    byCode.set(code, m);
+  }
+  return [...byCode.values()].sort((a, b) => a.first.localeCompare(b.first));
+}
+
 function madeSection(results: StudyResults): string[] {
   const total = results.calls.reduce((s, c) => s + c.seconds, 0);
   const lines = [
@@ -220,6 +252,15 @@ function madeSection(results: StudyResults): string[] {
     "|---|---|---|---|---|",
     ...results.calls.map((c) =>
       `| ${c.startedAt} | ${c.code} | ${minutes(c.seconds)} | ${c.computed} | ${c.cached} |`
+    ),
+    "",
+    "(A job two arms share counts in each.) Every distinct job by the call that trained it " +
+    "(from each job's own record; this includes calls stopped before they wrote results):",
+    "",
+    "| code | jobs | trained between | fit time (sum over jobs) |",
+    "|---|---|---|---|",
+    ...jobMakers(results).map((m) =>
+      `| ${m.code} | ${m.jobs} | ${m.first} – ${m.last} | ${minutes(m.fitSeconds)} |`
     ),
     "",
     "Method: each comparison is a contrast of test accuracies (model minus what it is compared " +
