@@ -48,10 +48,9 @@ import { labelsOf, stratifiedSample } from "../data/mod.ts";
 import type { DatasetRecord } from "../data/mod.ts";
 import { embeddingKey, embedTexts, resolveEncodeOptions } from "../embed/mod.ts";
 import type { EmbeddingKey, TextEncoderModel } from "../embed/mod.ts";
-import type { ImageTransformer } from "../image/mod.ts";
 import { CorruptCacheError, sha256Hex, StaleCacheError } from "../integrity.ts";
 import { type Maker, readMaker, writeMaker } from "../provenance.ts";
-import type { Labels, Matrix } from "../types.ts";
+import type { Matrix } from "../types.ts";
 import { codeVersion } from "./code_version.ts";
 import type { ResolvedConfig } from "./config.ts";
 import {
@@ -64,8 +63,6 @@ import {
   loadSplit,
   matrixHash,
   rows,
-  type RunImages,
-  sha,
   storedEmbeddingRows,
 } from "./inputs.ts";
 import { loadRunLayout, type RunLayout } from "./layout.ts";
