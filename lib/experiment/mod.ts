@@ -195,3 +195,8 @@ export type {
   PreviewPlan,
   RunPreviewOptions,
 } from "./preview.ts";
+export type { LoadedSplit } from "./inputs.ts";
+export type { RunLayout } from "./layout.ts";
+export type { Maker } from "../provenance.ts";
+export type { EmbeddingKey } from "../embed/mod.ts";
+export type { DatasetRecord } from "../data/mod.ts";
