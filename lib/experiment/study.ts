@@ -19,7 +19,7 @@
  */
 import { existsSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
-import { contrastBootstrap, correctness, holmAdjust, summarizeSeeds } from "../eval/mod.ts";
+import { contrastBootstrap, correctness, holmAdjust } from "../eval/mod.ts";
 import type { SeedSummary } from "../eval/mod.ts";
 import { writeAtomic } from "../integrity.ts";
 import { CONFIGS_DIR, loadExperimentConfig } from "./config.ts";
@@ -674,7 +674,7 @@ export async function runStudy(study: Study, options: StudyOptions): Promise<Stu
 
 /** Summary of an arm model's accuracy for tables: mean ± sd over seeds, in percent. */
 export function accuracyText(m: ArmModel): string {
-  const s = summarizeSeeds(m.accuracy);
+  const s = m.summary;
   return m.accuracy.length > 1
     ? `${(100 * s.mean).toFixed(1)} ± ${(100 * (s.sd ?? 0)).toFixed(1)}`
     : `${(100 * s.mean).toFixed(1)}`;
