@@ -8,7 +8,11 @@ to block3_conv1, in eval mode, no gradients) -> trainable 4 x [Conv k=4, ReLU, B
 AdaptiveAvgPool2d(10) -> 3200 -> 1600 -> 700 -> 50 -> 2 (ReLU, dropout 0.3 after the first
 two). Adam with the paper's two learning rates, cross-entropy, batch size given.
 
-Usage: python3 train_reference.py IMAGE_SIZE UPSAMPLE PADDING BATCH STEPS [THREADS]
+With MODE "cached" the step starts from random frozen features of the slice's output shape
+(256 x size·upsample/4 squared, what bench/train.ts's cached mode gives ours): the trainable
+part alone, as the experiment trains it on cached features.
+
+Usage: python3 train_reference.py IMAGE_SIZE UPSAMPLE PADDING BATCH STEPS [THREADS] [MODE]
 Prints one JSON line: {"images_per_second", "fastest_images_per_second" (best step),
 "images_per_cpu_second" (process CPU time, all threads), "seconds_per_step", ...}.
 """
@@ -59,6 +63,7 @@ def main():
     size, upsample, padding, batch, steps = (
         int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], int(sys.argv[4]), int(sys.argv[5]))
     threads = int(sys.argv[6]) if len(sys.argv) > 6 else 2
+    mode = sys.argv[7] if len(sys.argv) > 7 else "end-to-end"
     torch.set_num_threads(threads)
     torch.manual_seed(42)
     backbone = vgg_slice().eval()
@@ -72,14 +77,19 @@ def main():
     loss_fn = nn.CrossEntropyLoss()
     up = nn.Upsample(scale_factor=upsample, mode="nearest")
     images = torch.rand(batch, 1, size, size)
+    side = size * upsample // 4
+    cached = torch.rand(batch, 256, side, side) if mode == "cached" else None
     labels = torch.randint(0, 2, (batch,))
 
     def step():
-        x = up(images) if upsample != 1 else images
-        x = (x - x.mean()) / torch.sqrt(x.std() ** 2 + 1e-8)
-        x = x.expand(-1, 3, -1, -1)
-        with torch.no_grad():
-            features = backbone(x)
+        if cached is not None:
+            features = cached
+        else:
+            x = up(images) if upsample != 1 else images
+            x = (x - x.mean()) / torch.sqrt(x.std() ** 2 + 1e-8)
+            x = x.expand(-1, 3, -1, -1)
+            with torch.no_grad():
+                features = backbone(x)
         logits = mlp(torch.flatten(pool(stack(features)), 1))
         loss = loss_fn(logits, labels)
         optimizer.zero_grad()
@@ -104,6 +114,7 @@ def main():
         "input": size * upsample,
         "padding": padding,
         "threads": threads,
+        "mode": mode,
         "torch": torch.__version__,
     }))
 

@@ -1,7 +1,9 @@
 /**
  * The one place that sets up TensorFlow.js: the wasm backend (SIMD), loaded from the
- * installed npm package so nothing is fetched at run time. Every stage imports `tf` from
- * here and awaits {@link ready} before its first op.
+ * installed npm package so nothing is fetched at run time, with native matrix products and
+ * convolutions installed over its kernels where oneDNN or OpenBLAS loads (`lib/native/`;
+ * {@link nativeStatus} says which ran). Every stage imports `tf` from here and awaits
+ * {@link ready} before its first op.
  *
  * @module
  */
@@ -9,8 +11,10 @@ import * as tf from "@tensorflow/tfjs";
 import { setWasmPaths } from "@tensorflow/tfjs-backend-wasm";
 import { dirname } from "node:path";
 import { fileURLToPath } from "node:url";
+import { registerNativeKernels } from "./native/kernels.ts";
 
 export { tf };
+export { nativeStatus, nativeStatusText } from "./native/gemm.ts";
 
 /** Backends this toolkit uses: `wasm` for speed, `cpu` as the reference for kernel tests. */
 export type BackendName = "wasm" | "cpu";
@@ -36,6 +40,8 @@ export function ready(backend: BackendName = "wasm"): Promise<void> {
       throw new Error(`TensorFlow.js backend "${backend}" failed to initialise`);
     }
     await tf.ready();
+    // Matrix products and convolutions on a native GEMM where one loads (lib/native/).
+    if (backend === "wasm") registerNativeKernels();
   })();
   return current;
 }

@@ -21,6 +21,7 @@
  * @module
  */
 import { tf } from "../tf.ts";
+import { registerNativeKernels } from "../native/kernels.ts";
 
 type TensorInfo = tf.TensorInfo;
 type Pad = "valid" | "same" | number | [[number, number], [number, number], [
@@ -334,11 +335,23 @@ let registered = false;
  * Registers our `Conv2DBackpropFilter`, `Conv2DBackpropInput` and `BatchMatMul` kernels for
  * the wasm backend (replacing the slow built-in input gradient and wrapping the built-in
  * matrix product). Safe to call more than once, before or after the backend is
- * initialised; call it before the first training step. Other backends are untouched.
+ * initialised; call it before the first training step. Other backends are untouched. Where
+ * a native library loads, the native kernels of `lib/native/kernels.ts` are installed over
+ * these, which remain their fallback.
  */
 export function registerTrainingKernels(): void {
   if (registered) return;
   registered = true;
+  try {
+    registerWasmTrainingKernels();
+  } finally {
+    // The native kernels (where a native library loads) go over these, which stay as the
+    // fallback for the cases the native ones leave to wasm.
+    registerNativeKernels();
+  }
+}
+
+function registerWasmTrainingKernels(): void {
   replaceKernel("Conv2DBackpropFilter", conv2DBackpropFilterWasm as unknown as tf.KernelFunc);
   replaceKernel("Conv2DBackpropInput", conv2DBackpropInputWasm as unknown as tf.KernelFunc);
   const matMul = tf.getKernel("BatchMatMul", "wasm");

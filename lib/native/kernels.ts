@@ -1,0 +1,509 @@
+/**
+ * Native kernels for TensorFlow.js's wasm backend: matrix products and convolutions (forward,
+ * input gradient, filter gradient) computed by a native GEMM ({@link nativeGemm}: oneDNN or
+ * OpenBLAS) on the tensors' own memory in the wasm heap, everything else left to the wasm
+ * kernels. The frozen backbones, the trainable network, its gradients and the text encoders'
+ * graphs all run through these few kernels, so they all get faster at once.
+ *
+ * - `BatchMatMul`, `_FusedMatMul`: one GEMM per batch entry (transposes passed to the GEMM,
+ *   never materialised), a left operand broadcast over a shared right-hand matrix computed as
+ *   one tall product; the fused bias and activation applied in place.
+ * - `Conv2D`, `FusedConv2D` (channels-last): im2col in chunks of at most
+ *   {@link IM2COL_CHUNK_FLOATS} values ({@link setIm2colChunkFloats}) (contiguous runs copied with `set`), then
+ *   `cols[M×K] · W[K×Co]`, the filter `[kh, kw, ci, co]` being that matrix already; a 1×1
+ *   stride-1 unpadded convolution is the product itself.
+ * - `Conv2DBackpropFilter`: `dW = Σ_chunks colsᵀ · dy`; `Conv2DBackpropInput`: for stride 1,
+ *   the forward convolution of `dy` with the rotated filter, else `dcols = dy · Wᵀ`
+ *   scattered back (col2im).
+ *
+ * Anything else (other data formats, PReLU, broadcasting both operands, int tensors) calls the
+ * kernel that was registered before, so results never depend on whether a case is covered.
+ * {@link registerNativeKernels} installs them once the native library loads and is
+ * idempotent; {@link registerTrainingKernels} in `lib/train/kernels.ts` calls it again after
+ * installing its own wasm gradients, which then serve as the fallback.
+ *
+ * @module
+ */
+import { tf } from "../tf.ts";
+import { type NativeGemm, nativeGemm } from "./gemm.ts";
+
+type TensorInfo = tf.TensorInfo;
+
+/** The subset of the wasm backend we use (its class is not exported as a type we can import). */
+interface WasmBackend {
+  makeOutput(shape: number[], dtype: tf.DataType): TensorInfo;
+  typedArrayFromHeap(info: TensorInfo): Float32Array;
+}
+
+type KernelArgs = {
+  inputs: Record<string, TensorInfo | undefined>;
+  backend: WasmBackend;
+  attrs: Record<string, unknown>;
+};
+type KernelCall = (args: KernelArgs) => TensorInfo | TensorInfo[];
+
+/** Default largest im2col block, in float32 values (64 MB). */
+export const IM2COL_CHUNK_FLOATS = 1 << 24;
+let chunkFloats = IM2COL_CHUNK_FLOATS;
+
+/**
+ * Sets the largest im2col block (float32 values) of this thread's convolutions; bigger ones
+ * are computed in chunks of output rows. Lower it to cap memory (the block is scratch memory
+ * kept between calls), `undefined` restores {@link IM2COL_CHUNK_FLOATS}.
+ */
+export function setIm2colChunkFloats(floats: number | undefined): void {
+  if (floats !== undefined && !(Number.isInteger(floats) && floats >= 1)) {
+    throw new Error(`setIm2colChunkFloats: a positive integer or undefined, got ${floats}`);
+  }
+  chunkFloats = floats ?? IM2COL_CHUNK_FLOATS;
+}
+
+/** Time and work of the native kernels in this thread, by stage (see {@link nativeProfile}). */
+export interface NativeProfile {
+  /** Milliseconds in the GEMM calls. */
+  gemmMs: number;
+  /** Floating-point operations the GEMMs computed (2·m·n·k each). */
+  gemmFlops: number;
+  /** GEMM calls. */
+  gemmCalls: number;
+  /** Milliseconds copying receptive fields (im2col). */
+  im2colMs: number;
+  /** Milliseconds adding input gradients back (col2im). */
+  col2imMs: number;
+  /** Milliseconds applying fused biases and activations. */
+  epilogueMs: number;
+}
+
+const profile: NativeProfile = {
+  gemmMs: 0,
+  gemmFlops: 0,
+  gemmCalls: 0,
+  im2colMs: 0,
+  col2imMs: 0,
+  epilogueMs: 0,
+};
+
+/** The native kernels' time by stage since the last {@link resetNativeProfile}, in this thread. */
+export function nativeProfile(): NativeProfile {
+  return { ...profile };
+}
+
+/** Zeroes the counters of {@link nativeProfile}. */
+export function resetNativeProfile(): void {
+  for (const key of Object.keys(profile) as (keyof NativeProfile)[]) profile[key] = 0;
+}
+
+/** `gemm.sgemm`, timed and counted in the profile. */
+function sgemm(gemm: NativeGemm, ...args: Parameters<NativeGemm["sgemm"]>): void {
+  const t = performance.now();
+  gemm.sgemm(...args);
+  profile.gemmMs += performance.now() - t;
+  profile.gemmFlops += 2 * args[2] * args[3] * args[4];
+  profile.gemmCalls++;
+}
+
+let scratch: Float32Array | undefined;
+function scratchOf(n: number): Float32Array {
+  if (!scratch || scratch.length < n) scratch = new Float32Array(n);
+  return scratch.subarray(0, n);
+}
+
+const size = (shape: readonly number[]) => shape.reduce((a, b) => a * b, 1);
+
+/** Applies a fused bias (per output column, or one value) and activation in place. */
+function biasAndActivation(
+  out: Float32Array,
+  columns: number,
+  bias: Float32Array | undefined,
+  activation: string,
+  alpha: number,
+): void {
+  if (!bias && activation === "linear") return;
+  const t = performance.now();
+  applyBiasAndActivation(out, columns, bias, activation, alpha);
+  profile.epilogueMs += performance.now() - t;
+}
+
+function applyBiasAndActivation(
+  out: Float32Array,
+  columns: number,
+  bias: Float32Array | undefined,
+  activation: string,
+  alpha: number,
+): void {
+  if (bias) {
+    if (bias.length === 1) {
+      const v = bias[0];
+      for (let i = 0; i < out.length; i++) out[i] += v;
+    } else {
+      for (let i = 0; i < out.length; i += columns) {
+        for (let j = 0; j < columns; j++) out[i + j] += bias[j];
+      }
+    }
+  }
+  switch (activation) {
+    case "linear":
+      return;
+    case "relu":
+      for (let i = 0; i < out.length; i++) if (out[i] < 0) out[i] = 0;
+      return;
+    case "relu6":
+      for (let i = 0; i < out.length; i++) out[i] = Math.min(6, Math.max(0, out[i]));
+      return;
+    case "leakyrelu":
+      for (let i = 0; i < out.length; i++) if (out[i] < 0) out[i] *= alpha;
+      return;
+    case "sigmoid":
+      for (let i = 0; i < out.length; i++) out[i] = 1 / (1 + Math.exp(-out[i]));
+      return;
+    case "elu":
+      for (let i = 0; i < out.length; i++) if (out[i] < 0) out[i] = Math.expm1(out[i]);
+      return;
+  }
+}
+
+const SUPPORTED_ACTIVATIONS = new Set(["linear", "relu", "relu6", "leakyrelu", "sigmoid", "elu"]);
+
+/** Whether a fused op's extras are ones we compute: no PReLU, a bias per column or scalar. */
+function fusedSupported(
+  activation: unknown,
+  bias: TensorInfo | undefined,
+  prelu: TensorInfo | undefined,
+  columns: number,
+): boolean {
+  if (prelu !== undefined) return false;
+  if (!SUPPORTED_ACTIVATIONS.has((activation as string | undefined) ?? "linear")) return false;
+  if (bias === undefined) return true;
+  const n = size(bias.shape);
+  return bias.dtype === "float32" && (n === 1 || (n === columns && bias.shape.at(-1) === n));
+}
+
+function matMul(gemm: NativeGemm, args: KernelArgs, fallback: KernelCall): TensorInfo {
+  const { inputs, backend, attrs } = args;
+  const a = inputs.a!, b = inputs.b!;
+  const tA = Boolean(attrs.transposeA), tB = Boolean(attrs.transposeB);
+  const ra = a.shape.at(-2)!, ca = a.shape.at(-1)!, rb = b.shape.at(-2)!, cb = b.shape.at(-1)!;
+  const m = tA ? ca : ra, k = tA ? ra : ca, n = tB ? rb : cb;
+  const batchA = size(a.shape.slice(0, -2)), batchB = size(b.shape.slice(0, -2));
+  const sameBatch = a.shape.length === b.shape.length &&
+    a.shape.slice(0, -2).every((d, i) => d === b.shape[i]);
+  const activation = (attrs.activation as string | undefined) ?? "linear";
+  if (
+    a.dtype !== "float32" || b.dtype !== "float32" || k !== (tB ? cb : rb) ||
+    !(sameBatch || batchA === 1 || batchB === 1) ||
+    !fusedSupported(activation, inputs.bias, inputs.preluActivationWeights, n)
+  ) {
+    return fallback(args) as TensorInfo;
+  }
+  const batch = Math.max(batchA, batchB);
+  const outShape = [...(batchA >= batchB ? a.shape : b.shape).slice(0, -2), m, n];
+  const out = backend.makeOutput(outShape, "float32");
+  // Views after every allocation: the heap may have moved.
+  const av = backend.typedArrayFromHeap(a), bv = backend.typedArrayFromHeap(b);
+  const ov = backend.typedArrayFromHeap(out);
+  if (batchB === 1 && !tA && batch > 1) {
+    // [batch·m, k] · [k, n] in one product
+    sgemm(gemm, false, tB, batch * m, n, k, av, ca, bv, cb, 0, ov, n);
+  } else {
+    for (let i = 0; i < batch; i++) {
+      const ai = av.subarray((batchA === 1 ? 0 : i) * ra * ca);
+      const bi = bv.subarray((batchB === 1 ? 0 : i) * rb * cb);
+      sgemm(gemm, tA, tB, m, n, k, ai, ca, bi, cb, 0, ov.subarray(i * m * n), n);
+    }
+  }
+  const bias = inputs.bias ? backend.typedArrayFromHeap(inputs.bias) : undefined;
+  biasAndActivation(ov, n, bias, activation, Number(attrs.leakyreluAlpha ?? 0.2));
+  return out;
+}
+
+/** Geometry of a channels-last convolution, or `undefined` for cases we leave to wasm. */
+function geometry(
+  xShape: number[],
+  filterShape: number[],
+  attrs: Record<string, unknown>,
+): tf.backend_util.Conv2DInfo | undefined {
+  const format = (attrs.dataFormat as string | undefined) ?? "NHWC";
+  if (format !== "NHWC" && format !== "channelsLast") return undefined;
+  return tf.backend_util.computeConv2DInfo(
+    xShape as [number, number, number, number],
+    filterShape as [number, number, number, number],
+    attrs.strides as number | [number, number],
+    (attrs.dilations as number | [number, number] | undefined) ?? 1,
+    attrs.pad as "valid",
+    attrs.dimRoundingMode as "floor" | undefined,
+    false,
+    "channelsLast",
+  );
+}
+
+/** A 1×1, stride-1, unpadded convolution: the input is already the im2col matrix. */
+function pointwise(info: tf.backend_util.Conv2DInfo): boolean {
+  const p = info.padInfo;
+  return info.filterHeight === 1 && info.filterWidth === 1 && info.strideHeight === 1 &&
+    info.strideWidth === 1 && p.top === 0 && p.left === 0 && p.bottom === 0 && p.right === 0;
+}
+
+/** Rows of the im2col matrix per chunk. */
+function chunkRows(info: tf.backend_util.Conv2DInfo): number {
+  const k = info.filterHeight * info.filterWidth * info.inChannels;
+  return Math.max(1, Math.floor(chunkFloats / k));
+}
+
+/**
+ * Copies (`add` false) the receptive fields of output positions `[start, start+rows)` of
+ * `x` into `cols` (one row of `kh·kw·ci` per position, zeros for padding), or adds `cols`
+ * back into `x` (`add` true: col2im, the input gradient).
+ */
+export function im2col(
+  x: Float32Array,
+  info: tf.backend_util.Conv2DInfo,
+  start: number,
+  rows: number,
+  cols: Float32Array,
+  add = false,
+): void {
+  const H = info.inHeight, W = info.inWidth, C = info.inChannels;
+  const OH = info.outHeight, OW = info.outWidth, KH = info.filterHeight, KW = info.filterWidth;
+  const sh = info.strideHeight, sw = info.strideWidth;
+  const dh = info.dilationHeight, dw = info.dilationWidth;
+  const pt = info.padInfo.top, pl = info.padInfo.left;
+  const K = KH * KW * C, span = KW * C;
+  for (let r = 0; r < rows; r++) {
+    const p = start + r, b = Math.floor(p / (OH * OW)), rem = p - b * OH * OW;
+    const oh = Math.floor(rem / OW), ow = rem - oh * OW;
+    const ih0 = oh * sh - pt, iw0 = ow * sw - pl;
+    let dst = r * K;
+    for (let kh = 0; kh < KH; kh++, dst += span) {
+      const ih = ih0 + kh * dh;
+      if (ih < 0 || ih >= H) {
+        if (!add) cols.fill(0, dst, dst + span);
+        continue;
+      }
+      const rowBase = (b * H + ih) * W;
+      if (dw === 1 && iw0 >= 0 && iw0 + KW <= W) {
+        const src = (rowBase + iw0) * C;
+        if (add) {
+          for (let i = 0; i < span; i++) x[src + i] += cols[dst + i];
+        } else cols.set(x.subarray(src, src + span), dst);
+        continue;
+      }
+      for (let kw = 0; kw < KW; kw++) {
+        const iw = iw0 + kw * dw, d = dst + kw * C;
+        if (iw < 0 || iw >= W) {
+          if (!add) cols.fill(0, d, d + C);
+          continue;
+        }
+        const src = (rowBase + iw) * C;
+        if (add) {
+          for (let i = 0; i < C; i++) x[src + i] += cols[d + i];
+        } else cols.set(x.subarray(src, src + C), d);
+      }
+    }
+  }
+}
+
+function conv2D(gemm: NativeGemm, args: KernelArgs, fallback: KernelCall): TensorInfo {
+  const { inputs, backend, attrs } = args;
+  const x = inputs.x!, filter = inputs.filter!;
+  const info = x.dtype === "float32" ? geometry(x.shape, filter.shape, attrs) : undefined;
+  const activation = (attrs.activation as string | undefined) ?? "linear";
+  if (
+    !info ||
+    !fusedSupported(activation, inputs.bias, inputs.preluActivationWeights, info.outChannels)
+  ) {
+    return fallback(args) as TensorInfo;
+  }
+  const M = info.batchSize * info.outHeight * info.outWidth, CO = info.outChannels;
+  const K = info.filterHeight * info.filterWidth * info.inChannels;
+  const out = backend.makeOutput([info.batchSize, info.outHeight, info.outWidth, CO], "float32");
+  const xv = backend.typedArrayFromHeap(x), wv = backend.typedArrayFromHeap(filter);
+  const ov = backend.typedArrayFromHeap(out);
+  if (pointwise(info)) {
+    sgemm(gemm, false, false, M, CO, K, xv, K, wv, CO, 0, ov, CO);
+  } else {
+    const step = chunkRows(info);
+    for (let r0 = 0; r0 < M; r0 += step) {
+      const rows = Math.min(step, M - r0), cols = scratchOf(rows * K);
+      const t = performance.now();
+      im2col(xv, info, r0, rows, cols);
+      profile.im2colMs += performance.now() - t;
+      sgemm(gemm, false, false, rows, CO, K, cols, K, wv, CO, 0, ov.subarray(r0 * CO), CO);
+    }
+  }
+  const bias = inputs.bias ? backend.typedArrayFromHeap(inputs.bias) : undefined;
+  biasAndActivation(ov, CO, bias, activation, Number(attrs.leakyreluAlpha ?? 0.2));
+  return out;
+}
+
+function conv2DBackpropFilter(
+  gemm: NativeGemm,
+  args: KernelArgs,
+  fallback: KernelCall | undefined,
+): TensorInfo {
+  const { inputs, backend, attrs } = args;
+  const x = inputs.x!, dy = inputs.dy!;
+  const filterShape = attrs.filterShape as number[];
+  const info = x.dtype === "float32" ? geometry(x.shape, filterShape, attrs) : undefined;
+  if (!info) return unsupported("Conv2DBackpropFilter", args, fallback);
+  const M = info.batchSize * info.outHeight * info.outWidth, CO = info.outChannels;
+  const K = info.filterHeight * info.filterWidth * info.inChannels;
+  const out = backend.makeOutput(filterShape, "float32");
+  const xv = backend.typedArrayFromHeap(x), dyv = backend.typedArrayFromHeap(dy);
+  const ov = backend.typedArrayFromHeap(out);
+  if (pointwise(info)) {
+    sgemm(gemm, true, false, K, CO, M, xv, K, dyv, CO, 0, ov, CO);
+    return out;
+  }
+  const step = chunkRows(info);
+  ov.fill(0);
+  for (let r0 = 0; r0 < M; r0 += step) {
+    const rows = Math.min(step, M - r0), cols = scratchOf(rows * K);
+    const t = performance.now();
+    im2col(xv, info, r0, rows, cols);
+    profile.im2colMs += performance.now() - t;
+    sgemm(gemm, true, false, K, CO, rows, cols, K, dyv.subarray(r0 * CO), CO, 1, ov, CO);
+  }
+  return out;
+}
+
+/**
+ * The input gradient of a stride-1, undilated convolution as a forward convolution of `dy`:
+ * `dx[ih, iw] = Σ dy[ih − p′ + kh′, iw − q′ + kw′] · W′[kh′, kw′]` with the filter rotated by
+ * 180° and its channel axes swapped (`W′[kh′, kw′, co, ci] = W[KH−1−kh′, KW−1−kw′, ci, co]`)
+ * and padding `p′ = KH−1−top`, `q′ = KW−1−left`. Copying receptive fields of `dy` costs less
+ * than adding every column back into `dx` (col2im).
+ */
+function backpropInputAsConv(
+  gemm: NativeGemm,
+  info: tf.backend_util.Conv2DInfo,
+  dyv: Float32Array,
+  wv: Float32Array,
+  ov: Float32Array,
+): void {
+  const KH = info.filterHeight, KW = info.filterWidth, CI = info.inChannels;
+  const CO = info.outChannels;
+  const rotated = new Float32Array(KH * KW * CO * CI);
+  for (let kh = 0; kh < KH; kh++) {
+    for (let kw = 0; kw < KW; kw++) {
+      const src = ((KH - 1 - kh) * KW + (KW - 1 - kw)) * CI * CO, dst = (kh * KW + kw) * CO * CI;
+      for (let ci = 0; ci < CI; ci++) {
+        for (let co = 0; co < CO; co++) rotated[dst + co * CI + ci] = wv[src + ci * CO + co];
+      }
+    }
+  }
+  const transposed = {
+    ...info,
+    inHeight: info.outHeight,
+    inWidth: info.outWidth,
+    inChannels: CO,
+    outHeight: info.inHeight,
+    outWidth: info.inWidth,
+    outChannels: CI,
+    padInfo: { ...info.padInfo, top: KH - 1 - info.padInfo.top, left: KW - 1 - info.padInfo.left },
+  } as tf.backend_util.Conv2DInfo;
+  const M = info.batchSize * info.inHeight * info.inWidth, K = KH * KW * CO;
+  const step = chunkRows(transposed);
+  for (let r0 = 0; r0 < M; r0 += step) {
+    const rows = Math.min(step, M - r0), cols = scratchOf(rows * K);
+    const t = performance.now();
+    im2col(dyv, transposed, r0, rows, cols);
+    profile.im2colMs += performance.now() - t;
+    sgemm(gemm, false, false, rows, CI, K, cols, K, rotated, CI, 0, ov.subarray(r0 * CI), CI);
+  }
+}
+
+function conv2DBackpropInput(
+  gemm: NativeGemm,
+  args: KernelArgs,
+  fallback: KernelCall | undefined,
+): TensorInfo {
+  const { inputs, backend, attrs } = args;
+  const dy = inputs.dy!, filter = inputs.filter!;
+  const inputShape = attrs.inputShape as number[];
+  const info = dy.dtype === "float32" ? geometry(inputShape, filter.shape, attrs) : undefined;
+  if (!info) return unsupported("Conv2DBackpropInput", args, fallback);
+  const M = info.batchSize * info.outHeight * info.outWidth, CO = info.outChannels;
+  const K = info.filterHeight * info.filterWidth * info.inChannels;
+  const out = backend.makeOutput(inputShape, "float32");
+  const dyv = backend.typedArrayFromHeap(dy), wv = backend.typedArrayFromHeap(filter);
+  const ov = backend.typedArrayFromHeap(out);
+  if (pointwise(info)) {
+    sgemm(gemm, false, true, M, K, CO, dyv, CO, wv, CO, 0, ov, K);
+    return out;
+  }
+  if (
+    info.strideHeight === 1 && info.strideWidth === 1 && info.dilationHeight === 1 &&
+    info.dilationWidth === 1
+  ) {
+    backpropInputAsConv(gemm, info, dyv, wv, ov);
+    return out;
+  }
+  ov.fill(0);
+  const step = chunkRows(info);
+  for (let r0 = 0; r0 < M; r0 += step) {
+    const rows = Math.min(step, M - r0), cols = scratchOf(rows * K);
+    sgemm(gemm, false, true, rows, K, CO, dyv.subarray(r0 * CO), CO, wv, CO, 0, cols, K);
+    const t = performance.now();
+    im2col(ov, info, r0, rows, cols, true);
+    profile.col2imMs += performance.now() - t;
+  }
+  return out;
+}
+
+function unsupported(name: string, args: KernelArgs, fallback: KernelCall | undefined) {
+  if (!fallback) {
+    throw new Error(
+      `${name}: the native kernel covers channels-last float32 convolutions only, and the ` +
+        `wasm backend has no kernel for this case. Call registerTrainingKernels() ` +
+        `(lib/train/mod.ts) first, or convert the input to channels-last float32.`,
+    );
+  }
+  return fallback(args) as TensorInfo;
+}
+
+type NativeKernel = (
+  gemm: NativeGemm,
+  args: KernelArgs,
+  fallback: KernelCall,
+) => TensorInfo;
+
+const KERNELS: Record<string, NativeKernel> = {
+  BatchMatMul: matMul,
+  _FusedMatMul: matMul,
+  Conv2D: conv2D,
+  FusedConv2D: conv2D,
+  Conv2DBackpropFilter: conv2DBackpropFilter,
+  Conv2DBackpropInput: conv2DBackpropInput,
+};
+
+/** The kernel functions we installed, to recognise them when asked to install again. */
+const installed = new Set<tf.KernelFunc>();
+
+/**
+ * Installs the native kernels on the wasm backend, each wrapping the kernel registered
+ * before it (its fallback). Returns whether a native library is in use (`false`: nothing
+ * installed, see `nativeStatus()` for why). Safe to call again: kernels already ours are
+ * kept, kernels replaced since are wrapped anew.
+ */
+export function registerNativeKernels(): boolean {
+  if (!nativeGemm()) return false;
+  for (const [name, kernel] of Object.entries(KERNELS)) {
+    const previous = tf.getKernel(name, "wasm");
+    if (previous && installed.has(previous.kernelFunc)) continue;
+    const fallback = previous?.kernelFunc as unknown as KernelCall | undefined;
+    const kernelFunc = ((args: KernelArgs) => {
+      const gemm = nativeGemm(); // undefined while switched off (setNativeEnabled)
+      if (gemm) return kernel(gemm, args, fallback as KernelCall);
+      return fallback ? fallback(args) : unsupported(name, args, undefined);
+    }) as unknown as tf.KernelFunc;
+    if (previous) tf.unregisterKernel(name, "wasm");
+    tf.registerKernel({
+      kernelName: name,
+      backendName: "wasm",
+      kernelFunc,
+      setupFunc: previous?.setupFunc,
+    });
+    installed.add(kernelFunc);
+  }
+  return true;
+}
