@@ -18,6 +18,7 @@ Prints one JSON line: {"images_per_second", "fastest_images_per_second" (best st
 """
 
 import json
+import resource
 import sys
 import time
 
@@ -115,6 +116,7 @@ def main():
         "padding": padding,
         "threads": threads,
         "mode": mode,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "torch": torch.__version__,
     }))
 

@@ -142,6 +142,21 @@ Deno.test({
       // The report says which fits an earlier call made.
       const secondReport = await Deno.readTextFile(join(out, "report.md"));
       assertStringIncludes(secondReport, "0 of 14 model fits were computed by this call");
+      // …which kernels ran, and the wall time against the results it replaced (the first run's).
+      assertStringIncludes(secondReport, `kernels ${again.environment.kernels}`);
+      assertEquals(again.previous?.totalSeconds, results.totalSeconds);
+      const embedded = results.variants[0].provenance!.embeddings.computed;
+      assert(embedded > 0);
+      assertEquals(
+        again.previous?.computed,
+        `embedded ${embedded} texts; trained 14 of 14 model fits`,
+      );
+      assertStringIncludes(
+        secondReport,
+        `Wall time against the results this run replaced (finished ${results.finishedAt}, code ` +
+          `${results.environment.code}, kernels ${results.environment.kernels}): `,
+      );
+      assert(results.previous === undefined, "the first run replaced nothing");
       // …and per stage, which earlier call (run, code) made the embeddings and the layout.
       const code = again.environment.code;
       assertStringIncludes(

@@ -14,7 +14,7 @@
 import { dirname } from "node:path";
 import { sharedCopy } from "../train/mod.ts";
 import { ProgressBar } from "../progress.ts";
-import { tf } from "../tf.ts";
+import { nativeStatusText, tf } from "../tf.ts";
 import type { Matrix } from "../types.ts";
 import {
   averagedLayouts,
@@ -87,7 +87,31 @@ export interface ExperimentResults {
   /** Wall-clock seconds of this call (jobs read from the cache add none). */
   totalSeconds: number;
   /** Where it ran, and the code version (git commit; `+changes` when the tree was modified). */
-  environment: { deno: string; backend: string; cores: number; os: string; code: string };
+  environment: {
+    deno: string;
+    backend: string;
+    cores: number;
+    os: string;
+    code: string;
+    /**
+     * Which kernels the matrix products and convolutions ran on (`lib/native/`), e.g.
+     * `onednn (libdnnl.so.2, 2 threads); workers 1 thread each`; absent in runs before them.
+     */
+    kernels?: string;
+  };
+  /**
+   * The results this run replaced in its folder (when there were any): when and by which code
+   * and kernels they were made, and their wall time, for the report's comparison. Set by
+   * `writeResults`.
+   */
+  previous?: {
+    finishedAt: string;
+    totalSeconds: number;
+    code: string;
+    kernels?: string;
+    /** What that run computed itself, e.g. `embedded 10244 texts; 34 of 34 model fits`. */
+    computed: string;
+  };
   /** The command that made it, with portable paths (set by the caller, e.g. `reproduce`). */
   command?: string;
   /** Swept fields (empty without a sweep). */
@@ -359,6 +383,15 @@ async function runVariant(
   return result;
 }
 
+/** The kernels this run computes on: the main thread's, and the job workers' thread count. */
+function kernelsText(): string {
+  const main = nativeStatusText();
+  const perWorker = Number(Deno.env.get("TEXT_AS_IMAGE_NATIVE_THREADS")) || 1;
+  return main.startsWith("wasm")
+    ? main
+    : `${main}; job workers ${perWorker} thread${perWorker > 1 ? "s" : ""} each`;
+}
+
 /**
  * Runs the experiment `cfg` (see `config.ts`) and returns every model's metrics over its
  * seeds, timings, parameter counts and provenance. With `only`, runs those jobs and returns
@@ -380,6 +413,7 @@ export async function runExperiment(
   const started = performance.now();
   const startedAt = new Date().toISOString();
   const log = options.log ?? ((line: string) => console.error(line));
+  log(`kernels: ${kernelsText()}`);
   const variants: VariantResults[] = [];
   for (const variant of expandSweep(cfg)) {
     const result = await runVariant(variant, options, log);
@@ -399,6 +433,7 @@ export async function runExperiment(
       cores: navigator.hardwareConcurrency,
       os: Deno.build.os,
       code: await codeVersion(),
+      kernels: kernelsText(),
     },
     sweep: Object.keys(cfg.sweep),
     variants,

@@ -182,6 +182,42 @@ function resultFigures(results: ExperimentResults): ReportFigure[] {
   return figures;
 }
 
+/** The kernels a run recorded (runs before the native kernels recorded none). */
+function kernelsOf(environment: ExperimentResults["environment"]): string {
+  return environment.kernels
+    ? `kernels ${environment.kernels}`
+    : "wasm kernels (no native kernels recorded)";
+}
+
+/** What a run computed itself: texts embedded, model fits trained. */
+export function computedSummary(results: ExperimentResults): string {
+  const runs = results.variants.flatMap((v) => v.models.flatMap((m) => m.runs));
+  const texts = results.variants.reduce(
+    (a, v) => a + (v.provenance?.embeddings.computed ?? 0),
+    0,
+  );
+  return `embedded ${texts} texts; trained ${
+    runs.filter((r) => r.provenance.computed).length
+  } of ${runs.length} model fits`;
+}
+
+/** The comparison with the results this run replaced (see `ExperimentResults.previous`). */
+function previousLines(results: ExperimentResults): string[] {
+  const p = results.previous;
+  if (!p) return [];
+  const ratio = p.totalSeconds / results.totalSeconds;
+  return [
+    "",
+    `Wall time against the results this run replaced (finished ${p.finishedAt}, code ` +
+    `${p.code}, ${
+      p.kernels ? `kernels ${p.kernels}` : "wasm kernels (no native kernels recorded)"
+    }` +
+    `): ${formatSeconds(p.totalSeconds)} then (${p.computed}), ` +
+    `${formatSeconds(results.totalSeconds)} now (${computedSummary(results)}): ` +
+    `${ratio >= 1 ? `${ratio.toFixed(2)}× faster` : `${(1 / ratio).toFixed(2)}× slower`}.`,
+  ];
+}
+
 function provenance(results: ExperimentResults): string {
   return modelProvenance(results.variants.flatMap((v) => v.models.flatMap((m) => m.runs)));
 }
@@ -336,8 +372,9 @@ export function reportMarkdown(
     `Made with \`${command}\` (config \`${results.config.origin}\`), finished ` +
     `${results.finishedAt}: ${formatSeconds(results.totalSeconds)} on ` +
     `${results.environment.cores} cores, Deno ${results.environment.deno}, tfjs ` +
-    `${results.environment.backend} backend, code ${results.environment.code}; ` +
-    `${provenance(results)}.`,
+    `${results.environment.backend} backend, ${kernelsOf(results.environment)}, code ` +
+    `${results.environment.code}; ${provenance(results)}.`,
+    ...previousLines(results),
     ...(rendered ? ["", rendered] : []),
     ...(results.config.description ? ["", results.config.description] : []),
     "",
@@ -370,6 +407,7 @@ export async function writeResults(
   const first = expandSweep(cfg)[0].config;
   const inputs = await prepareInputs(first, { log: () => {} });
   const figures = [...resultFigures(results), ...layoutFigures(inputs)];
+  results.previous ??= await previousResults(outDir, results.name);
   await Deno.mkdir(outDir, { recursive: true });
   await Deno.writeTextFile(
     join(outDir, "config.json"),
@@ -380,6 +418,27 @@ export async function writeResults(
   const report = reportMarkdown(results, results.command ?? command, figures);
   await Deno.writeTextFile(join(outDir, "report.md"), report);
   return report;
+}
+
+/** The results of run `name` already in `dir`, summarised, or undefined (none, or unreadable). */
+async function previousResults(
+  dir: string,
+  name: string,
+): Promise<ExperimentResults["previous"]> {
+  let old: ExperimentResults;
+  try {
+    old = await readResults(dir);
+  } catch {
+    return undefined; // no earlier results, or of another format: nothing to compare
+  }
+  if (old.name !== name) return undefined;
+  return {
+    finishedAt: old.finishedAt,
+    totalSeconds: old.totalSeconds,
+    code: old.environment.code,
+    ...(old.environment.kernels ? { kernels: old.environment.kernels } : {}),
+    computed: computedSummary(old),
+  };
 }
 
 /**

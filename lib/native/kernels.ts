@@ -16,6 +16,8 @@
  *   the forward convolution of `dy` with the rotated filter, else `dcols = dy · Wᵀ`
  *   scattered back (col2im).
  *
+ * - `Sum`, `Mean` over leading axes: one-row products `1ᵀ·X`.
+ *
  * Anything else (other data formats, PReLU, broadcasting both operands, int tensors) calls the
  * kernel that was registered before, so results never depend on whether a case is covered.
  * {@link registerNativeKernels} installs them once the native library loads and is
@@ -461,6 +463,41 @@ function unsupported(name: string, args: KernelArgs, fallback: KernelCall | unde
   return fallback(args) as TensorInfo;
 }
 
+let ones: Float32Array | undefined;
+
+/**
+ * `Sum` and `Mean` over leading axes (`[0, …, r−1]` of the input, any order): the reduction
+ * of a `[outer, inner]` matrix over its rows, `1ᵀ·X` as a one-row product. TF.js's wasm
+ * kernels transpose the reduced axes to the end first; BatchNorm's statistics and every bias
+ * gradient are reductions of this kind. Other axes call the wasm kernel.
+ */
+function reduceLeading(mean: boolean) {
+  return (gemm: NativeGemm, args: KernelArgs, fallback: KernelCall): TensorInfo => {
+    const { inputs, backend, attrs } = args;
+    const x = inputs.x!;
+    const rank = x.shape.length;
+    const axis = attrs.axis as number | number[] | null | undefined;
+    const axes = axis == null
+      ? x.shape.map((_, i) => i) // TF.js: no axis reduces over all
+      : [axis].flat().map((a) => (a < 0 ? a + rank : a));
+    const r = axes.length;
+    const leading = r > 0 && new Set(axes).size === r && axes.every((a) => a >= 0 && a < r);
+    if (x.dtype !== "float32" || !leading || rank === 0) return fallback(args) as TensorInfo;
+    const outer = size(x.shape.slice(0, r)), inner = size(x.shape.slice(r));
+    const shape = attrs.keepDims ? x.shape.map((d, i) => (i < r ? 1 : d)) : x.shape.slice(r);
+    const out = backend.makeOutput(shape, "float32");
+    const xv = backend.typedArrayFromHeap(x), ov = backend.typedArrayFromHeap(out);
+    if (outer === 0) {
+      ov.fill(mean ? NaN : 0);
+      return out;
+    }
+    if (!ones || ones.length < outer) ones = new Float32Array(outer);
+    const weights = ones.subarray(0, outer).fill(mean ? 1 / outer : 1);
+    sgemm(gemm, false, false, 1, inner, outer, weights, outer, xv, inner, 0, ov, inner);
+    return out;
+  };
+}
+
 type NativeKernel = (
   gemm: NativeGemm,
   args: KernelArgs,
@@ -474,6 +511,8 @@ const KERNELS: Record<string, NativeKernel> = {
   FusedConv2D: conv2D,
   Conv2DBackpropFilter: conv2DBackpropFilter,
   Conv2DBackpropInput: conv2DBackpropInput,
+  Sum: reduceLeading(false),
+  Mean: reduceLeading(true),
 };
 
 /** The kernel functions we installed, to recognise them when asked to install again. */
