@@ -112,54 +112,49 @@ function scratchOf(n: number): Float32Array {
 
 const size = (shape: readonly number[]) => shape.reduce((a, b) => a * b, 1);
 
-/** Applies a fused bias (per output column, or one value) and activation in place. */
-function biasAndActivation(
-  out: Float32Array,
-  columns: number,
-  bias: Float32Array | undefined,
-  activation: string,
-  alpha: number,
-): void {
-  if (!bias && activation === "linear") return;
+/**
+ * Writes a fused bias (per output column, or one value) into every row of `out`, by doubling
+ * copies, and returns the GEMM `beta` that adds the product to it (1; 0 without a bias).
+ */
+function prefillBias(out: Float32Array, columns: number, bias: Float32Array | undefined): number {
+  if (!bias) return 0;
   const t = performance.now();
-  applyBiasAndActivation(out, columns, bias, activation, alpha);
+  if (bias.length === 1) out.fill(bias[0]);
+  else if (out.length > 0) {
+    out.set(bias, 0);
+    for (let filled = columns; filled < out.length; filled *= 2) {
+      out.copyWithin(filled, 0, Math.min(filled, out.length - filled));
+    }
+  }
+  profile.epilogueMs += performance.now() - t;
+  return 1;
+}
+
+/** Applies a fused activation in place. */
+function activate(out: Float32Array, activation: string, alpha: number): void {
+  if (activation === "linear") return;
+  const t = performance.now();
+  applyActivation(out, activation, alpha);
   profile.epilogueMs += performance.now() - t;
 }
 
-function applyBiasAndActivation(
-  out: Float32Array,
-  columns: number,
-  bias: Float32Array | undefined,
-  activation: string,
-  alpha: number,
-): void {
-  if (bias) {
-    if (bias.length === 1) {
-      const v = bias[0];
-      for (let i = 0; i < out.length; i++) out[i] += v;
-    } else {
-      for (let i = 0; i < out.length; i += columns) {
-        for (let j = 0; j < columns; j++) out[i + j] += bias[j];
-      }
-    }
-  }
+function applyActivation(out: Float32Array, activation: string, alpha: number): void {
+  const n = out.length;
   switch (activation) {
-    case "linear":
-      return;
     case "relu":
-      for (let i = 0; i < out.length; i++) if (out[i] < 0) out[i] = 0;
+      for (let i = 0; i < n; i++) if (out[i] < 0) out[i] = 0;
       return;
     case "relu6":
-      for (let i = 0; i < out.length; i++) out[i] = Math.min(6, Math.max(0, out[i]));
+      for (let i = 0; i < n; i++) out[i] = Math.min(6, Math.max(0, out[i]));
       return;
     case "leakyrelu":
-      for (let i = 0; i < out.length; i++) if (out[i] < 0) out[i] *= alpha;
+      for (let i = 0; i < n; i++) if (out[i] < 0) out[i] *= alpha;
       return;
     case "sigmoid":
-      for (let i = 0; i < out.length; i++) out[i] = 1 / (1 + Math.exp(-out[i]));
+      for (let i = 0; i < n; i++) out[i] = 1 / (1 + Math.exp(-out[i]));
       return;
     case "elu":
-      for (let i = 0; i < out.length; i++) if (out[i] < 0) out[i] = Math.expm1(out[i]);
+      for (let i = 0; i < n; i++) if (out[i] < 0) out[i] = Math.expm1(out[i]);
       return;
   }
 }
@@ -203,18 +198,19 @@ function matMul(gemm: NativeGemm, args: KernelArgs, fallback: KernelCall): Tenso
   // Views after every allocation: the heap may have moved.
   const av = backend.typedArrayFromHeap(a), bv = backend.typedArrayFromHeap(b);
   const ov = backend.typedArrayFromHeap(out);
+  const bias = inputs.bias ? backend.typedArrayFromHeap(inputs.bias) : undefined;
+  const beta = prefillBias(ov, n, bias);
   if (batchB === 1 && !tA && batch > 1) {
     // [batch·m, k] · [k, n] in one product
-    sgemm(gemm, false, tB, batch * m, n, k, av, ca, bv, cb, 0, ov, n);
+    sgemm(gemm, false, tB, batch * m, n, k, av, ca, bv, cb, beta, ov, n);
   } else {
     for (let i = 0; i < batch; i++) {
       const ai = av.subarray((batchA === 1 ? 0 : i) * ra * ca);
       const bi = bv.subarray((batchB === 1 ? 0 : i) * rb * cb);
-      sgemm(gemm, tA, tB, m, n, k, ai, ca, bi, cb, 0, ov.subarray(i * m * n), n);
+      sgemm(gemm, tA, tB, m, n, k, ai, ca, bi, cb, beta, ov.subarray(i * m * n), n);
     }
   }
-  const bias = inputs.bias ? backend.typedArrayFromHeap(inputs.bias) : undefined;
-  biasAndActivation(ov, n, bias, activation, Number(attrs.leakyreluAlpha ?? 0.2));
+  activate(ov, activation, Number(attrs.leakyreluAlpha ?? 0.2));
   return out;
 }
 
@@ -320,8 +316,10 @@ function conv2D(gemm: NativeGemm, args: KernelArgs, fallback: KernelCall): Tenso
   const out = backend.makeOutput([info.batchSize, info.outHeight, info.outWidth, CO], "float32");
   const xv = backend.typedArrayFromHeap(x), wv = backend.typedArrayFromHeap(filter);
   const ov = backend.typedArrayFromHeap(out);
+  const bias = inputs.bias ? backend.typedArrayFromHeap(inputs.bias) : undefined;
+  const beta = prefillBias(ov, CO, bias);
   if (pointwise(info)) {
-    sgemm(gemm, false, false, M, CO, K, xv, K, wv, CO, 0, ov, CO);
+    sgemm(gemm, false, false, M, CO, K, xv, K, wv, CO, beta, ov, CO);
   } else {
     const step = chunkRows(info);
     for (let r0 = 0; r0 < M; r0 += step) {
@@ -329,11 +327,10 @@ function conv2D(gemm: NativeGemm, args: KernelArgs, fallback: KernelCall): Tenso
       const t = performance.now();
       im2col(xv, info, r0, rows, cols);
       profile.im2colMs += performance.now() - t;
-      sgemm(gemm, false, false, rows, CO, K, cols, K, wv, CO, 0, ov.subarray(r0 * CO), CO);
+      sgemm(gemm, false, false, rows, CO, K, cols, K, wv, CO, beta, ov.subarray(r0 * CO), CO);
     }
   }
-  const bias = inputs.bias ? backend.typedArrayFromHeap(inputs.bias) : undefined;
-  biasAndActivation(ov, CO, bias, activation, Number(attrs.leakyreluAlpha ?? 0.2));
+  activate(ov, activation, Number(attrs.leakyreluAlpha ?? 0.2));
   return out;
 }
 
