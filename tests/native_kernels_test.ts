@@ -17,7 +17,12 @@ import {
   openNativeGemm,
   setNativeEnabled,
 } from "../lib/native/gemm.ts";
-import { nativeProfile, resetNativeProfile, setIm2colChunkFloats } from "../lib/native/kernels.ts";
+import {
+  nativeProfile,
+  resetNativeProfile,
+  setConvPrimitiveEnabled,
+  setIm2colChunkFloats,
+} from "../lib/native/kernels.ts";
 import { registerTrainingKernels } from "../lib/train/kernels.ts";
 import { getArchitecture } from "../lib/train/architecture.ts";
 import { TrainableNetwork } from "../lib/train/network.ts";
@@ -127,14 +132,16 @@ const convCases: {
   { x: [4, 12, 12, 32], filter: [4, 4, 32, 24], strides: 1, pad: "same" },
 ];
 
-for (const chunk of [undefined, 50]) {
+for (const [chunk, primitive] of [[undefined, true], [undefined, false], [50, false]] as const) {
   Deno.test(
     `native convolution, its input and filter gradients equal the cpu kernels` +
+      (primitive ? " (forward on oneDNN's convolution primitive)" : " (forward by im2col + GEMM)") +
       (chunk ? ` (im2col in chunks of ${chunk} values)` : ""),
     async () => {
       await ready("wasm");
       registerTrainingKernels();
       setIm2colChunkFloats(chunk);
+      setConvPrimitiveEnabled(primitive);
       resetNativeProfile();
       try {
         // TF.js wasm's own Conv2D corrupts its heap on numeric padding, so with the native
@@ -165,8 +172,11 @@ for (const chunk of [undefined, 50]) {
         }
         if (native) assert(nativeProfile().gemmCalls > 0, "the native kernels did not run");
         if (native && chunk) assert(nativeProfile().im2colMs > 0);
+        if (native && primitive) assert(nativeProfile().convMs > 0, "the primitive did not run");
+        if (native && !primitive) assertEquals(nativeProfile().convMs, 0);
       } finally {
         setIm2colChunkFloats(undefined);
+        setConvPrimitiveEnabled(true);
       }
     },
   );

@@ -27,7 +27,8 @@
  * @module
  */
 import { tf } from "../tf.ts";
-import { type NativeGemm, nativeGemm } from "./gemm.ts";
+import { type NativeGemm, nativeGemm, nativeThreads, SMALL_GEMM_MULTIPLY_ADDS } from "./gemm.ts";
+import { type OneDnnConv, openOneDnnConv } from "./onednn_conv.ts";
 
 type TensorInfo = tf.TensorInfo;
 
@@ -74,6 +75,10 @@ export interface NativeProfile {
   col2imMs: number;
   /** Milliseconds applying fused biases and activations. */
   epilogueMs: number;
+  /** Milliseconds in oneDNN's convolution primitive (forward convolutions, where it loads). */
+  convMs: number;
+  /** Floating-point operations of those convolutions. */
+  convFlops: number;
 }
 
 const profile: NativeProfile = {
@@ -83,6 +88,8 @@ const profile: NativeProfile = {
   im2colMs: 0,
   col2imMs: 0,
   epilogueMs: 0,
+  convMs: 0,
+  convFlops: 0,
 };
 
 /** The native kernels' time by stage since the last {@link resetNativeProfile}, in this thread. */
@@ -317,6 +324,35 @@ function conv2D(gemm: NativeGemm, args: KernelArgs, fallback: KernelCall): Tenso
   const xv = backend.typedArrayFromHeap(x), wv = backend.typedArrayFromHeap(filter);
   const ov = backend.typedArrayFromHeap(out);
   const bias = inputs.bias ? backend.typedArrayFromHeap(inputs.bias) : undefined;
+  const primitive = gemm.library === "onednn" ? oneDnnConv() : undefined;
+  if (primitive) {
+    const t = performance.now();
+    const p = info.padInfo;
+    const done = primitive.forward(
+      {
+        x: x.shape,
+        filter: filter.shape,
+        out: out.shape,
+        strides: [info.strideHeight, info.strideWidth],
+        dilations: [info.dilationHeight, info.dilationWidth],
+        pad: [p.top, p.left, p.bottom, p.right],
+        bias: bias !== undefined,
+        activation,
+        alpha: Number(attrs.leakyreluAlpha ?? 0.2),
+      },
+      xv,
+      wv,
+      filter.dataId,
+      bias,
+      ov,
+      M * K * CO < SMALL_GEMM_MULTIPLY_ADDS ? 1 : nativeThreads(),
+    );
+    if (done) {
+      profile.convMs += performance.now() - t;
+      profile.convFlops += 2 * M * K * CO;
+      return out;
+    }
+  }
   const beta = prefillBias(ov, CO, bias);
   if (pointwise(info)) {
     sgemm(gemm, false, false, M, CO, K, xv, K, wv, CO, beta, ov, CO);
@@ -458,6 +494,25 @@ function unsupported(name: string, args: KernelArgs, fallback: KernelCall | unde
     );
   }
   return fallback(args) as TensorInfo;
+}
+
+let primitiveConv: { conv?: OneDnnConv } | undefined;
+
+let primitiveEnabled = true;
+
+/** oneDNN's convolution primitive (opened once per thread), or undefined where it cannot. */
+function oneDnnConv(): OneDnnConv | undefined {
+  if (!primitiveEnabled) return undefined;
+  primitiveConv ??= { conv: openOneDnnConv() };
+  return primitiveConv.conv;
+}
+
+/**
+ * Whether forward convolutions may use oneDNN's convolution primitive (default) or always
+ * im2col + GEMM, in this thread (to compare both, or where the primitive misbehaves).
+ */
+export function setConvPrimitiveEnabled(on: boolean): void {
+  primitiveEnabled = on;
 }
 
 let ones: Float32Array | undefined;
