@@ -1,9 +1,12 @@
 """PyTorch reference for bench/backbones.ts: images/s of the paper's frozen slices.
 
-Runs one slice at one input size and prints one JSON line: images/s over the whole run and
-from the fastest batch (the machine is shared, so the fastest batch is the least disturbed
-one). Random weights (timing only), eval mode, no_grad, torch.set_num_threads(2), NCHW
-float32 inputs in [0, 1].
+Builds one slice once, then for each input size in turn (comma-separated SIZES) times its
+forward pass for SECONDS seconds (at least 2 batches) after one untimed warm-up batch and
+prints one JSON line per size: images/s over the whole timed run, from the fastest batch,
+per CPU-second, and the peak RSS during that size's run (VmHWM, reset to the current RSS
+through /proc/self/clear_refs before the size's warm-up, as bench/backbones.ts does on its
+side; where that is refused, the process's peak so far). Random weights (timing only), eval
+mode, no_grad, torch.set_num_threads(2), NCHW float32 inputs in [0, 1].
 
 Slices (torchvision, as in the paper's official code):
   vgg16_features12          vgg16().features[:12]: conv1_1 ... conv3_1 + ReLU, 2 max-pools
@@ -13,7 +16,7 @@ Slices (torchvision, as in the paper's official code):
   resnext50_32x4d_layer1    resnext50_32x4d(): conv1, bn1, relu, maxpool, layer1
   shufflenet_v2_stage2      shufflenet_v2_x1_0(): conv1, maxpool, stage2
 
-Usage: /usr/bin/python3 bench/backbones_reference.py SLICE SIZE [BATCH] [SECONDS]
+Usage: /usr/bin/python3 bench/backbones_reference.py SLICE SIZES [BATCH] [SECONDS]
 """
 
 import json
@@ -44,15 +47,29 @@ def build(name):
     raise SystemExit(f"unknown slice {name}")
 
 
-def main():
-    name, size = sys.argv[1], int(sys.argv[2])
-    batch = int(sys.argv[3]) if len(sys.argv) > 3 else 16
-    seconds = float(sys.argv[4]) if len(sys.argv) > 4 else 4.0
-    torch.set_num_threads(2)
-    torch.manual_seed(0)
-    model = build(name).eval()
-    for p in model.parameters():
-        p.requires_grad_(False)
+def reset_peak_rss():
+    """Lowers VmHWM to the current RSS (Linux >= 4.0); False where refused."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def peak_rss_mb():
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def measure(model, name, size, batch, seconds):
+    reset = reset_peak_rss()
     x = torch.rand(batch, 3, size, size)
     with torch.no_grad():
         out = model(x)  # warm-up
@@ -67,8 +84,7 @@ def main():
             if elapsed >= seconds and images >= 2 * batch:
                 break
     cpu = time.process_time() - cpu0
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({
+    return {
         "slice": name,
         "size": size,
         "batch": batch,
@@ -77,9 +93,23 @@ def main():
         "best_images_per_s": batch / best,
         "images_per_cpu_s": images / cpu,
         "output_shape": list(out.shape[1:]),
-        "peak_rss_mb": peak_mb,
+        "peak_rss_mb": peak_rss_mb(),
+        "peak_reset": reset,
         "torch": torch.__version__,
-    }))
+    }
+
+
+def main():
+    name, sizes = sys.argv[1], [int(s) for s in sys.argv[2].split(",")]
+    batch = int(sys.argv[3]) if len(sys.argv) > 3 else 16
+    seconds = float(sys.argv[4]) if len(sys.argv) > 4 else 4.0
+    torch.set_num_threads(2)
+    torch.manual_seed(0)
+    model = build(name).eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    for size in sizes:
+        print(json.dumps(measure(model, name, size, batch, seconds)), flush=True)
 
 
 if __name__ == "__main__":

@@ -1,18 +1,28 @@
 /**
  * Bench of the text encoders on 1,000 real IMDB reviews (stratified sample, seed 7): reviews
- * per second and peak memory (RSS sampled every 5 ms) for
+ * per second and peak memory for
  *
- * - USE-lite (TF.js wasm), default recipe: mean of layers 1, 2 + sentence embedding,
- *   truncated at 128 pieces, batches of 16; side by side on the first 250 reviews, the
- *   model's stock output alone (hidden state 3), to show what reading the intermediate
- *   layers costs; and `embedTexts` with 2 encoder workers (lib/embed/workers.ts) against
- *   `embedTexts` in this thread on the first 240 reviews (chunks of 30, a fresh temporary
- *   store each time), alternated over 3 rounds and compared by their medians: reviews per
- *   second, the ratio (target `use_lite_parallel_speedup`: the issue's goal of 4× on 2
- *   cores, which 2 workers alone cannot reach), peak RSS of each, the workers' start time,
- *   and the largest |difference| between the two matrices (target 0: a chunk is encoded
- *   the same way in any thread); plus the achieved GFLOP/s, from the FLOPs per review
- *   counted on the model's graph ({@link useLiteFlops});
+ * - USE-lite (TF.js wasm backend with the native kernels of `lib/native/`, the toolkit's
+ *   default: oneDNN's sgemm through FFI, 2 threads in the main thread), default recipe: mean
+ *   of layers 1, 2 + sentence embedding, truncated at 128 pieces, batches of 16, in this
+ *   process (peak RSS sampled every 5 ms); side by side on the first 250 reviews, the model's
+ *   stock output alone (hidden state 3), to show what reading the intermediate layers costs;
+ * - USE-lite's `embedTexts` on the first 240 reviews (chunks of 30, a fresh temporary store
+ *   each time) in four configurations, each in its own process (so that its peak RSS, VmHWM
+ *   with loading included, is its own):
+ *   - `native_one_thread`: the native kernels in the main thread (2 threads per product);
+ *   - `native_workers`: the native kernels on 2 encoder workers (lib/embed/workers.ts), one
+ *     native thread each (the main thread holds a third copy of the model);
+ *   - `wasm_one_thread`: the wasm kernels alone (`TEXT_AS_IMAGE_NATIVE=off`) in the main
+ *     thread — today's figure, the baseline of the speed-up;
+ *   - `wasm_workers`: the wasm kernels on 2 encoder workers (the previous parallel path);
+ *   alternated over `--rounds` rounds (default 3; the order rotates every round) and compared
+ *   by their medians. The workers are started and warmed up (one small chunk each) before the
+ *   clock starts; their start time is reported apart. Reported for each: reviews/s, peak RSS,
+ *   the achieved GFLOP/s (from the FLOPs per review counted on the model's graph,
+ *   {@link useLiteFlops}); for the native main thread also a per-stage profile per chunk
+ *   (`nativeProfile()`: time in the native GEMMs against the rest, GEMM GFLOP/s; and, from one
+ *   extra profiled chunk after the timed run, ms per TF.js kernel);
  * - the tiny BERT of tools/make_tiny_bert.py (onnxruntime-node), default recipe: [CLS] of
  *   hidden states 0..2, truncated at 512 tokens, one review per run; side by side, the same
  *   model in PyTorch (bench/embed_reference.py, its own tokenizer; 1 thread on all reviews,
@@ -20,12 +30,28 @@
  *   (target `token_id_mismatches`: 0; the first differing reviews are printed with both
  *   token lists) and every [CLS] vector must agree with PyTorch's to 1e-4.
  *
- * No embedding store is used: every figure is a fresh encode. Ends with one JSON line. Exits
- * non-zero when any review tokenises differently, and when the PyTorch reference cannot run
- * (Debian's python3-torch missing, or its script failing): a bench never reports a missing
- * reference as a null figure.
+ * USE-lite targets: `use_lite_speedup_over_wasm` (the better native configuration's
+ * reviews/s ÷ the wasm one-thread reviews/s, ≥ 4: the issue's goal of 4× today's on 2 cores);
+ * `use_lite_native_identical` (max over reviews of ‖native − wasm‖ / ‖wasm‖, both native
+ * configurations against the wasm main thread's vectors, ≤ 1e-4: a native GEMM sums in
+ * another order than the wasm kernels, so the vectors are no longer bitwise equal);
+ * `use_lite_parallel_identical` (the largest |difference| between the native main thread's
+ * vectors, 2 threads per product, and every other native run's — the native workers', one
+ * thread each, and the main thread's later rounds — = 0: a chunk must be encoded bitwise the
+ * same in any thread, as it is on wasm, whose pair is reported too; with oneDNN's sgemm this
+ * holds on the development machine, the relative difference is reported beside it);
+ * `use_lite_peak_memory_vs_wasm` (peak RSS of the native configuration the speed-up uses ÷
+ * the wasm one-thread peak, ≤ 1.25; the workers' process holds three copies of the model,
+ * so where the workers are the faster configuration this target is not met; both native
+ * configurations' ratios are figures); `use_lite_taps_time_ratio` (≤ 1.25).
  *
- * Usage: deno run -A bench/embed.ts [--reviews N]
+ * No embedding store is kept: every figure is a fresh encode. Ends with one JSON line. Exits
+ * non-zero when any review tokenises differently, and without a JSON line when a
+ * configuration's process fails or the PyTorch reference cannot run (Debian's python3-torch
+ * missing, or its script failing): a bench never reports a missing reference as a null
+ * figure. With the defaults it takes about 6 minutes on 2 idle cores.
+ *
+ * Usage: deno run -A bench/embed.ts [--reviews N] [--rounds R]
  */
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -34,10 +60,13 @@ import {
   BertEncoder,
   embedTexts,
   EncoderWorkers,
+  resolveEncodeOptions,
   USE_LITE_SENTENCE_EMBEDDING,
   useLiteDefaultFolder,
   UseLiteEncoder,
 } from "../lib/embed/mod.ts";
+import { nativeProfile, resetNativeProfile } from "../lib/native/kernels.ts";
+import { nativeStatus, nativeStatusText, tf } from "../lib/tf.ts";
 import type { Matrix } from "../lib/types.ts";
 import { ensureTinyBert, SYSTEM_PYTHON } from "../tools/tiny_bert.ts";
 import { pythonFailure } from "./data.ts";
@@ -198,6 +227,190 @@ function median(values: readonly number[]): number {
   return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
 }
 
+/** Encoder workers of the `*_workers` configurations. */
+const WORKERS = 2;
+
+/** The `embedTexts` configurations compared, each run in its own process. */
+const CONFIGS = {
+  native_one_thread: { native: true, workers: 0, what: "native kernels, main thread" },
+  native_workers: { native: true, workers: WORKERS, what: `native kernels, ${WORKERS} workers` },
+  wasm_one_thread: { native: false, workers: 0, what: "wasm kernels, main thread (today's)" },
+  wasm_workers: { native: false, workers: WORKERS, what: `wasm kernels, ${WORKERS} workers` },
+} as const;
+type Config = keyof typeof CONFIGS;
+
+/** What one configuration's process reports (its vectors go to a file). */
+interface ConfigRun {
+  kernels: string;
+  seconds: number;
+  /** Workers' start and warm-up, not counted in `seconds`. */
+  start_seconds: number;
+  /** VmHWM of the process (loading included), MB. */
+  peak_rss_mb: number;
+  /** Native kernels of the main thread during the timed call (zero on workers and wasm). */
+  native: { gemm_ms: number; gemm_flops: number; gemm_calls: number; other_ms: number };
+  /** ms per TF.js kernel over one profiled chunk (only when asked for). */
+  kernel_ms?: Record<string, number>;
+  /** ms of that profiled chunk. */
+  profiled_chunk_ms?: number;
+}
+
+/** Peak resident memory of this process in MB (VmHWM), else the current RSS. */
+function peakRssMb(): number {
+  try {
+    const kb = Number(/VmHWM:\s+(\d+)/.exec(Deno.readTextFileSync("/proc/self/status"))?.[1]);
+    if (kb) return kb / 1024;
+  } catch { /* not Linux */ }
+  return Deno.memoryUsage().rss / 2 ** 20;
+}
+
+/** What the workers' products run on: the library, and each worker's threads (default 1). */
+function workersKernels(count: number): string {
+  const status = nativeStatus();
+  if (status.kernels === "wasm") return `${nativeStatusText(status)}, ${count} workers`;
+  const fromEnv = Number(Deno.env.get("TEXT_AS_IMAGE_NATIVE_THREADS") ?? "");
+  const threads = Number.isInteger(fromEnv) && fromEnv >= 1 ? fromEnv : 1;
+  return `${status.kernels} (${status.file}, ${count} workers × ${threads} thread` +
+    `${threads === 1 ? "" : "s"})`;
+}
+
+/**
+ * Child process: `embedTexts` of USE-lite on the texts of `dir/texts.json` in configuration
+ * `config` (the native kernels or not as this process's `TEXT_AS_IMAGE_NATIVE` says), after
+ * a warm-up; writes the matrix to `out` (float32) and prints one JSON line ({@link ConfigRun}).
+ */
+async function configChild(
+  config: Config,
+  dir: string,
+  chunkSize: number,
+  out: string,
+  profileKernels: boolean,
+) {
+  const texts = JSON.parse(await Deno.readTextFile(join(dir, "texts.json"))) as string[];
+  const use = await UseLiteEncoder.load();
+  await use.encode(texts.slice(0, 4)); // warm-up: kernels compiled, weights uploaded
+  let workers: EncoderWorkers | undefined;
+  let startSeconds = 0;
+  if (CONFIGS[config].workers > 0) {
+    const t0 = performance.now();
+    workers = await EncoderWorkers.start({ kind: "use-lite" }, CONFIGS[config].workers);
+    const options = resolveEncodeOptions(use, {});
+    // Warm-up: one small chunk on each worker (all idle, so each takes one).
+    await Promise.all(
+      Array.from(
+        { length: workers.size },
+        (_, i) => workers!.encodeChunk({ chunk: i, first: 0, texts: texts.slice(0, 4), options }),
+      ),
+    );
+    startSeconds = (performance.now() - t0) / 1000;
+  }
+  const root = await Deno.makeTempDir({ prefix: "bench-embed-" });
+  resetNativeProfile();
+  const t = performance.now();
+  let m: Matrix;
+  try {
+    m = await embedTexts(use, texts, { chunkSize, progress: false, root, workers });
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+  const seconds = (performance.now() - t) / 1000;
+  const p = nativeProfile();
+  const peak = peakRssMb();
+  await workers?.dispose();
+  await Deno.writeFile(out, new Uint8Array(m.data.buffer, m.data.byteOffset, m.data.byteLength));
+  const run: ConfigRun = {
+    kernels: workers ? workersKernels(workers.size) : nativeStatusText(),
+    seconds,
+    start_seconds: startSeconds,
+    peak_rss_mb: peak,
+    native: {
+      gemm_ms: p.gemmMs,
+      gemm_flops: p.gemmFlops,
+      gemm_calls: p.gemmCalls,
+      other_ms: p.im2colMs + p.col2imMs + p.epilogueMs,
+    },
+  };
+  if (profileKernels) {
+    // One more chunk, under tf.profile (after the timed run and the peak: it adds overhead).
+    const t1 = performance.now();
+    const info = await tf.profile(async () => {
+      await use.encode(texts.slice(0, chunkSize));
+    });
+    run.profiled_chunk_ms = performance.now() - t1;
+    const byKernel: Record<string, number> = {};
+    for (const k of info.kernels) {
+      byKernel[k.name] = (byKernel[k.name] ?? 0) + (Number(k.kernelTimeMs) || 0);
+    }
+    run.kernel_ms = byKernel;
+  }
+  console.log(JSON.stringify(run));
+}
+
+/** Runs this file as a configuration's child; returns its report and matrix. */
+async function runConfig(
+  config: Config,
+  dir: string,
+  chunkSize: number,
+  round: number,
+  profileKernels: boolean,
+): Promise<{ run: ConfigRun; data: Float32Array }> {
+  const out = join(dir, `${config}-${round}.f32`);
+  const env: Record<string, string> = CONFIGS[config].native ? {} : { TEXT_AS_IMAGE_NATIVE: "off" };
+  const result = await new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "-A",
+      fileURLToPath(import.meta.url),
+      "--config-child",
+      config,
+      dir,
+      String(chunkSize),
+      out,
+      profileKernels ? "profile" : "-",
+    ],
+    env,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const stdout = new TextDecoder().decode(result.stdout).trim();
+  const last = stdout.split("\n").at(-1) ?? "";
+  if (!result.success || !last.startsWith("{")) {
+    const stderr = new TextDecoder().decode(result.stderr).trim();
+    throw new Error(
+      `USE-lite configuration ${config} (${CONFIGS[config].what}) failed (exit ${result.code}):` +
+        `\n${stderr.split("\n").slice(-8).join("\n")}`,
+    );
+  }
+  const bytes = await Deno.readFile(out);
+  await Deno.remove(out);
+  return {
+    run: JSON.parse(last) as ConfigRun,
+    data: new Float32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4),
+  };
+}
+
+/** Largest |a − b| over the values, and max over rows of ‖a − b‖ / ‖b‖ (`cols` per row). */
+export function matrixDifference(
+  a: Float32Array,
+  b: Float32Array,
+  cols: number,
+): { maxAbs: number; maxRowRelative: number } {
+  if (a.length !== b.length) return { maxAbs: Infinity, maxRowRelative: Infinity };
+  let maxAbs = 0, maxRowRelative = 0;
+  for (let r = 0; r * cols < a.length; r++) {
+    let diff = 0, norm = 0;
+    for (let c = r * cols; c < (r + 1) * cols; c++) {
+      const d = Math.abs(a[c] - b[c]);
+      maxAbs = Math.max(maxAbs, d);
+      diff += d * d;
+      norm += b[c] * b[c];
+    }
+    maxRowRelative = Math.max(maxRowRelative, Math.sqrt(diff) / Math.max(Math.sqrt(norm), 1e-30));
+  }
+  return { maxAbs, maxRowRelative };
+}
+
 /** Runs the bench; returns the exit code (1 when a review tokenises differently). */
 async function main(): Promise<number> {
   const i = Deno.args.indexOf("--reviews");
@@ -205,24 +418,32 @@ async function main(): Promise<number> {
   if (!Number.isInteger(count) || count < 1) {
     throw new Error(`--reviews must be a positive integer, not ${Deno.args[i + 1]}`);
   }
+  const r = Deno.args.indexOf("--rounds");
+  const rounds = r >= 0 ? Number(Deno.args[r + 1]) : 3;
+  if (!Number.isInteger(rounds) || rounds < 1) {
+    throw new Error(`--rounds must be a positive integer, not ${Deno.args[r + 1]}`);
+  }
   const pairedCount = Math.min(250, count);
 
   console.log(`bench embed: ${count} IMDB reviews`);
   const reviews = stratifiedSample(await loadImdb(), count, 7);
   const texts = textsOf(reviews);
-  const figures: Record<string, number | string> = { reviews: count };
+  const figures: Record<string, unknown> = { reviews: count };
   figures.rss_before_mb = mb(Deno.memoryUsage().rss);
 
   // ---- USE-lite ----------------------------------------------------------------------------
   const use = await UseLiteEncoder.load();
   await use.encode(texts.slice(0, 4)); // warm-up: kernels compiled, weights uploaded
+  figures.use_lite_kernels = nativeStatusText();
   const useRun = await measured(() => use.encode(texts));
   figures.use_lite_reviews_per_s = Number((count / useRun.seconds).toFixed(2));
   figures.use_lite_seconds = Number(useRun.seconds.toFixed(1));
   figures.use_lite_peak_rss_mb = mb(useRun.peakRss);
   figures.use_lite_features = useRun.value.shape[1];
   console.log(
-    `USE-lite: ${count} reviews in ${useRun.seconds.toFixed(1)} s = ` +
+    `USE-lite [${figures.use_lite_kernels}]: ${count} reviews in ${
+      useRun.seconds.toFixed(1)
+    } s = ` +
       `${figures.use_lite_reviews_per_s} reviews/s, peak RSS ${figures.use_lite_peak_rss_mb} MB ` +
       `(${useRun.value.shape[1]} features)`,
   );
@@ -248,118 +469,168 @@ async function main(): Promise<number> {
       `${figures.use_lite_taps_time_ratio}x its time`,
   );
 
-  // ---- USE-lite: embedTexts on 2 encoder workers vs this thread ----------------------------
-  // The same reviews and chunks both ways, a fresh store each time, alternated (which goes
-  // first swaps every round), compared by their medians. Each worker round starts the
-  // workers (timed apart), encodes, and ends them. The one-thread peak RSS is that of round
-  // 0, which runs before any worker has started (memory of ended workers partly stays in
-  // the process); the workers' is the largest of their rounds.
-  const WORKERS = 2;
-  const ROUNDS = 3;
+  // ---- USE-lite: embedTexts in four configurations, each in its own process ---------------
+  // The same reviews and chunks every time, a fresh store each time; the configurations
+  // alternate (the order rotates every round) and are compared by their medians.
+  const configs = Object.keys(CONFIGS) as Config[];
   const parallelTexts = texts.slice(0, Math.min(240, count));
   const parallelChunk = Math.ceil(parallelTexts.length / 8);
-  const oneSeconds: number[] = [];
-  const workerSeconds: number[] = [];
-  const startSeconds: number[] = [];
-  let onePeak = 0;
-  let workersPeak = 0;
-  let reference: Matrix | undefined;
-  let maxParallelDiff = 0;
-  const compare = (m: Matrix) => {
-    if (!reference) {
-      reference = m;
-      return;
-    }
-    if (m.data.length !== reference.data.length) maxParallelDiff = Infinity;
-    for (let k = 0; k < m.data.length; k++) {
-      maxParallelDiff = Math.max(maxParallelDiff, Math.abs(m.data[k] - reference.data[k]));
-    }
-  };
-  const inTempStore = async <T>(fn: (root: string) => Promise<T>): Promise<T> => {
-    const root = await Deno.makeTempDir({ prefix: "bench-embed-" });
-    try {
-      return await fn(root);
-    } finally {
-      await Deno.remove(root, { recursive: true });
-    }
-  };
-  const options = { chunkSize: parallelChunk, progress: false as const };
-  for (let round = 0; round < ROUNDS; round++) {
-    for (const mode of round % 2 === 0 ? ["one", "workers"] : ["workers", "one"]) {
-      if (mode === "one") {
-        const run = await measured(() =>
-          inTempStore((root) => embedTexts(use, parallelTexts, { ...options, root }))
-        );
-        oneSeconds.push(run.seconds);
-        // Round 0's: later rounds' RSS still holds memory the ended workers left behind.
-        if (round === 0) onePeak = run.peakRss;
-        compare(run.value);
-      } else {
-        let encodeSeconds = 0;
-        const run = await measured(async () => {
-          const t0 = performance.now();
-          const workers = await EncoderWorkers.start({ kind: "use-lite" }, WORKERS);
-          try {
-            startSeconds.push((performance.now() - t0) / 1000);
-            const t1 = performance.now();
-            const m = await inTempStore((root) =>
-              embedTexts(use, parallelTexts, { ...options, root, workers })
-            );
-            encodeSeconds = (performance.now() - t1) / 1000;
-            return m;
-          } finally {
-            await workers.dispose();
-          }
-        });
-        workerSeconds.push(encodeSeconds);
-        workersPeak = Math.max(workersPeak, run.peakRss);
-        compare(run.value);
+  const n = parallelTexts.length;
+  const useCols = useRun.value.shape[1];
+  const runs = Object.fromEntries(configs.map((c) => [c, [] as ConfigRun[]])) as Record<
+    Config,
+    ConfigRun[]
+  >;
+  const vectors = Object.fromEntries(configs.map((c) => [c, [] as Float32Array[]])) as Record<
+    Config,
+    Float32Array[]
+  >;
+  const jobDir = await Deno.makeTempDir({ prefix: "bench-embed-job-" });
+  try {
+    await Deno.writeTextFile(join(jobDir, "texts.json"), JSON.stringify(parallelTexts));
+    for (let round = 0; round < rounds; round++) {
+      const order = configs.map((_, k) => configs[(k + round) % configs.length]);
+      for (const config of order) {
+        const profile = round === 0 && config === "native_one_thread";
+        const { run, data } = await runConfig(config, jobDir, parallelChunk, round, profile);
+        runs[config].push(run);
+        vectors[config].push(data);
       }
     }
+  } finally {
+    await Deno.remove(jobDir, { recursive: true });
   }
-  const n = parallelTexts.length;
-  const oneRate = n / median(oneSeconds);
-  const workersRate = n / median(workerSeconds);
-  const speedup = workersRate / oneRate;
-  figures.use_lite_parallel_reviews = n;
-  figures.use_lite_parallel_chunk_size = parallelChunk;
-  figures.use_lite_parallel_workers = WORKERS;
-  figures.use_lite_one_thread_reviews_per_s = Number(oneRate.toFixed(2));
-  figures.use_lite_workers_reviews_per_s = Number(workersRate.toFixed(2));
-  figures.use_lite_parallel_speedup = Number(speedup.toFixed(3));
-  figures.use_lite_one_thread_peak_rss_mb = mb(onePeak);
-  figures.use_lite_workers_peak_rss_mb = mb(workersPeak);
-  figures.use_lite_workers_start_seconds = Number(median(startSeconds).toFixed(2));
-  figures.use_lite_parallel_max_abs_diff = maxParallelDiff;
-  console.log(
-    `USE-lite embedTexts on ${n} reviews (chunks of ${parallelChunk}, medians of ${ROUNDS} ` +
-      `alternated rounds): one thread ${figures.use_lite_one_thread_reviews_per_s} reviews/s ` +
-      `(peak RSS ${figures.use_lite_one_thread_peak_rss_mb} MB), ${WORKERS} workers ` +
-      `${figures.use_lite_workers_reviews_per_s} reviews/s (peak RSS ` +
-      `${figures.use_lite_workers_peak_rss_mb} MB, started in ` +
-      `${figures.use_lite_workers_start_seconds} s, not counted): ${speedup.toFixed(2)}x; ` +
-      `max |diff| between the matrices ${maxParallelDiff}`,
-  );
-  // Achieved arithmetic rate, from the FLOPs counted on the graph for each review's tokens.
   const flops = useLiteFlops(useLiteDefaultFolder());
   const subsetFlops = parallelTexts.reduce(
     (f, t) => f + flopsPerReview(flops, use.tokenize(t).length),
     0,
   );
+  const rate: Record<string, number> = {};
+  const peak: Record<string, number> = {};
+  figures.use_lite_parallel_reviews = n;
+  figures.use_lite_parallel_chunk_size = parallelChunk;
+  figures.use_lite_parallel_workers = WORKERS;
+  figures.use_lite_parallel_rounds = rounds;
   figures.use_lite_mflop_per_review = Number((subsetFlops / n / 1e6).toFixed(1));
-  figures.use_lite_one_thread_gflop_per_s = Number(
-    (subsetFlops / median(oneSeconds) / 1e9).toFixed(2),
+  for (const config of configs) {
+    const seconds = median(runs[config].map((r) => r.seconds));
+    rate[config] = n / seconds;
+    peak[config] = median(runs[config].map((r) => r.peak_rss_mb));
+    figures[`use_lite_${config}_kernels`] = runs[config][0].kernels;
+    figures[`use_lite_${config}_reviews_per_s`] = Number(rate[config].toFixed(2));
+    figures[`use_lite_${config}_peak_rss_mb`] = Number(peak[config].toFixed(1));
+    figures[`use_lite_${config}_gflop_per_s`] = Number((subsetFlops / seconds / 1e9).toFixed(2));
+    if (CONFIGS[config].workers > 0) {
+      figures[`use_lite_${config}_start_seconds`] = Number(
+        median(runs[config].map((r) => r.start_seconds)).toFixed(2),
+      );
+    }
+  }
+  const wasmRate = rate.wasm_one_thread;
+  const bestNative: Config = rate.native_workers > rate.native_one_thread
+    ? "native_workers"
+    : "native_one_thread";
+  const speedup = rate[bestNative] / wasmRate;
+  const memory = peak[bestNative] / peak.wasm_one_thread;
+  figures.use_lite_native_best = bestNative;
+  figures.use_lite_native_one_thread_speedup_over_wasm = Number(
+    (rate.native_one_thread / wasmRate).toFixed(3),
   );
-  figures.use_lite_workers_gflop_per_s = Number(
-    (subsetFlops / median(workerSeconds) / 1e9).toFixed(2),
+  figures.use_lite_native_workers_speedup_over_wasm = Number(
+    (rate.native_workers / wasmRate).toFixed(3),
+  );
+  figures.use_lite_wasm_workers_speedup_over_wasm = Number(
+    (rate.wasm_workers / wasmRate).toFixed(3),
+  );
+  for (const config of ["native_one_thread", "native_workers", "wasm_workers"] as const) {
+    figures[`use_lite_${config}_peak_memory_vs_wasm`] = Number(
+      (peak[config] / peak.wasm_one_thread).toFixed(3),
+    );
+  }
+  // Agreement: native vectors against the wasm main thread's; native main thread against
+  // native workers; wasm main thread against wasm workers (bitwise before the native kernels).
+  const wasmReference = vectors.wasm_one_thread[0];
+  const worst = (pairs: [Float32Array, Float32Array][]) =>
+    pairs.map(([x, y]) => matrixDifference(x, y, useCols)).reduce((w, d) => ({
+      maxAbs: Math.max(w.maxAbs, d.maxAbs),
+      maxRowRelative: Math.max(w.maxRowRelative, d.maxRowRelative),
+    }), { maxAbs: 0, maxRowRelative: 0 });
+  const nativeVsWasm = worst(
+    [...vectors.native_one_thread, ...vectors.native_workers].map((v) => [v, wasmReference]),
+  );
+  const nativeOne = vectors.native_one_thread[0];
+  const nativeParallel = worst(
+    [...vectors.native_one_thread.slice(1), ...vectors.native_workers].map((v) => [v, nativeOne]),
+  );
+  const wasmParallel = worst(
+    [...vectors.wasm_one_thread.slice(1), ...vectors.wasm_workers].map((v) => [v, wasmReference]),
+  );
+  figures.use_lite_native_max_rel_diff_vs_wasm = Number(
+    nativeVsWasm.maxRowRelative.toExponential(2),
+  );
+  figures.use_lite_native_max_abs_diff_vs_wasm = Number(nativeVsWasm.maxAbs.toExponential(2));
+  figures.use_lite_native_parallel_max_rel_diff = Number(
+    nativeParallel.maxRowRelative.toExponential(2),
+  );
+  figures.use_lite_native_parallel_max_abs_diff = Number(nativeParallel.maxAbs.toExponential(2));
+  figures.use_lite_wasm_parallel_max_abs_diff = Number(wasmParallel.maxAbs.toExponential(2));
+  // Where the native main thread's time goes, per chunk (medians over the rounds).
+  const chunks = Math.ceil(n / parallelChunk);
+  const nativeRuns = runs.native_one_thread;
+  const perChunk = (f: (r: ConfigRun) => number) =>
+    Number((median(nativeRuns.map(f)) / chunks).toFixed(1));
+  const gemmMs = median(nativeRuns.map((r) => r.native.gemm_ms));
+  const gemmFlops = median(nativeRuns.map((r) => r.native.gemm_flops));
+  const kernelMs = nativeRuns[0].kernel_ms ?? {};
+  const kernelTotal = Object.values(kernelMs).reduce((a, b) => a + b, 0);
+  const chunkMs = nativeRuns[0].profiled_chunk_ms ?? 0;
+  const topKernels = Object.entries(kernelMs).sort((x, y) => y[1] - x[1]).slice(0, 10);
+  figures.use_lite_native_profile = {
+    ms_per_chunk: perChunk((r) => r.seconds * 1000),
+    gemm_ms_per_chunk: perChunk((r) => r.native.gemm_ms),
+    other_native_ms_per_chunk: perChunk((r) => r.native.other_ms),
+    rest_ms_per_chunk: perChunk((r) => r.seconds * 1000 - r.native.gemm_ms - r.native.other_ms),
+    gemm_calls_per_chunk: perChunk((r) => r.native.gemm_calls),
+    gemm_gflop_per_s: Number((gemmMs > 0 ? gemmFlops / gemmMs / 1e6 : 0).toFixed(2)),
+    profiled_chunk_ms: Number(chunkMs.toFixed(1)),
+    profiled_chunk_kernels_ms: Number(kernelTotal.toFixed(1)),
+    profiled_chunk_outside_kernels_ms: Number((chunkMs - kernelTotal).toFixed(1)),
+    kernel_ms_per_chunk: Object.fromEntries(
+      topKernels.map(([k, ms]) => [k, Number(ms.toFixed(1))]),
+    ),
+  };
+  for (const config of configs) {
+    console.log(
+      `USE-lite embedTexts, ${CONFIGS[config].what} [${runs[config][0].kernels}]: ` +
+        `${figures[`use_lite_${config}_reviews_per_s`]} reviews/s, ` +
+        `${figures[`use_lite_${config}_gflop_per_s`]} GFLOP/s, peak RSS ` +
+        `${figures[`use_lite_${config}_peak_rss_mb`]} MB` +
+        (CONFIGS[config].workers > 0
+          ? ` (workers started in ${figures[`use_lite_${config}_start_seconds`]} s, not counted)`
+          : ""),
+    );
+  }
+  console.log(
+    `USE-lite on ${n} reviews (chunks of ${parallelChunk}, medians of ${rounds} alternated ` +
+      `rounds): best native configuration (${bestNative}) ${
+        speedup.toFixed(2)
+      }x the wasm main thread, peak ` +
+      `memory ${memory.toFixed(3)}x; native vs wasm: max relative row difference ` +
+      `${figures.use_lite_native_max_rel_diff_vs_wasm}; native main thread vs workers ` +
+      `${figures.use_lite_native_parallel_max_rel_diff} (max |diff| ` +
+      `${figures.use_lite_native_parallel_max_abs_diff}); wasm main thread vs workers max ` +
+      `|diff| ${figures.use_lite_wasm_parallel_max_abs_diff}`,
   );
   console.log(
     `USE-lite arithmetic: ${figures.use_lite_mflop_per_review} MFLOP per review on average ` +
       `(graph's matrix products: ${(flops.perToken / 1e6).toFixed(2)} MFLOP per token, ` +
       `attention 4·T²·d with d = ${flops.attentionWidths.join(", ")}, ` +
       `${(flops.perReview / 1e6).toFixed(2)} MFLOP per review after pooling; element-wise ops ` +
-      `and padding not counted): ${figures.use_lite_one_thread_gflop_per_s} GFLOP/s on one ` +
-      `thread, ${figures.use_lite_workers_gflop_per_s} GFLOP/s on ${WORKERS} workers`,
+      `and padding not counted)`,
+  );
+  console.log(
+    `USE-lite native main thread, per chunk of ${parallelChunk}: ` +
+      JSON.stringify(figures.use_lite_native_profile),
   );
   await use.dispose();
 
@@ -470,23 +741,38 @@ async function main(): Promise<number> {
         target: "<= 1.25",
         met: useRatio <= 1.25,
       },
-      // The issue's goal: 4x today's reviews/s on 2 cores (workers vs one thread, same run).
-      use_lite_parallel_speedup: {
-        value: figures.use_lite_parallel_speedup,
+      // The issue's goal: 4x today's reviews/s (the wasm kernels on one thread) on 2 cores.
+      use_lite_speedup_over_wasm: {
+        value: Number(speedup.toFixed(3)),
         target: ">= 4",
         met: speedup >= 4,
       },
+      use_lite_native_identical: {
+        value: figures.use_lite_native_max_rel_diff_vs_wasm as number,
+        target: "<= 1e-4",
+        met: nativeVsWasm.maxRowRelative <= 1e-4,
+      },
       use_lite_parallel_identical: {
-        value: maxParallelDiff,
+        value: nativeParallel.maxAbs,
         target: "= 0",
-        met: maxParallelDiff === 0,
+        met: nativeParallel.maxAbs === 0,
+      },
+      use_lite_peak_memory_vs_wasm: {
+        value: Number(memory.toFixed(3)),
+        target: "<= 1.25",
+        met: memory <= 1.25,
       },
     },
   }));
   return mismatches.length > 0 ? 1 : 0;
 }
 
-if (import.meta.main) {
+if (Deno.args[0] === "--config-child") {
+  const [, config, dir, chunk, out, profile] = Deno.args;
+  if (!(config in CONFIGS)) throw new Error(`unknown configuration ${config}`);
+  await configChild(config as Config, dir, Number(chunk), out, profile === "profile");
+  Deno.exit(0); // do not wait for ended workers
+} else if (import.meta.main) {
   let code: number;
   try {
     code = await main();
