@@ -135,7 +135,7 @@ const convCases: {
 for (const [chunk, primitive] of [[undefined, true], [undefined, false], [50, false]] as const) {
   Deno.test(
     `native convolution, its input and filter gradients equal the cpu kernels` +
-      (primitive ? " (forward on oneDNN's convolution primitive)" : " (forward by im2col + GEMM)") +
+      (primitive ? " (oneDNN's convolution primitives)" : " (im2col + GEMM)") +
       (chunk ? ` (im2col in chunks of ${chunk} values)` : ""),
     async () => {
       await ready("wasm");

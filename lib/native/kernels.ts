@@ -28,7 +28,7 @@
  */
 import { tf } from "../tf.ts";
 import { type NativeGemm, nativeGemm, nativeThreads, SMALL_GEMM_MULTIPLY_ADDS } from "./gemm.ts";
-import { type OneDnnConv, openOneDnnConv } from "./onednn_conv.ts";
+import { type ConvSpec, type OneDnnConv, openOneDnnConv } from "./onednn_conv.ts";
 
 type TensorInfo = tf.TensorInfo;
 
@@ -75,7 +75,7 @@ export interface NativeProfile {
   col2imMs: number;
   /** Milliseconds applying fused biases and activations. */
   epilogueMs: number;
-  /** Milliseconds in oneDNN's convolution primitive (forward convolutions, where it loads). */
+  /** Milliseconds in oneDNN's convolution primitives (where the library loads). */
   convMs: number;
   /** Floating-point operations of those convolutions. */
   convFlops: number;
@@ -307,6 +307,27 @@ export function im2col(
   }
 }
 
+/** The primitive's description of a TF.js convolution (no fused extras). */
+function convSpec(info: tf.backend_util.Conv2DInfo): ConvSpec {
+  const p = info.padInfo;
+  return {
+    x: [info.batchSize, info.inHeight, info.inWidth, info.inChannels],
+    filter: [info.filterHeight, info.filterWidth, info.inChannels, info.outChannels],
+    out: [info.batchSize, info.outHeight, info.outWidth, info.outChannels],
+    strides: [info.strideHeight, info.strideWidth],
+    dilations: [info.dilationHeight, info.dilationWidth],
+    pad: [p.top, p.left, p.bottom, p.right],
+    bias: false,
+    activation: "linear",
+    alpha: 0,
+  };
+}
+
+/** Threads for a convolution of `multiplyAdds`: one below the small-product threshold. */
+function convThreads(multiplyAdds: number): number {
+  return multiplyAdds < SMALL_GEMM_MULTIPLY_ADDS ? 1 : nativeThreads();
+}
+
 function conv2D(gemm: NativeGemm, args: KernelArgs, fallback: KernelCall): TensorInfo {
   const { inputs, backend, attrs } = args;
   const x = inputs.x!, filter = inputs.filter!;
@@ -327,15 +348,9 @@ function conv2D(gemm: NativeGemm, args: KernelArgs, fallback: KernelCall): Tenso
   const primitive = gemm.library === "onednn" ? oneDnnConv() : undefined;
   if (primitive) {
     const t = performance.now();
-    const p = info.padInfo;
     const done = primitive.forward(
       {
-        x: x.shape,
-        filter: filter.shape,
-        out: out.shape,
-        strides: [info.strideHeight, info.strideWidth],
-        dilations: [info.dilationHeight, info.dilationWidth],
-        pad: [p.top, p.left, p.bottom, p.right],
+        ...convSpec(info),
         bias: bias !== undefined,
         activation,
         alpha: Number(attrs.leakyreluAlpha ?? 0.2),
@@ -345,7 +360,7 @@ function conv2D(gemm: NativeGemm, args: KernelArgs, fallback: KernelCall): Tenso
       filter.dataId,
       bias,
       ov,
-      M * K * CO < SMALL_GEMM_MULTIPLY_ADDS ? 1 : nativeThreads(),
+      convThreads(M * K * CO),
     );
     if (done) {
       profile.convMs += performance.now() - t;
@@ -385,6 +400,15 @@ function conv2DBackpropFilter(
   const out = backend.makeOutput(filterShape, "float32");
   const xv = backend.typedArrayFromHeap(x), dyv = backend.typedArrayFromHeap(dy);
   const ov = backend.typedArrayFromHeap(out);
+  const primitive = gemm.library === "onednn" ? oneDnnConv() : undefined;
+  if (primitive) {
+    const t = performance.now();
+    if (primitive.backwardWeights(convSpec(info), xv, dyv, ov, convThreads(M * K * CO))) {
+      profile.convMs += performance.now() - t;
+      profile.convFlops += 2 * M * K * CO;
+      return out;
+    }
+  }
   if (pointwise(info)) {
     sgemm(gemm, true, false, K, CO, M, xv, K, dyv, CO, 0, ov, CO);
     return out;
@@ -462,6 +486,15 @@ function conv2DBackpropInput(
   const out = backend.makeOutput(inputShape, "float32");
   const dyv = backend.typedArrayFromHeap(dy), wv = backend.typedArrayFromHeap(filter);
   const ov = backend.typedArrayFromHeap(out);
+  const primitive = gemm.library === "onednn" ? oneDnnConv() : undefined;
+  if (primitive) {
+    const t = performance.now();
+    if (primitive.backwardData(convSpec(info), dyv, wv, ov, convThreads(M * K * CO))) {
+      profile.convMs += performance.now() - t;
+      profile.convFlops += 2 * M * K * CO;
+      return out;
+    }
+  }
   if (pointwise(info)) {
     sgemm(gemm, false, true, M, K, CO, dyv, CO, wv, CO, 0, ov, K);
     return out;
@@ -508,8 +541,8 @@ function oneDnnConv(): OneDnnConv | undefined {
 }
 
 /**
- * Whether forward convolutions may use oneDNN's convolution primitive (default) or always
- * im2col + GEMM, in this thread (to compare both, or where the primitive misbehaves).
+ * Whether convolutions and their gradients may use oneDNN's convolution primitives (default)
+ * or always im2col + GEMM, in this thread (to compare both, or where a primitive misbehaves).
  */
 export function setConvPrimitiveEnabled(on: boolean): void {
   primitiveEnabled = on;

@@ -36,14 +36,15 @@ export interface ConvSpec {
   alpha: number;
 }
 
-/** oneDNN's convolution, opened. */
+/** oneDNN's convolution, opened. Each call returns false (computing nothing) for a case
+ * oneDNN refuses, and the caller computes it another way. */
 export interface OneDnnConv {
   /** `oneDNN <major>.<minor>.<patch>`. */
   readonly version: string;
   /**
-   * Computes the convolution into `out`. `filterKey` identifies the filter's values (the
+   * The convolution of `x` into `out`. `filterKey` identifies the filter's values (the
    * reordered copy is reused while the same key object is passed; pass a new object when
-   * the values change). Returns false (computing nothing) for a case oneDNN refuses.
+   * the values change).
    */
   forward(
     spec: ConvSpec,
@@ -54,6 +55,22 @@ export interface OneDnnConv {
     out: Float32Array,
     threads: number,
   ): boolean;
+  /** The input gradient `dx` (`[n, h, w, ci]`) from `dy` and the filter. */
+  backwardData(
+    spec: ConvSpec,
+    dy: Float32Array,
+    filter: Float32Array,
+    dx: Float32Array,
+    threads: number,
+  ): boolean;
+  /** The filter gradient `dw` (`[kh, kw, ci, co]`) from `x` and `dy`. */
+  backwardWeights(
+    spec: ConvSpec,
+    x: Float32Array,
+    dy: Float32Array,
+    dw: Float32Array,
+    threads: number,
+  ): boolean;
 }
 
 // dnnl_types.h, oneDNN 2.6
@@ -61,9 +78,11 @@ const MEMORY_DESC_BYTES = 696;
 const CONV_DESC_BYTES = 5976;
 const F32 = 3;
 const TAG_ANY = 1, TAG_A = 2, TAG_NHWC = 20, TAG_HWIO = 30;
-const FORWARD_INFERENCE = 96, CONVOLUTION_DIRECT = 1, ENGINE_CPU = 1, STREAM_DEFAULT = 1;
-const QUERY_WEIGHTS_MD = 131;
+const FORWARD_INFERENCE = 96, FORWARD_TRAINING = 64, CONVOLUTION_DIRECT = 1;
+const ENGINE_CPU = 1, STREAM_DEFAULT = 1;
+const QUERY_WEIGHTS_MD = 131, QUERY_DIFF_WEIGHTS_MD = 132;
 const ARG_SRC = 1, ARG_DST = 17, ARG_WEIGHTS = 33, ARG_BIAS = 41, ARG_FROM = 1, ARG_TO = 17;
+const ARG_DIFF_SRC = 129, ARG_DIFF_DST = 145, ARG_DIFF_WEIGHTS = 161;
 const ELTWISE: Record<string, number> = {
   relu: 0x1f,
   leakyrelu: 0x1f,
@@ -87,6 +106,35 @@ const SYMBOLS = {
     parameters: [
       "buffer",
       "i32",
+      "i32",
+      "buffer",
+      "buffer",
+      "buffer",
+      "buffer",
+      "buffer",
+      "buffer",
+      "buffer",
+      "buffer",
+    ],
+    result: "i32",
+  },
+  dnnl_dilated_convolution_backward_data_desc_init: {
+    parameters: [
+      "buffer",
+      "i32",
+      "buffer",
+      "buffer",
+      "buffer",
+      "buffer",
+      "buffer",
+      "buffer",
+      "buffer",
+    ],
+    result: "i32",
+  },
+  dnnl_dilated_convolution_backward_weights_desc_init: {
+    parameters: [
+      "buffer",
       "i32",
       "buffer",
       "buffer",
@@ -123,16 +171,25 @@ const SYMBOLS = {
 
 type Lib = Deno.DynamicLibrary<typeof SYMBOLS>["symbols"];
 
-/** A created primitive with its memory objects (handles set per call). */
+type Direction = "forward" | "backwardData" | "backwardWeights";
+
+/** A created primitive with its memory objects (their data handles are set per call). */
 interface Entry {
-  conv: Deno.PointerValue;
-  src: Deno.PointerValue;
-  weights: Deno.PointerValue;
-  bias: Deno.PointerValue;
-  dst: Deno.PointerValue;
-  /** Reorder of the filter from [kh, kw, ci, co] into the primitive's layout, if needed. */
-  reorder?: { primitive: Deno.PointerValue; from: Deno.PointerValue; bytes: number };
+  primitive: Deno.PointerValue;
+  /** Memory objects by execution argument (DNNL_ARG_*). */
+  memories: Map<number, Deno.PointerValue>;
   args: Uint8Array;
+  /**
+   * Reorder between the plain `[kh, kw, ci, co]` filter and the primitive's layout: into it
+   * (forward, input gradient) or out of it (filter gradient); absent when they are equal.
+   */
+  reorder?: {
+    primitive: Deno.PointerValue;
+    plain: Deno.PointerValue;
+    chosen: Deno.PointerValue;
+    bytes: number;
+    args: Uint8Array;
+  };
 }
 
 function check(status: number, what: string): void {
@@ -186,6 +243,7 @@ export function openOneDnnConv(): OneDnnConv | undefined {
   const memoryDesc = (shape: readonly number[], tag: number) => {
     const md = new Uint8Array(MEMORY_DESC_BYTES);
     check(lib.dnnl_memory_desc_init_by_tag(md, shape.length, dims(shape), F32, tag), "md");
+    keep.push(md); // memory objects and primitives made from it may point into it
     return md;
   };
   const memory = (md: Uint8Array | Deno.PointerValue) => {
@@ -195,138 +253,251 @@ export function openOneDnnConv(): OneDnnConv | undefined {
     check(lib.dnnl_memory_create(c, mdPointer, engine, null), "memory_create");
     return pointerOut(c);
   };
-  const keep: unknown[] = []; // descriptors the memory objects point into stay alive
+  const keep: unknown[] = [];
   const entries = new Map<string, Entry | null>(); // null: refused by oneDNN
   const reordered = new WeakMap<object, { key: string; data: Uint8Array }>();
+  const c = new BigUint64Array(1);
 
-  function create(spec: ConvSpec): Entry {
+  function primitiveDesc(
+    desc: Uint8Array,
+    attr: Deno.PointerValue,
+    hint: Deno.PointerValue,
+  ): Deno.PointerValue {
+    check(lib.dnnl_primitive_desc_create(c, desc, attr, engine, hint), "primitive_desc_create");
+    return pointerOut(c);
+  }
+
+  function primitiveOf(pd: Deno.PointerValue): Deno.PointerValue {
+    check(lib.dnnl_primitive_create(c, pd), "primitive_create");
+    return pointerOut(c);
+  }
+
+  function postOps(spec: ConvSpec): Deno.PointerValue {
+    check(lib.dnnl_primitive_attr_create(c), "primitive_attr_create");
+    const attr = pointerOut(c);
+    if (spec.activation === "linear") return attr;
+    check(lib.dnnl_post_ops_create(c), "post_ops_create");
+    const ops = pointerOut(c);
+    const [alpha, beta] = spec.activation === "leakyrelu"
+      ? [spec.alpha, 0]
+      : spec.activation === "relu6"
+      ? [0, 6]
+      : spec.activation === "elu"
+      ? [1, 0]
+      : [0, 0];
+    check(
+      lib.dnnl_post_ops_append_eltwise(ops, 1, ELTWISE[spec.activation], alpha, beta),
+      "post_ops_append_eltwise",
+    );
+    check(lib.dnnl_primitive_attr_set_post_ops(attr, ops), "attr_set_post_ops");
+    return attr;
+  }
+
+  function create(spec: ConvSpec, direction: Direction): Entry {
     const [n, h, w, ci] = spec.x, [kh, kw, , co] = spec.filter, [, oh, ow] = spec.out;
     const src = memoryDesc([n, ci, h, w], TAG_NHWC);
     const dst = memoryDesc([n, co, oh, ow], TAG_NHWC);
-    const plainWeights = memoryDesc([co, ci, kh, kw], TAG_HWIO);
-    const anyWeights = memoryDesc([co, ci, kh, kw], TAG_ANY);
-    const bias = spec.bias ? memoryDesc([co], TAG_A) : null;
-    const desc = new Uint8Array(CONV_DESC_BYTES);
-    check(
-      lib.dnnl_dilated_convolution_forward_desc_init(
-        desc,
-        FORWARD_INFERENCE,
-        CONVOLUTION_DIRECT,
-        src,
-        anyWeights,
-        bias,
-        dst,
-        dims(spec.strides),
-        dims(spec.dilations.map((d) => d - 1)),
-        dims([spec.pad[0], spec.pad[1]]),
-        dims([spec.pad[2], spec.pad[3]]),
-      ),
-      "convolution_forward_desc_init",
-    );
-    const c = new BigUint64Array(1);
-    check(lib.dnnl_primitive_attr_create(c), "primitive_attr_create");
-    const attr = pointerOut(c);
-    if (spec.activation !== "linear") {
-      check(lib.dnnl_post_ops_create(c), "post_ops_create");
-      const postOps = pointerOut(c);
-      const [alpha, beta] = spec.activation === "leakyrelu"
-        ? [spec.alpha, 0]
-        : spec.activation === "relu6"
-        ? [0, 6]
-        : spec.activation === "elu"
-        ? [1, 0]
-        : [0, 0];
+    const plain = memoryDesc([co, ci, kh, kw], TAG_HWIO);
+    const any = memoryDesc([co, ci, kh, kw], TAG_ANY);
+    const geometry = [
+      dims(spec.strides),
+      dims(spec.dilations.map((d) => d - 1)),
+      dims([spec.pad[0], spec.pad[1]]),
+      dims([spec.pad[2], spec.pad[3]]),
+    ] as const;
+    const forwardDesc = (prop: number, bias: Uint8Array | null) => {
+      const desc = new Uint8Array(CONV_DESC_BYTES);
       check(
-        lib.dnnl_post_ops_append_eltwise(postOps, 1, ELTWISE[spec.activation], alpha, beta),
-        "post_ops_append_eltwise",
-      );
-      check(lib.dnnl_primitive_attr_set_post_ops(attr, postOps), "attr_set_post_ops");
-    }
-    check(lib.dnnl_primitive_desc_create(c, desc, attr, engine, null), "primitive_desc_create");
-    const pd = pointerOut(c);
-    check(lib.dnnl_primitive_create(c, pd), "primitive_create");
-    const conv = pointerOut(c);
-    const chosen = lib.dnnl_primitive_desc_query_md(pd, QUERY_WEIGHTS_MD, 0);
-    keep.push(src, dst, plainWeights, bias, desc);
-    const entry: Entry = {
-      conv,
-      src: memory(src),
-      weights: memory(chosen),
-      bias: bias ? memory(bias) : null,
-      dst: memory(dst),
-      args: new Uint8Array(),
-    };
-    if (!lib.dnnl_memory_desc_equal(plainWeights, chosen)) {
-      check(
-        lib.dnnl_reorder_primitive_desc_create(
-          c,
-          plainWeights,
-          engine,
-          chosen,
-          engine,
-          null,
+        lib.dnnl_dilated_convolution_forward_desc_init(
+          desc,
+          prop,
+          CONVOLUTION_DIRECT,
+          src,
+          any,
+          bias,
+          dst,
+          ...geometry,
         ),
+        "convolution_forward_desc_init",
+      );
+      return desc;
+    };
+    let pd: Deno.PointerValue;
+    let chosen: Deno.PointerValue;
+    const memories = new Map<number, Deno.PointerValue>();
+    if (direction === "forward") {
+      const bias = spec.bias ? memoryDesc([co], TAG_A) : null;
+      pd = primitiveDesc(forwardDesc(FORWARD_INFERENCE, bias), postOps(spec), null);
+      chosen = lib.dnnl_primitive_desc_query_md(pd, QUERY_WEIGHTS_MD, 0);
+      memories.set(ARG_SRC, memory(src)).set(ARG_WEIGHTS, memory(chosen));
+      memories.set(ARG_DST, memory(dst));
+      if (bias) memories.set(ARG_BIAS, memory(bias));
+    } else {
+      const hint = primitiveDesc(forwardDesc(FORWARD_TRAINING, null), null, null);
+      const desc = new Uint8Array(CONV_DESC_BYTES);
+      if (direction === "backwardData") {
+        check(
+          lib.dnnl_dilated_convolution_backward_data_desc_init(
+            desc,
+            CONVOLUTION_DIRECT,
+            src,
+            any,
+            dst,
+            ...geometry,
+          ),
+          "convolution_backward_data_desc_init",
+        );
+        pd = primitiveDesc(desc, null, hint);
+        chosen = lib.dnnl_primitive_desc_query_md(pd, QUERY_WEIGHTS_MD, 0);
+        memories.set(ARG_DIFF_DST, memory(dst)).set(ARG_WEIGHTS, memory(chosen));
+        memories.set(ARG_DIFF_SRC, memory(src));
+      } else {
+        check(
+          lib.dnnl_dilated_convolution_backward_weights_desc_init(
+            desc,
+            CONVOLUTION_DIRECT,
+            src,
+            any,
+            null,
+            dst,
+            ...geometry,
+          ),
+          "convolution_backward_weights_desc_init",
+        );
+        pd = primitiveDesc(desc, null, hint);
+        chosen = lib.dnnl_primitive_desc_query_md(pd, QUERY_DIFF_WEIGHTS_MD, 0);
+        memories.set(ARG_SRC, memory(src)).set(ARG_DIFF_DST, memory(dst));
+        memories.set(ARG_DIFF_WEIGHTS, memory(chosen));
+      }
+    }
+    const entry: Entry = {
+      primitive: primitiveOf(pd),
+      memories,
+      args: execArgs([...memories]),
+    };
+    if (!lib.dnnl_memory_desc_equal(plain, chosen)) {
+      const into = direction !== "backwardWeights";
+      check(
+        into
+          ? lib.dnnl_reorder_primitive_desc_create(c, plain, engine, chosen, engine, null)
+          : lib.dnnl_reorder_primitive_desc_create(
+            c,
+            new Uint8Array(new Deno.UnsafePointerView(chosen!).getArrayBuffer(MEMORY_DESC_BYTES)),
+            engine,
+            Deno.UnsafePointer.of(plain),
+            engine,
+            null,
+          ),
         "reorder_primitive_desc_create",
       );
       const reorderPd = pointerOut(c);
-      check(lib.dnnl_primitive_create(c, reorderPd), "reorder primitive_create");
+      const plainMemory = memory(plain), chosenMemory = memory(chosen);
       entry.reorder = {
-        primitive: pointerOut(c),
-        from: memory(plainWeights),
+        primitive: primitiveOf(reorderPd),
+        plain: plainMemory,
+        chosen: chosenMemory,
         bytes: Number(lib.dnnl_memory_desc_get_size(chosen)),
+        args: execArgs(
+          into
+            ? [[ARG_FROM, plainMemory], [ARG_TO, chosenMemory]]
+            : [[ARG_FROM, chosenMemory], [ARG_TO, plainMemory]],
+        ),
       };
     }
-    const pairs: [number, Deno.PointerValue][] = [
-      [ARG_SRC, entry.src],
-      [ARG_WEIGHTS, entry.weights],
-      [ARG_DST, entry.dst],
-    ];
-    if (entry.bias) pairs.push([ARG_BIAS, entry.bias]);
-    entry.args = execArgs(pairs);
     return entry;
+  }
+
+  /** The entry for `spec` and `direction`, created once; null when oneDNN refuses it. */
+  function entryFor(spec: ConvSpec, direction: Direction): Entry | null {
+    const key = `${direction} ${JSON.stringify(spec)}`;
+    let entry = entries.get(key);
+    if (entry === undefined) {
+      try {
+        entry = create(spec, direction);
+      } catch (error) {
+        if (Deno.env.get("TEXT_AS_IMAGE_NATIVE_DEBUG")) console.error(key, error);
+        entry = null;
+      }
+      entries.set(key, entry);
+    }
+    return entry;
+  }
+
+  // Views on the wasm heap are typed as ArrayBufferLike; the pointer is taken at once.
+  const setHandle = (memory: Deno.PointerValue, data: Float32Array | Uint8Array) =>
+    check(
+      lib.dnnl_memory_set_data_handle(
+        memory,
+        Deno.UnsafePointer.of(data as Uint8Array<ArrayBuffer>),
+      ),
+      "set handle",
+    );
+
+  function execute(primitive: Deno.PointerValue, args: Uint8Array): void {
+    check(lib.dnnl_primitive_execute(primitive, stream, args.length / 16, args), "execute");
+    check(lib.dnnl_stream_wait(stream), "stream_wait");
+  }
+
+  /** Reorders the plain filter into the entry's layout (a new buffer). */
+  function reorderInto(entry: Entry, filter: Float32Array): Uint8Array {
+    const r = entry.reorder!;
+    const data = new Uint8Array(r.bytes);
+    setHandle(r.plain, filter);
+    setHandle(r.chosen, data);
+    execute(r.primitive, r.args);
+    return data;
   }
 
   return {
     version: `oneDNN ${version.join(".")}`,
     forward(spec, x, filter, filterKey, bias, out, threads) {
-      const key = JSON.stringify(spec);
-      let entry = entries.get(key);
-      if (entry === undefined) {
-        try {
-          entry = create(spec);
-        } catch (error) {
-          if (Deno.env.get("TEXT_AS_IMAGE_NATIVE_DEBUG")) console.error(key, error);
-          entry = null;
-        }
-        entries.set(key, entry);
-      }
-      if (entry === null) return false;
+      const entry = entryFor(spec, "forward");
+      if (!entry) return false;
       omp.omp_set_num_threads(threads);
       let weights: Float32Array | Uint8Array = filter;
       if (entry.reorder) {
+        const key = JSON.stringify(spec);
         let cached = reordered.get(filterKey);
         if (!cached || cached.key !== key) {
-          const data = new Uint8Array(entry.reorder.bytes);
-          const r = entry.reorder;
-          check(lib.dnnl_memory_set_data_handle(r.from, Deno.UnsafePointer.of(filter)), "handle");
-          check(lib.dnnl_memory_set_data_handle(entry.weights, Deno.UnsafePointer.of(data)), "h");
-          const args = execArgs([[ARG_FROM, r.from], [ARG_TO, entry.weights]]);
-          check(lib.dnnl_primitive_execute(r.primitive, stream, 2, args), "reorder execute");
-          check(lib.dnnl_stream_wait(stream), "stream_wait");
-          cached = { key, data };
+          cached = { key, data: reorderInto(entry, filter) };
           reordered.set(filterKey, cached);
         }
         weights = cached.data;
       }
-      check(lib.dnnl_memory_set_data_handle(entry.src, Deno.UnsafePointer.of(x)), "handle");
-      check(lib.dnnl_memory_set_data_handle(entry.weights, Deno.UnsafePointer.of(weights)), "h");
-      check(lib.dnnl_memory_set_data_handle(entry.dst, Deno.UnsafePointer.of(out)), "handle");
-      if (entry.bias && bias) {
-        check(lib.dnnl_memory_set_data_handle(entry.bias, Deno.UnsafePointer.of(bias)), "h");
+      setHandle(entry.memories.get(ARG_SRC)!, x);
+      setHandle(entry.memories.get(ARG_WEIGHTS)!, weights);
+      setHandle(entry.memories.get(ARG_DST)!, out);
+      if (bias) setHandle(entry.memories.get(ARG_BIAS)!, bias);
+      execute(entry.primitive, entry.args);
+      return true;
+    },
+    backwardData(spec, dy, filter, dx, threads) {
+      const entry = entryFor(spec, "backwardData");
+      if (!entry) return false;
+      omp.omp_set_num_threads(threads);
+      setHandle(entry.memories.get(ARG_DIFF_DST)!, dy);
+      setHandle(
+        entry.memories.get(ARG_WEIGHTS)!,
+        entry.reorder ? reorderInto(entry, filter) : filter,
+      );
+      setHandle(entry.memories.get(ARG_DIFF_SRC)!, dx);
+      execute(entry.primitive, entry.args);
+      return true;
+    },
+    backwardWeights(spec, x, dy, dw, threads) {
+      const entry = entryFor(spec, "backwardWeights");
+      if (!entry) return false;
+      omp.omp_set_num_threads(threads);
+      const chosen = entry.reorder ? new Uint8Array(entry.reorder.bytes) : dw;
+      setHandle(entry.memories.get(ARG_SRC)!, x);
+      setHandle(entry.memories.get(ARG_DIFF_DST)!, dy);
+      setHandle(entry.memories.get(ARG_DIFF_WEIGHTS)!, chosen);
+      execute(entry.primitive, entry.args);
+      if (entry.reorder) {
+        setHandle(entry.reorder.chosen, chosen);
+        setHandle(entry.reorder.plain, dw);
+        execute(entry.reorder.primitive, entry.reorder.args);
       }
-      const nargs = entry.args.length / 16;
-      check(lib.dnnl_primitive_execute(entry.conv, stream, nargs, entry.args), "execute");
-      check(lib.dnnl_stream_wait(stream), "stream_wait");
       return true;
     },
   };
