@@ -19,6 +19,7 @@
 import { readValues, tf } from "../tf.ts";
 import type { Collective } from "./collective.ts";
 import type { NamedArrays } from "./network.ts";
+import { AdamSimd } from "./adam_simd.ts";
 
 /** A group of variables sharing a learning rate. */
 export interface ParamGroup {
@@ -75,6 +76,8 @@ export class Adam {
   readonly #v: Float32Array;
   readonly #values: Float32Array;
   readonly #params: Float32Array;
+  /** The update in WebAssembly SIMD (bit for bit the scalar loop), where available. */
+  readonly #simd?: AdamSimd;
 
   /** Creates the optimizer; moments start at zero. */
   constructor(groups: ParamGroup[], options: AdamOptions = {}) {
@@ -94,10 +97,11 @@ export class Adam {
         offset += variable.size;
       }
     }
-    this.#m = new Float32Array(offset);
-    this.#v = new Float32Array(offset);
-    this.#values = new Float32Array(offset);
-    this.#params = new Float32Array(offset);
+    this.#simd = AdamSimd.create(offset);
+    this.#m = this.#simd?.m ?? new Float32Array(offset);
+    this.#v = this.#simd?.v ?? new Float32Array(offset);
+    this.#values = this.#simd?.values ?? new Float32Array(offset);
+    this.#params = this.#simd?.params ?? new Float32Array(offset);
   }
 
   /** The variables of every group, in order (for `tf.variableGrads`). */
@@ -152,7 +156,22 @@ export class Adam {
         return;
       }
       const stepSize = f32(slot.lr / (1 - this.#beta1 ** t));
-      for (let i = lo; i < hi; i++) {
+      let start = lo;
+      if (this.#simd) {
+        const count = (hi - lo) - ((hi - lo) % 4);
+        this.#simd.update(lo, count, {
+          b1,
+          b2,
+          oneMinusB1,
+          oneMinusB2,
+          epsilon,
+          sqrtBc2: sqrtBc2,
+          step: stepSize,
+          decay,
+        });
+        start = lo + count;
+      }
+      for (let i = start; i < hi; i++) {
         const p = params[i];
         let g = values[i];
         if (decay !== 0) g = f32(g + f32(p * decay));
