@@ -259,7 +259,7 @@ function chunkRows(info: tf.backend_util.Conv2DInfo): number {
  * `x` into `cols` (one row of `kh·kw·ci` per position, zeros for padding), or adds `cols`
  * back into `x` (`add` true: col2im, the input gradient).
  */
-export function im2col(
+function im2col(
   x: Float32Array,
   info: tf.backend_util.Conv2DInfo,
   start: number,
