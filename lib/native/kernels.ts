@@ -323,9 +323,24 @@ function convSpec(info: tf.backend_util.Conv2DInfo): ConvSpec {
   };
 }
 
-/** Threads for a convolution of `multiplyAdds`: one below the small-product threshold. */
-function convThreads(multiplyAdds: number): number {
-  return multiplyAdds < SMALL_GEMM_MULTIPLY_ADDS ? 1 : nativeThreads();
+/**
+ * Runs a convolution of `multiplyAdds` on oneDNN's primitive (`run` gets it and the threads
+ * to use: one below the small-product threshold), timing it; false where the primitive is
+ * not used (another library, switched off) or refused the case.
+ */
+function onPrimitive(
+  gemm: NativeGemm,
+  multiplyAdds: number,
+  run: (primitive: OneDnnConv, threads: number) => boolean,
+): boolean {
+  const primitive = gemm.library === "onednn" ? oneDnnConv() : undefined;
+  if (!primitive) return false;
+  const t = performance.now();
+  const threads = multiplyAdds < SMALL_GEMM_MULTIPLY_ADDS ? 1 : nativeThreads();
+  if (!run(primitive, threads)) return false;
+  profile.convMs += performance.now() - t;
+  profile.convFlops += 2 * multiplyAdds;
+  return true;
 }
 
 function conv2D(gemm: NativeGemm, args: KernelArgs, fallback: KernelCall): TensorInfo {
@@ -345,28 +360,20 @@ function conv2D(gemm: NativeGemm, args: KernelArgs, fallback: KernelCall): Tenso
   const xv = backend.typedArrayFromHeap(x), wv = backend.typedArrayFromHeap(filter);
   const ov = backend.typedArrayFromHeap(out);
   const bias = inputs.bias ? backend.typedArrayFromHeap(inputs.bias) : undefined;
-  const primitive = gemm.library === "onednn" ? oneDnnConv() : undefined;
-  if (primitive) {
-    const t = performance.now();
-    const done = primitive.forward(
-      {
-        ...convSpec(info),
-        bias: bias !== undefined,
-        activation,
-        alpha: Number(attrs.leakyreluAlpha ?? 0.2),
-      },
-      xv,
-      wv,
-      filter.dataId,
-      bias,
-      ov,
-      convThreads(M * K * CO),
-    );
-    if (done) {
-      profile.convMs += performance.now() - t;
-      profile.convFlops += 2 * M * K * CO;
-      return out;
-    }
+  const spec = {
+    ...convSpec(info),
+    bias: bias !== undefined,
+    activation,
+    alpha: Number(attrs.leakyreluAlpha ?? 0.2),
+  };
+  if (
+    onPrimitive(
+      gemm,
+      M * K * CO,
+      (p, threads) => p.forward(spec, xv, wv, filter.dataId, bias, ov, threads),
+    )
+  ) {
+    return out;
   }
   const beta = prefillBias(ov, CO, bias);
   if (pointwise(info)) {
@@ -400,14 +407,9 @@ function conv2DBackpropFilter(
   const out = backend.makeOutput(filterShape, "float32");
   const xv = backend.typedArrayFromHeap(x), dyv = backend.typedArrayFromHeap(dy);
   const ov = backend.typedArrayFromHeap(out);
-  const primitive = gemm.library === "onednn" ? oneDnnConv() : undefined;
-  if (primitive) {
-    const t = performance.now();
-    if (primitive.backwardWeights(convSpec(info), xv, dyv, ov, convThreads(M * K * CO))) {
-      profile.convMs += performance.now() - t;
-      profile.convFlops += 2 * M * K * CO;
-      return out;
-    }
+  const spec = convSpec(info);
+  if (onPrimitive(gemm, M * K * CO, (p, t) => p.backwardWeights(spec, xv, dyv, ov, t))) {
+    return out;
   }
   if (pointwise(info)) {
     sgemm(gemm, true, false, K, CO, M, xv, K, dyv, CO, 0, ov, CO);
@@ -486,14 +488,9 @@ function conv2DBackpropInput(
   const out = backend.makeOutput(inputShape, "float32");
   const dyv = backend.typedArrayFromHeap(dy), wv = backend.typedArrayFromHeap(filter);
   const ov = backend.typedArrayFromHeap(out);
-  const primitive = gemm.library === "onednn" ? oneDnnConv() : undefined;
-  if (primitive) {
-    const t = performance.now();
-    if (primitive.backwardData(convSpec(info), dyv, wv, ov, convThreads(M * K * CO))) {
-      profile.convMs += performance.now() - t;
-      profile.convFlops += 2 * M * K * CO;
-      return out;
-    }
+  const spec = convSpec(info);
+  if (onPrimitive(gemm, M * K * CO, (p, t) => p.backwardData(spec, dyv, wv, ov, t))) {
+    return out;
   }
   if (pointwise(info)) {
     sgemm(gemm, false, true, M, K, CO, dyv, CO, wv, CO, 0, ov, K);
