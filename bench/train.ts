@@ -172,12 +172,14 @@ async function child(
       ms_per_step: perStep(wall),
       kernel_ms_per_step: Object.fromEntries(top.map(([k, ms]) => [k, perStep(ms)])),
       native_ms_per_step: {
+        conv_primitive: perStep(native.convMs),
         gemm: perStep(native.gemmMs),
         im2col: perStep(native.im2colMs),
         col2im: perStep(native.col2imMs),
         bias_activation: perStep(native.epilogueMs),
       },
       gemm_gflop_per_s: round(native.gemmFlops / native.gemmMs / 1e6),
+      conv_primitive_gflop_per_s: round(native.convFlops / native.convMs / 1e6),
     }));
     return;
   }
