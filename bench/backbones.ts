@@ -52,7 +52,6 @@
  *            [--only name,name] [--sizes 50,150]
  */
 import { join } from "node:path";
-import process from "node:process";
 import { fileURLToPath } from "node:url";
 import { projectRoot } from "../lib/config.ts";
 import { nativeStatusText, ready } from "../lib/tf.ts";
@@ -65,7 +64,15 @@ import {
   loadBackbone,
   randomlyInitialisedBackbone,
 } from "../lib/vision/mod.ts";
-import { failureText, PYTHON, pythonFailure, requirePython } from "./data.ts";
+import {
+  cpuSeconds,
+  failureText,
+  peakRssMb,
+  PYTHON,
+  pythonFailure,
+  requirePython,
+  resetPeakRss,
+} from "./data.ts";
 
 const SIZES = [50, 150] as const;
 const TARGET_RATIO = 1;
@@ -88,26 +95,6 @@ const PAPER_NETWORKS = ["alexnet", "vgg16", "wide_resnet50_2", "resnext50_32x4d"
 function argument(name: string): string | undefined {
   const i = Deno.args.indexOf(name);
   return i >= 0 ? Deno.args[i + 1] : undefined;
-}
-
-function peakRssMb(): number {
-  try {
-    const status = Deno.readTextFileSync("/proc/self/status");
-    const kb = Number(/VmHWM:\s+(\d+)/.exec(status)?.[1]);
-    if (kb) return kb / 1024;
-  } catch { /* not Linux */ }
-  return Deno.memoryUsage().rss / 2 ** 20;
-}
-
-/** CPU seconds used by this process (all threads): /proc, else getrusage via node:process. */
-function cpuSeconds(): number {
-  try {
-    const fields = Deno.readTextFileSync("/proc/self/stat").split(") ")[1].split(" ");
-    const seconds = (Number(fields[11]) + Number(fields[12])) / 100; // utime + stime, USER_HZ
-    if (Number.isFinite(seconds)) return seconds;
-  } catch { /* not Linux */ }
-  const { user, system } = process.cpuUsage();
-  return (user + system) / 1e6;
 }
 
 /** Where one batch's time went (native kernels' profile around the timed calls). */
@@ -150,16 +137,6 @@ interface Measurement {
 function randomWeights(name: string): boolean {
   const spec = BACKBONES[name];
   return spec?.torchvision !== undefined && !hasTorchvisionCheckpoint(spec);
-}
-
-/** Lowers this process's VmHWM to its current RSS (Linux ≥ 4.0); false where refused. */
-function resetPeakRss(): boolean {
-  try {
-    Deno.writeTextFileSync("/proc/self/clear_refs", "5");
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 /**

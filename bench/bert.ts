@@ -52,7 +52,7 @@ import { parseArgs } from "node:util";
 import { projectRoot } from "../lib/config.ts";
 import { BertEncoder } from "../lib/embed/bert.ts";
 import { ensureTinyBert } from "../tools/tiny_bert.ts";
-import { failureText, PYTHON, pythonFailure, requirePython } from "./data.ts";
+import { failureText, PYTHON, pythonFailure, requirePython, resetPeakRss } from "./data.ts";
 
 const REFERENCE = "the PyTorch reference (bench/bert_reference.py)";
 const REFERENCE_SCRIPT = fileURLToPath(new URL("./bert_reference.py", import.meta.url));
@@ -181,16 +181,6 @@ function procMb(field: "VmHWM" | "VmRSS"): number {
   );
   if (!m) throw new Error(`/proc/self/status has no ${field}`);
   return Number(m[1]) / 1024;
-}
-
-/** Lowers this process's VmHWM to its current RSS (Linux ≥ 4.0); false where refused. */
-function resetPeakRss(): boolean {
-  try {
-    Deno.writeTextFileSync("/proc/self/clear_refs", "5");
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 async function writeF32(path: string, data: Float32Array): Promise<void> {

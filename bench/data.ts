@@ -8,15 +8,47 @@
  * is never reported as a null figure. Checked before anything is timed, with a message
  * naming the missing program or Python module and the Debian package to install.
  *
- * It also exports the check of a Python reference that the other benches share
- * (`requirePython`, `pythonFailure`, `failureText`); importing it runs no bench.
+ * It also exports what the other benches share: the check of a Python reference
+ * (`requirePython`, `pythonFailure`, `failureText`) and this process's peak memory and CPU
+ * time (`peakRssMb`, `resetPeakRss`, `cpuSeconds`); importing it runs no bench.
  *
  * Usage: deno run -A bench/data.ts [--runs N] [--source PATH]
  * Default source: the shared labelled-only archive (see lib/data defaultImdbSource()).
  */
 import { fileURLToPath } from "node:url";
 import { existsSync } from "node:fs";
+import process from "node:process";
 import { defaultImdbSource, loadImdb, splitReviews } from "../lib/data/mod.ts";
+
+/** Peak resident memory of this process in MB (VmHWM), else the current RSS. */
+export function peakRssMb(): number {
+  try {
+    const kb = Number(/VmHWM:\s+(\d+)/.exec(Deno.readTextFileSync("/proc/self/status"))?.[1]);
+    if (kb) return kb / 1024;
+  } catch { /* not Linux */ }
+  return Deno.memoryUsage().rss / 2 ** 20;
+}
+
+/** Lowers this process's VmHWM to its current RSS (Linux ≥ 4.0); false where refused. */
+export function resetPeakRss(): boolean {
+  try {
+    Deno.writeTextFileSync("/proc/self/clear_refs", "5");
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** CPU seconds used by this process (all threads): /proc, else getrusage via node:process. */
+export function cpuSeconds(): number {
+  try {
+    const fields = Deno.readTextFileSync("/proc/self/stat").split(") ")[1].split(" ");
+    const seconds = (Number(fields[11]) + Number(fields[12])) / 100; // utime + stime, USER_HZ
+    if (Number.isFinite(seconds)) return seconds;
+  } catch { /* not Linux */ }
+  const { user, system } = process.cpuUsage();
+  return (user + system) / 1e6;
+}
 
 /** The Python the references run with: Debian's own, with its python3-* packages. */
 export const PYTHON = "/usr/bin/python3";

@@ -69,7 +69,7 @@ import { nativeProfile, resetNativeProfile } from "../lib/native/kernels.ts";
 import { nativeStatus, nativeStatusText, tf } from "../lib/tf.ts";
 import type { Matrix } from "../lib/types.ts";
 import { ensureTinyBert, SYSTEM_PYTHON } from "../tools/tiny_bert.ts";
-import { pythonFailure } from "./data.ts";
+import { peakRssMb, pythonFailure } from "./data.ts";
 
 /** One review whose token ids differ between ours and the reference. */
 export interface TokenMismatch {
@@ -253,15 +253,6 @@ interface ConfigRun {
   kernel_ms?: Record<string, number>;
   /** ms of that profiled chunk. */
   profiled_chunk_ms?: number;
-}
-
-/** Peak resident memory of this process in MB (VmHWM), else the current RSS. */
-function peakRssMb(): number {
-  try {
-    const kb = Number(/VmHWM:\s+(\d+)/.exec(Deno.readTextFileSync("/proc/self/status"))?.[1]);
-    if (kb) return kb / 1024;
-  } catch { /* not Linux */ }
-  return Deno.memoryUsage().rss / 2 ** 20;
 }
 
 /** What the workers' products run on: the library, and each worker's threads (default 1). */

@@ -29,7 +29,6 @@
  *
  * Usage: deno run -A bench/train.ts [--steps150 N] [--steps50 N] [--rounds R]
  */
-import process from "node:process";
 import { fileURLToPath } from "node:url";
 import { nativeStatusText, ready, tf } from "../lib/tf.ts";
 import { nativeProfile, resetNativeProfile } from "../lib/native/kernels.ts";
@@ -42,7 +41,14 @@ import {
   registerTrainingKernels,
 } from "../lib/train/mod.ts";
 import { loadBackbone } from "../lib/vision/mod.ts";
-import { failureText, PYTHON, pythonFailure, requirePython } from "./data.ts";
+import {
+  cpuSeconds,
+  failureText,
+  peakRssMb,
+  PYTHON,
+  pythonFailure,
+  requirePython,
+} from "./data.ts";
 
 const BATCH = 32;
 const REFERENCE = "the PyTorch reference (bench/train_reference.py)";
@@ -50,17 +56,6 @@ const REFERENCE = "the PyTorch reference (bench/train_reference.py)";
 function argument(name: string, fallback: number): number {
   const i = Deno.args.indexOf(name);
   return i >= 0 ? Number(Deno.args[i + 1]) : fallback;
-}
-
-/** CPU seconds used by this process (all threads): /proc, else getrusage via node:process. */
-function cpuSeconds(): number {
-  try {
-    const fields = Deno.readTextFileSync("/proc/self/stat").split(") ")[1].split(" ");
-    const seconds = (Number(fields[11]) + Number(fields[12])) / 100; // utime + stime, USER_HZ
-    if (Number.isFinite(seconds)) return seconds;
-  } catch { /* not Linux */ }
-  const { user, system } = process.cpuUsage();
-  return (user + system) / 1e6;
 }
 
 interface Rate {
@@ -93,16 +88,6 @@ function randomVggSlice(): FrozenBackbone {
     outputShape: ([h, w]) => [Math.floor(h / 4), Math.floor(w / 4), 256],
     forward: (x) => model.predict(x) as tf.Tensor4D,
   };
-}
-
-/** Peak resident memory of this process in MB (VmHWM), NaN where /proc is missing. */
-function peakRssMb(): number {
-  try {
-    const kb = Number(/VmHWM:\s+(\d+)/.exec(Deno.readTextFileSync("/proc/self/status"))?.[1]);
-    return kb / 1024;
-  } catch {
-    return NaN;
-  }
 }
 
 /**
