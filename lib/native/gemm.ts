@@ -117,7 +117,12 @@ export function setNativeThreads(threads: number | undefined): void {
  */
 export const SMALL_GEMM_MULTIPLY_ADDS = 1 << 21;
 
-function applyThreads(multiplyAdds: number): void {
+/**
+ * Sets the threads of this thread's next native call (a product, or a oneDNN primitive) of
+ * `multiplyAdds`: one below {@link SMALL_GEMM_MULTIPLY_ADDS}, else {@link nativeThreads}. Every
+ * native call goes through here, so the remembered count is always the runtime's.
+ */
+export function useNativeThreads(multiplyAdds: number): void {
   const n = multiplyAdds < SMALL_GEMM_MULTIPLY_ADDS ? 1 : nativeThreads();
   if (n === appliedThreads) return;
   setOmpThreads?.(n);
@@ -158,7 +163,7 @@ function openOneDnn(): NativeGemm {
     file: LIBRARIES.onednn.file,
     sgemm(tA, tB, m, n, k, a, lda, b, ldb, beta, c, ldc) {
       if (m === 0 || n === 0) return;
-      applyThreads(m * n * k);
+      useNativeThreads(m * n * k);
       const status = lib.symbols.dnnl_sgemm(
         tA ? T : N,
         tB ? T : N,
@@ -214,7 +219,7 @@ function openOpenBlas(): NativeGemm {
     file: LIBRARIES.openblas.file,
     sgemm(tA, tB, m, n, k, a, lda, b, ldb, beta, c, ldc) {
       if (m === 0 || n === 0) return;
-      applyThreads(m * n * k);
+      useNativeThreads(m * n * k);
       lib.symbols.cblas_sgemm(
         ROW_MAJOR,
         tA ? TRANS : NO_TRANS,

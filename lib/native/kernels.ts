@@ -1,33 +1,32 @@
 /**
- * Native kernels for TensorFlow.js's wasm backend: matrix products and convolutions (forward,
- * input gradient, filter gradient) computed by a native GEMM ({@link nativeGemm}: oneDNN or
- * OpenBLAS) on the tensors' own memory in the wasm heap, everything else left to the wasm
- * kernels. The frozen backbones, the trainable network, its gradients and the text encoders'
- * graphs all run through these few kernels, so they all get faster at once.
+ * Native kernels for TensorFlow.js's wasm backend, computed on the tensors' own memory in the
+ * wasm heap, everything else left to the wasm kernels. The frozen backbones, the trainable
+ * network, its gradients and the text encoders' graphs all run through these few kernels, so
+ * they all get faster at once.
  *
+ * - `Conv2D`, `FusedConv2D` (channels-last), `Conv2DBackpropFilter`, `Conv2DBackpropInput`:
+ *   oneDNN's convolution primitives (`onednn_conv.ts`, bias and activation fused) where the
+ *   GEMM is oneDNN's; otherwise, and where a primitive refuses the case, im2col in chunks of
+ *   at most {@link IM2COL_CHUNK_FLOATS} values ({@link setIm2colChunkFloats}) and
+ *   `cols[M×K] · W[K×Co]` on {@link nativeGemm}, the filter `[kh, kw, ci, co]` being that
+ *   matrix already (a 1×1 stride-1 unpadded convolution is the product itself). The filter
+ *   gradient is `dW = Σ_chunks colsᵀ · dy`; the input gradient, for stride 1, the forward
+ *   convolution of `dy` with the rotated filter, else `dcols = dy · Wᵀ` scattered back.
  * - `BatchMatMul`, `_FusedMatMul`: one GEMM per batch entry (transposes passed to the GEMM,
  *   never materialised), a left operand broadcast over a shared right-hand matrix computed as
- *   one tall product; the fused bias and activation applied in place.
- * - `Conv2D`, `FusedConv2D` (channels-last): im2col in chunks of at most
- *   {@link IM2COL_CHUNK_FLOATS} values ({@link setIm2colChunkFloats}) (contiguous runs copied with `set`), then
- *   `cols[M×K] · W[K×Co]`, the filter `[kh, kw, ci, co]` being that matrix already; a 1×1
- *   stride-1 unpadded convolution is the product itself.
- * - `Conv2DBackpropFilter`: `dW = Σ_chunks colsᵀ · dy`; `Conv2DBackpropInput`: for stride 1,
- *   the forward convolution of `dy` with the rotated filter, else `dcols = dy · Wᵀ`
- *   scattered back (col2im).
- *
+ *   one tall product; the fused bias written first, the activation applied in place.
  * - `Sum`, `Mean` over leading axes: one-row products `1ᵀ·X`.
  *
  * Anything else (other data formats, PReLU, broadcasting both operands, int tensors) calls the
  * kernel that was registered before, so results never depend on whether a case is covered.
  * {@link registerNativeKernels} installs them once the native library loads and is
- * idempotent; {@link registerTrainingKernels} in `lib/train/kernels.ts` calls it again after
+ * idempotent; `registerTrainingKernels` in `lib/train/kernels.ts` calls it again after
  * installing its own wasm gradients, which then serve as the fallback.
  *
  * @module
  */
 import { tf } from "../tf.ts";
-import { type NativeGemm, nativeGemm, nativeThreads, SMALL_GEMM_MULTIPLY_ADDS } from "./gemm.ts";
+import { type NativeGemm, nativeGemm, useNativeThreads } from "./gemm.ts";
 import { type ConvSpec, type OneDnnConv, openOneDnnConv } from "./onednn_conv.ts";
 
 type TensorInfo = tf.TensorInfo;
@@ -267,6 +266,20 @@ function im2col(
   cols: Float32Array,
   add = false,
 ): void {
+  const t = performance.now();
+  copyFields(x, info, start, rows, cols, add);
+  if (add) profile.col2imMs += performance.now() - t;
+  else profile.im2colMs += performance.now() - t;
+}
+
+function copyFields(
+  x: Float32Array,
+  info: tf.backend_util.Conv2DInfo,
+  start: number,
+  rows: number,
+  cols: Float32Array,
+  add: boolean,
+): void {
   const H = info.inHeight, W = info.inWidth, C = info.inChannels;
   const OH = info.outHeight, OW = info.outWidth, KH = info.filterHeight, KW = info.filterWidth;
   const sh = info.strideHeight, sw = info.strideWidth;
@@ -324,20 +337,20 @@ function convSpec(info: tf.backend_util.Conv2DInfo): ConvSpec {
 }
 
 /**
- * Runs a convolution of `multiplyAdds` on oneDNN's primitive (`run` gets it and the threads
- * to use: one below the small-product threshold), timing it; false where the primitive is
- * not used (another library, switched off) or refused the case.
+ * Runs a convolution of `multiplyAdds` on oneDNN's primitive, on the threads a product of
+ * that size gets, timing it; false where the primitive is not used (another library,
+ * switched off) or refused the case.
  */
 function onPrimitive(
   gemm: NativeGemm,
   multiplyAdds: number,
-  run: (primitive: OneDnnConv, threads: number) => boolean,
+  run: (primitive: OneDnnConv) => boolean,
 ): boolean {
   const primitive = gemm.library === "onednn" ? oneDnnConv() : undefined;
   if (!primitive) return false;
   const t = performance.now();
-  const threads = multiplyAdds < SMALL_GEMM_MULTIPLY_ADDS ? 1 : nativeThreads();
-  if (!run(primitive, threads)) return false;
+  useNativeThreads(multiplyAdds);
+  if (!run(primitive)) return false;
   profile.convMs += performance.now() - t;
   profile.convFlops += 2 * multiplyAdds;
   return true;
@@ -366,13 +379,7 @@ function conv2D(gemm: NativeGemm, args: KernelArgs, fallback: KernelCall): Tenso
     activation,
     alpha: Number(attrs.leakyreluAlpha ?? 0.2),
   };
-  if (
-    onPrimitive(
-      gemm,
-      M * K * CO,
-      (p, threads) => p.forward(spec, xv, wv, filter.dataId, bias, ov, threads),
-    )
-  ) {
+  if (onPrimitive(gemm, M * K * CO, (p) => p.forward(spec, xv, wv, filter.dataId, bias, ov))) {
     return out;
   }
   const beta = prefillBias(ov, CO, bias);
@@ -382,13 +389,11 @@ function conv2D(gemm: NativeGemm, args: KernelArgs, fallback: KernelCall): Tenso
     const step = chunkRows(info);
     for (let r0 = 0; r0 < M; r0 += step) {
       const rows = Math.min(step, M - r0), cols = scratchOf(rows * K);
-      const t = performance.now();
       im2col(xv, info, r0, rows, cols);
-      profile.im2colMs += performance.now() - t;
       sgemm(gemm, false, false, rows, CO, K, cols, K, wv, CO, beta, ov.subarray(r0 * CO), CO);
     }
   }
-  activate(ov, activation, Number(attrs.leakyreluAlpha ?? 0.2));
+  activate(ov, activation, spec.alpha);
   return out;
 }
 
@@ -408,7 +413,7 @@ function conv2DBackpropFilter(
   const xv = backend.typedArrayFromHeap(x), dyv = backend.typedArrayFromHeap(dy);
   const ov = backend.typedArrayFromHeap(out);
   const spec = convSpec(info);
-  if (onPrimitive(gemm, M * K * CO, (p, t) => p.backwardWeights(spec, xv, dyv, ov, t))) {
+  if (onPrimitive(gemm, M * K * CO, (p) => p.backwardWeights(spec, xv, dyv, ov))) {
     return out;
   }
   if (pointwise(info)) {
@@ -419,9 +424,7 @@ function conv2DBackpropFilter(
   ov.fill(0);
   for (let r0 = 0; r0 < M; r0 += step) {
     const rows = Math.min(step, M - r0), cols = scratchOf(rows * K);
-    const t = performance.now();
     im2col(xv, info, r0, rows, cols);
-    profile.im2colMs += performance.now() - t;
     sgemm(gemm, true, false, K, CO, rows, cols, K, dyv.subarray(r0 * CO), CO, 1, ov, CO);
   }
   return out;
@@ -466,9 +469,7 @@ function backpropInputAsConv(
   const step = chunkRows(transposed);
   for (let r0 = 0; r0 < M; r0 += step) {
     const rows = Math.min(step, M - r0), cols = scratchOf(rows * K);
-    const t = performance.now();
     im2col(dyv, transposed, r0, rows, cols);
-    profile.im2colMs += performance.now() - t;
     sgemm(gemm, false, false, rows, CI, K, cols, K, rotated, CI, 0, ov.subarray(r0 * CI), CI);
   }
 }
@@ -489,7 +490,7 @@ function conv2DBackpropInput(
   const dyv = backend.typedArrayFromHeap(dy), wv = backend.typedArrayFromHeap(filter);
   const ov = backend.typedArrayFromHeap(out);
   const spec = convSpec(info);
-  if (onPrimitive(gemm, M * K * CO, (p, t) => p.backwardData(spec, dyv, wv, ov, t))) {
+  if (onPrimitive(gemm, M * K * CO, (p) => p.backwardData(spec, dyv, wv, ov))) {
     return out;
   }
   if (pointwise(info)) {
@@ -508,9 +509,7 @@ function conv2DBackpropInput(
   for (let r0 = 0; r0 < M; r0 += step) {
     const rows = Math.min(step, M - r0), cols = scratchOf(rows * K);
     sgemm(gemm, false, true, rows, K, CO, dyv.subarray(r0 * CO), CO, wv, CO, 0, cols, K);
-    const t = performance.now();
     im2col(ov, info, r0, rows, cols, true);
-    profile.col2imMs += performance.now() - t;
   }
   return out;
 }

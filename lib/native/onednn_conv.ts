@@ -36,8 +36,11 @@ export interface ConvSpec {
   alpha: number;
 }
 
-/** oneDNN's convolution, opened. Each call returns false (computing nothing) for a case
- * oneDNN refuses, and the caller computes it another way. */
+/**
+ * oneDNN's convolution, opened. Each call returns false (computing nothing) for a case oneDNN
+ * refuses, and the caller computes it another way. Calls run on the OpenMP threads the caller
+ * set (`useNativeThreads` in `gemm.ts`).
+ */
 export interface OneDnnConv {
   /** `oneDNN <major>.<minor>.<patch>`. */
   readonly version: string;
@@ -53,7 +56,6 @@ export interface OneDnnConv {
     filterKey: object,
     bias: Float32Array | undefined,
     out: Float32Array,
-    threads: number,
   ): boolean;
   /** The input gradient `dx` (`[n, h, w, ci]`) from `dy` and the filter. */
   backwardData(
@@ -61,7 +63,6 @@ export interface OneDnnConv {
     dy: Float32Array,
     filter: Float32Array,
     dx: Float32Array,
-    threads: number,
   ): boolean;
   /** The filter gradient `dw` (`[kh, kw, ci, co]`) from `x` and `dy`. */
   backwardWeights(
@@ -69,7 +70,6 @@ export interface OneDnnConv {
     x: Float32Array,
     dy: Float32Array,
     dw: Float32Array,
-    threads: number,
   ): boolean;
 }
 
@@ -231,14 +231,11 @@ export function openOneDnnConv(): OneDnnConv | undefined {
   const v = new Deno.UnsafePointerView(lib.dnnl_version()!);
   const version = [v.getInt32(0), v.getInt32(4), v.getInt32(8)];
   if (version[0] !== 2) return undefined;
-  const cell = new BigUint64Array(1);
-  check(lib.dnnl_engine_create(cell, ENGINE_CPU, 0n), "engine_create");
-  const engine = pointerOut(cell);
-  check(lib.dnnl_stream_create(cell, engine, STREAM_DEFAULT), "stream_create");
-  const stream = pointerOut(cell);
-  const omp = Deno.dlopen("libgomp.so.1", {
-    omp_set_num_threads: { parameters: ["i32"], result: "void" },
-  }).symbols;
+  const c = new BigUint64Array(1); // out-parameter cell of the create calls
+  check(lib.dnnl_engine_create(c, ENGINE_CPU, 0n), "engine_create");
+  const engine = pointerOut(c);
+  check(lib.dnnl_stream_create(c, engine, STREAM_DEFAULT), "stream_create");
+  const stream = pointerOut(c);
 
   const memoryDesc = (shape: readonly number[], tag: number) => {
     const md = new Uint8Array(MEMORY_DESC_BYTES);
@@ -247,7 +244,6 @@ export function openOneDnnConv(): OneDnnConv | undefined {
     return md;
   };
   const memory = (md: Uint8Array | Deno.PointerValue) => {
-    const c = new BigUint64Array(1);
     const mdPointer = md instanceof Uint8Array ? Deno.UnsafePointer.of(md) : md;
     // DNNL_MEMORY_NONE (null): the handle is set before every execution
     check(lib.dnnl_memory_create(c, mdPointer, engine, null), "memory_create");
@@ -255,8 +251,8 @@ export function openOneDnnConv(): OneDnnConv | undefined {
   };
   const keep: unknown[] = [];
   const entries = new Map<string, Entry | null>(); // null: refused by oneDNN
-  const reordered = new WeakMap<object, { key: string; data: Uint8Array }>();
-  const c = new BigUint64Array(1);
+  // per filter tensor: its values in the layout of the entry that reordered them
+  const reordered = new WeakMap<object, { entry: Entry; data: Uint8Array }>();
 
   function primitiveDesc(
     desc: Uint8Array,
@@ -450,16 +446,14 @@ export function openOneDnnConv(): OneDnnConv | undefined {
 
   return {
     version: `oneDNN ${version.join(".")}`,
-    forward(spec, x, filter, filterKey, bias, out, threads) {
+    forward(spec, x, filter, filterKey, bias, out) {
       const entry = entryFor(spec, "forward");
       if (!entry) return false;
-      omp.omp_set_num_threads(threads);
       let weights: Float32Array | Uint8Array = filter;
       if (entry.reorder) {
-        const key = JSON.stringify(spec);
         let cached = reordered.get(filterKey);
-        if (!cached || cached.key !== key) {
-          cached = { key, data: reorderInto(entry, filter) };
+        if (!cached || cached.entry !== entry) {
+          cached = { entry, data: reorderInto(entry, filter) };
           reordered.set(filterKey, cached);
         }
         weights = cached.data;
@@ -471,10 +465,9 @@ export function openOneDnnConv(): OneDnnConv | undefined {
       execute(entry.primitive, entry.args);
       return true;
     },
-    backwardData(spec, dy, filter, dx, threads) {
+    backwardData(spec, dy, filter, dx) {
       const entry = entryFor(spec, "backwardData");
       if (!entry) return false;
-      omp.omp_set_num_threads(threads);
       setHandle(entry.memories.get(ARG_DIFF_DST)!, dy);
       setHandle(
         entry.memories.get(ARG_WEIGHTS)!,
@@ -484,10 +477,9 @@ export function openOneDnnConv(): OneDnnConv | undefined {
       execute(entry.primitive, entry.args);
       return true;
     },
-    backwardWeights(spec, x, dy, dw, threads) {
+    backwardWeights(spec, x, dy, dw) {
       const entry = entryFor(spec, "backwardWeights");
       if (!entry) return false;
-      omp.omp_set_num_threads(threads);
       const chosen = entry.reorder ? new Uint8Array(entry.reorder.bytes) : dw;
       setHandle(entry.memories.get(ARG_SRC)!, x);
       setHandle(entry.memories.get(ARG_DIFF_DST)!, dy);
