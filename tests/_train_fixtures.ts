@@ -1,17 +1,49 @@
 /**
  * Shared fixtures of the training tests: a tiny architecture, synthetic data with a
- * learnable signal, and (run as a script) a child training run that the resume test kills.
+ * learnable signal, seeded values and a run on both TF.js backends for the kernel tests, and
+ * (run as a script) a child training run that the resume test kills.
  *
  *     deno run -A tests/_train_fixtures.ts CHECKPOINT_DIR
  *
  * trains the resume fixture with checkpoints in CHECKPOINT_DIR and, once the first
  * checkpoint is on disk and the second epoch has started, blocks until it is killed.
  */
-import { ready } from "../lib/tf.ts";
+import { ready, tf } from "../lib/tf.ts";
 import type { ArchitectureSpec } from "../lib/train/mod.ts";
 import { ImageClassifier } from "../lib/train/mod.ts";
 import { Random } from "../lib/random.ts";
 import type { FeatureBatch, ImageBatch, Labels } from "../lib/types.ts";
+
+/** `n` values in [−1, 1) from a linear congruential generator seeded with `seed`. */
+export function lcgValues(n: number, seed: number): Float32Array {
+  const out = new Float32Array(n);
+  let s = seed >>> 0;
+  for (let i = 0; i < n; i++) {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    out[i] = s / 2 ** 31 - 1;
+  }
+  return out;
+}
+
+/**
+ * Runs `f` on the wasm backend (with whatever kernels are installed) and on the cpu backend
+ * (TF.js's reference kernels) with the same inputs; returns [wasm, cpu] outputs and leaves
+ * wasm current.
+ */
+export async function onBothBackends(
+  f: () => tf.Tensor | tf.Tensor[],
+): Promise<[Float32Array[], Float32Array[]]> {
+  const results: Float32Array[][] = [];
+  for (const backend of ["wasm", "cpu"] as const) {
+    await ready(backend);
+    const out = f();
+    const list = Array.isArray(out) ? out : [out];
+    results.push(await Promise.all(list.map(async (t) => (await t.data()) as Float32Array)));
+    tf.dispose(list);
+  }
+  await ready("wasm");
+  return [results[0], results[1]];
+}
 
 /** A small architecture of the paper's shape (4 conv blocks, pool, MLP head). */
 export const TINY: ArchitectureSpec = {

@@ -27,16 +27,7 @@ import { registerTrainingKernels } from "../lib/train/kernels.ts";
 import { getArchitecture } from "../lib/train/architecture.ts";
 import { TrainableNetwork } from "../lib/train/network.ts";
 import { Adam } from "../lib/train/adam.ts";
-
-function values(n: number, seed: number): Float32Array {
-  const out = new Float32Array(n);
-  let s = seed >>> 0;
-  for (let i = 0; i < n; i++) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    out[i] = s / 2 ** 31 - 1;
-  }
-  return out;
-}
+import { lcgValues, onBothBackends } from "./_train_fixtures.ts";
 
 /** ‖a − b‖ / ‖b‖. */
 function relativeError(a: ArrayLike<number>, b: ArrayLike<number>): number {
@@ -78,7 +69,7 @@ for (const library of ["onednn", "openblas"] as NativeLibrary[]) {
           // stored matrices with row strides larger than their widths
           const [ar, ac] = tA ? [k, m] : [m, k], [br, bc] = tB ? [n, k] : [k, n];
           const lda = ac + pad, ldb = bc + pad, ldc = n + pad;
-          const a = values(ar * lda, 1), b = values(br * ldb, 2), c0 = values(m * ldc, 3);
+          const a = lcgValues(ar * lda, 1), b = lcgValues(br * ldb, 2), c0 = lcgValues(m * ldc, 3);
           const c = c0.slice();
           gemm.sgemm(tA, tB, m, n, k, a, lda, b, ldb, 0.5, c, ldc);
           const expected = c0.slice();
@@ -97,19 +88,6 @@ for (const library of ["onednn", "openblas"] as NativeLibrary[]) {
       }
     },
   });
-}
-
-/** Runs `f` on wasm (native kernels where loaded) and on cpu; returns both outputs. */
-async function onBoth(f: () => tf.Tensor[]): Promise<[Float32Array[], Float32Array[]]> {
-  const results: Float32Array[][] = [];
-  for (const backend of ["wasm", "cpu"] as const) {
-    await ready(backend);
-    const out = f();
-    results.push(out.map((t) => t.dataSync() as Float32Array));
-    tf.dispose(out);
-  }
-  await ready("wasm");
-  return [results[0], results[1]];
 }
 
 type Shape4 = [number, number, number, number];
@@ -147,14 +125,14 @@ for (const [chunk, primitive] of [[undefined, true], [undefined, false], [50, fa
         // TF.js wasm's own Conv2D corrupts its heap on numeric padding, so with the native
         // kernels off that case is left out (the native kernels compute it).
         for (const c of convCases.filter((c) => native || typeof c.pad !== "number")) {
-          const xData = values(c.x.reduce((a, b) => a * b), 1);
-          const fData = values(c.filter.reduce((a, b) => a * b), 2);
-          const [ours, ref] = await onBoth(() => {
+          const xData = lcgValues(c.x.reduce((a, b) => a * b), 1);
+          const fData = lcgValues(c.filter.reduce((a, b) => a * b), 2);
+          const [ours, ref] = await onBothBackends(() => {
             const x = tf.tensor4d(xData, c.x), filter = tf.tensor4d(fData, c.filter);
             const conv = (xx: tf.Tensor4D, ff: tf.Tensor4D) =>
               tf.conv2d(xx, ff, c.strides, c.pad, "NHWC", c.dilations ?? 1);
             const y = conv(x, filter);
-            const dy = tf.tensor4d(values(y.size, 3), y.shape);
+            const dy = tf.tensor4d(lcgValues(y.size, 3), y.shape);
             const outs: tf.Tensor[] = [y];
             if ((c.dilations ?? 1) === 1) {
               // TF.js has no gradient for dilated convolutions
@@ -185,13 +163,13 @@ for (const [chunk, primitive] of [[undefined, true], [undefined, false], [50, fa
 Deno.test("native fused convolution (bias, relu / leaky relu / relu6) equals the cpu kernels", async () => {
   await ready("wasm");
   for (const activation of ["linear", "relu", "leakyrelu", "relu6", "elu", "sigmoid"] as const) {
-    const [ours, ref] = await onBoth(() => [
+    const [ours, ref] = await onBothBackends(() => [
       tf.fused.conv2d({
-        x: tf.tensor4d(values(2 * 7 * 7 * 3, 4), [2, 7, 7, 3]),
-        filter: tf.tensor4d(values(3 * 3 * 3 * 6, 5), [3, 3, 3, 6]),
+        x: tf.tensor4d(lcgValues(2 * 7 * 7 * 3, 4), [2, 7, 7, 3]),
+        filter: tf.tensor4d(lcgValues(3 * 3 * 3 * 6, 5), [3, 3, 3, 6]),
         strides: 1,
         pad: "same",
-        bias: tf.tensor1d(values(6, 6)),
+        bias: tf.tensor1d(lcgValues(6, 6)),
         activation,
         leakyreluAlpha: 0.1,
       }),
@@ -205,7 +183,7 @@ Deno.test("native matrix products (transposes, batches, broadcasting, fused) equ
   await ready("wasm");
   registerTrainingKernels();
   const t = (shape: number[], seed: number) =>
-    tf.tensor(values(shape.reduce((a, b) => a * b), seed), shape);
+    tf.tensor(lcgValues(shape.reduce((a, b) => a * b), seed), shape);
   const cases: [string, () => tf.Tensor][] = [
     ["2-D", () => tf.matMul(t([5, 7], 1), t([7, 3], 2))],
     ["Aᵀ", () => tf.matMul(t([7, 5], 1), t([7, 3], 2), true, false)],
@@ -236,12 +214,12 @@ Deno.test("native matrix products (transposes, batches, broadcasting, fused) equ
     ["empty", () => tf.matMul(t([0, 7], 1), t([7, 3], 2))],
   ];
   for (const [name, f] of cases) {
-    const [ours, ref] = await onBoth(() => [f()]);
+    const [ours, ref] = await onBothBackends(() => [f()]);
     assertEquals(ours[0].length, ref[0].length, name);
     if (ref[0].length) assert(relativeError(ours[0], ref[0]) < 1e-6, name);
   }
   // PReLU is left to the wasm kernel, whose result must be the same
-  const [ours, ref] = await onBoth(() => [
+  const [ours, ref] = await onBothBackends(() => [
     tf.fused.matMul({
       a: t([6, 8], 1),
       b: t([8, 4], 2),
@@ -258,8 +236,8 @@ Deno.test({
   async fn() {
     await ready("wasm");
     registerTrainingKernels();
-    const x = tf.tensor4d(values(2 * 8 * 8 * 6, 1), [2, 8, 8, 6]);
-    const f = tf.tensor4d(values(3 * 3 * 6 * 4, 2), [3, 3, 6, 4]);
+    const x = tf.tensor4d(lcgValues(2 * 8 * 8 * 6, 1), [2, 8, 8, 6]);
+    const f = tf.tensor4d(lcgValues(3 * 3 * 6 * 4, 2), [3, 3, 6, 4]);
     const run = () =>
       tf.grads((xx: tf.Tensor, ff: tf.Tensor) =>
         tf.conv2d(xx as tf.Tensor4D, ff as tf.Tensor4D, 1, "same").square().sum()
@@ -302,7 +280,7 @@ Deno.test({
     const spec = getArchitecture("vgg16");
     const inputShape: [number, number, number] = [12, 12, 256];
     const batch = 8;
-    const x = tf.tensor4d(values(batch * 12 * 12 * 256, 7), [batch, ...inputShape]);
+    const x = tf.tensor4d(lcgValues(batch * 12 * 12 * 256, 7), [batch, ...inputShape]);
     const labels = tf.oneHot(tf.tensor1d([0, 1, 1, 0, 1, 0, 0, 1], "int32"), 2);
     const step = (useNative: boolean) => {
       setNativeEnabled(useNative);
@@ -366,7 +344,7 @@ Deno.test({
 
 Deno.test("native sums and means over leading axes equal the cpu kernels; other axes fall back", async () => {
   await ready("wasm");
-  const x = () => tf.tensor(values(4 * 5 * 6 * 3, 9), [4, 5, 6, 3]);
+  const x = () => tf.tensor(lcgValues(4 * 5 * 6 * 3, 9), [4, 5, 6, 3]);
   const cases: [string, () => tf.Tensor][] = [
     ["sum axis 0", () => tf.sum(x(), 0)],
     ["sum axes 0,1,2", () => tf.sum(x(), [0, 1, 2])],
@@ -379,7 +357,7 @@ Deno.test("native sums and means over leading axes equal the cpu kernels; other 
   ];
   for (const [name, f] of cases) {
     resetNativeProfile();
-    const [ours, ref] = await onBoth(() => [f()]);
+    const [ours, ref] = await onBothBackends(() => [f()]);
     assertEquals(ours[0].length, ref[0].length, name);
     assert(relativeError(ours[0], ref[0]) < 1e-6, name);
     if (native) {

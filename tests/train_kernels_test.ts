@@ -5,16 +5,7 @@
 import { assert, assertEquals } from "@std/assert";
 import { ready, tf } from "../lib/tf.ts";
 import { registerTrainingKernels } from "../lib/train/kernels.ts";
-
-function values(n: number, seed: number): Float32Array {
-  const out = new Float32Array(n);
-  let s = seed >>> 0;
-  for (let i = 0; i < n; i++) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    out[i] = s / 2 ** 31 - 1;
-  }
-  return out;
-}
+import { lcgValues, onBothBackends } from "./_train_fixtures.ts";
 
 /** max |a − b| / max |b|: the error relative to the reference's scale. */
 function relativeError(a: Float32Array, b: Float32Array): number {
@@ -28,22 +19,6 @@ function relativeError(a: Float32Array, b: Float32Array): number {
 }
 
 type Shape4 = [number, number, number, number];
-
-/** Runs `f` on both backends with the same inputs and returns [wasm, cpu] outputs. */
-async function onBothBackends(
-  f: () => tf.Tensor | tf.Tensor[],
-): Promise<[Float32Array[], Float32Array[]]> {
-  const results: Float32Array[][] = [];
-  for (const backend of ["wasm", "cpu"] as const) {
-    await ready(backend);
-    const out = f();
-    const list = Array.isArray(out) ? out : [out];
-    results.push(await Promise.all(list.map(async (t) => (await t.data()) as Float32Array)));
-    tf.dispose(list);
-  }
-  await ready("wasm");
-  return [results[0], results[1]];
-}
 
 const cases: { x: Shape4; filter: Shape4 }[] = [
   { x: [2, 9, 9, 3], filter: [3, 3, 3, 5] },
@@ -61,13 +36,13 @@ Deno.test("Conv2DBackpropFilter and Conv2DBackpropInput on wasm equal the cpu ke
   for (const { x: xShape, filter: fShape } of cases) {
     for (const strides of [1, 2]) {
       for (const pad of ["same", "valid"] as const) {
-        const xData = values(xShape.reduce((a, b) => a * b), 1);
-        const fData = values(fShape.reduce((a, b) => a * b), 2);
+        const xData = lcgValues(xShape.reduce((a, b) => a * b), 1);
+        const fData = lcgValues(fShape.reduce((a, b) => a * b), 2);
         const [wasm, cpu] = await onBothBackends(() => {
           const x = tf.tensor4d(xData, xShape);
           const filter = tf.tensor4d(fData, fShape);
           const y = tf.conv2d(x, filter, strides, pad);
-          const dy = tf.tensor4d(values(y.size, 3), y.shape);
+          const dy = tf.tensor4d(lcgValues(y.size, 3), y.shape);
           const attrs = { strides, pad, dataFormat: "NHWC" };
           const dW = tf.engine().runKernel(
             "Conv2DBackpropFilter",
@@ -101,7 +76,7 @@ Deno.test("gradients of a conv layer through tf.grads agree between wasm and cpu
   await ready("wasm");
   registerTrainingKernels();
   const xShape: Shape4 = [3, 9, 8, 5], fShape: Shape4 = [3, 3, 5, 7];
-  const xData = values(3 * 9 * 8 * 5, 4), fData = values(3 * 3 * 5 * 7, 5);
+  const xData = lcgValues(3 * 9 * 8 * 5, 4), fData = lcgValues(3 * 3 * 5 * 7, 5);
   for (const strides of [1, 2]) {
     for (const pad of ["same", "valid"] as const) {
       const [wasm, cpu] = await onBothBackends(() => {
@@ -132,8 +107,8 @@ Deno.test("BatchMatMul with transposed operands on wasm equals cpu", async () =>
     [[3, 6, 5], [3, 6, 4], true, false], // batched: the built-in kernel
   ];
   for (const [aShape, bShape, tA, tB] of shapes) {
-    const aData = values(aShape.reduce((p, q) => p * q), 6);
-    const bData = values(bShape.reduce((p, q) => p * q), 7);
+    const aData = lcgValues(aShape.reduce((p, q) => p * q), 6);
+    const bData = lcgValues(bShape.reduce((p, q) => p * q), 7);
     const [wasm, cpu] = await onBothBackends(() =>
       tf.tidy(() => tf.matMul(tf.tensor(aData, aShape), tf.tensor(bData, bShape), tA, tB))
     );
@@ -150,8 +125,8 @@ Deno.test("BatchMatMul with transposed operands on wasm equals cpu", async () =>
 Deno.test("training kernels leak no wasm memory", async () => {
   await ready("wasm");
   registerTrainingKernels();
-  const x = tf.tensor4d(values(2 * 8 * 8 * 4, 8), [2, 8, 8, 4]);
-  const f = tf.tensor4d(values(3 * 3 * 4 * 6, 9), [3, 3, 4, 6]);
+  const x = tf.tensor4d(lcgValues(2 * 8 * 8 * 4, 8), [2, 8, 8, 4]);
+  const f = tf.tensor4d(lcgValues(3 * 3 * 4 * 6, 9), [3, 3, 4, 6]);
   const step = () =>
     tf.tidy(() => {
       const g = tf.grads((a: tf.Tensor, b: tf.Tensor) =>
