@@ -66,7 +66,7 @@ import {
   UseLiteEncoder,
 } from "../lib/embed/mod.ts";
 import { nativeProfile, resetNativeProfile } from "../lib/native/kernels.ts";
-import { nativeStatus, nativeStatusText, tf } from "../lib/tf.ts";
+import { nativeStatus, nativeStatusText, nativeThreads, tf } from "../lib/tf.ts";
 import type { Matrix } from "../lib/types.ts";
 import { ensureTinyBert, SYSTEM_PYTHON } from "../tools/tiny_bert.ts";
 import { peakRssMb, pythonFailure } from "./data.ts";
@@ -259,8 +259,7 @@ interface ConfigRun {
 function workersKernels(count: number): string {
   const status = nativeStatus();
   if (status.kernels === "wasm") return `${nativeStatusText(status)}, ${count} workers`;
-  const fromEnv = Number(Deno.env.get("TEXT_AS_IMAGE_NATIVE_THREADS") ?? "");
-  const threads = Number.isInteger(fromEnv) && fromEnv >= 1 ? fromEnv : 1;
+  const threads = nativeThreads(true);
   return `${status.kernels} (${status.file}, ${count} workers × ${threads} thread` +
     `${threads === 1 ? "" : "s"})`;
 }

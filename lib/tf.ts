@@ -14,7 +14,7 @@ import { fileURLToPath } from "node:url";
 import { registerNativeKernels } from "./native/kernels.ts";
 
 export { tf };
-export { nativeStatus, nativeStatusText } from "./native/gemm.ts";
+export { nativeStatus, nativeStatusText, nativeThreads } from "./native/gemm.ts";
 
 /** Backends this toolkit uses: `wasm` for speed, `cpu` as the reference for kernel tests. */
 export type BackendName = "wasm" | "cpu";

@@ -14,7 +14,7 @@
 import { dirname } from "node:path";
 import { sharedCopy } from "../train/mod.ts";
 import { ProgressBar } from "../progress.ts";
-import { nativeStatusText, tf } from "../tf.ts";
+import { nativeStatus, nativeStatusText, nativeThreads, tf } from "../tf.ts";
 import type { Matrix } from "../types.ts";
 import {
   averagedLayouts,
@@ -385,11 +385,12 @@ async function runVariant(
 
 /** The kernels this run computes on: the main thread's, and the job workers' thread count. */
 function kernelsText(): string {
-  const main = nativeStatusText();
-  const perWorker = Number(Deno.env.get("TEXT_AS_IMAGE_NATIVE_THREADS")) || 1;
-  return main.startsWith("wasm")
-    ? main
-    : `${main}; job workers ${perWorker} thread${perWorker > 1 ? "s" : ""} each`;
+  const status = nativeStatus();
+  if (status.kernels === "wasm") return nativeStatusText(status);
+  const perWorker = nativeThreads(true);
+  return `${nativeStatusText(status)}; job workers ${perWorker} thread${
+    perWorker > 1 ? "s" : ""
+  } each`;
 }
 
 /**

@@ -95,12 +95,16 @@ function cores(): number {
   return Math.max(1, navigator.hardwareConcurrency || 1);
 }
 
-/** Threads a native product uses in the calling thread (see the module doc). */
-export function nativeThreads(): number {
-  if (threadsOverride !== undefined) return threadsOverride;
+/**
+ * Threads a native product uses in the calling thread (see the module doc), or, with
+ * `inWorker` given, in the main thread (`false`) or a worker (`true`) of this process by
+ * default (what a report says of its workers).
+ */
+export function nativeThreads(inWorker?: boolean): number {
+  if (inWorker === undefined && threadsOverride !== undefined) return threadsOverride;
   const fromEnv = Number(Deno.env.get("TEXT_AS_IMAGE_NATIVE_THREADS") ?? "");
   if (Number.isInteger(fromEnv) && fromEnv >= 1) return fromEnv;
-  return isWorker() ? 1 : cores();
+  return (inWorker ?? isWorker()) ? 1 : cores();
 }
 
 /** Sets the threads native products use in the calling thread (`undefined`: the default). */
