@@ -183,10 +183,8 @@ function resultFigures(results: ExperimentResults): ReportFigure[] {
 }
 
 /** The kernels a run recorded (runs before the native kernels recorded none). */
-function kernelsOf(environment: ExperimentResults["environment"]): string {
-  return environment.kernels
-    ? `kernels ${environment.kernels}`
-    : "wasm kernels (no native kernels recorded)";
+function kernelsOf(kernels: string | undefined): string {
+  return kernels ? `kernels ${kernels}` : "wasm kernels (no native kernels recorded)";
 }
 
 /** What a run computed itself: texts embedded, model fits trained. */
@@ -209,10 +207,7 @@ function previousLines(results: ExperimentResults): string[] {
   return [
     "",
     `Wall time against the results this run replaced (finished ${p.finishedAt}, code ` +
-    `${p.code}, ${
-      p.kernels ? `kernels ${p.kernels}` : "wasm kernels (no native kernels recorded)"
-    }` +
-    `): ${formatSeconds(p.totalSeconds)} then (${p.computed}), ` +
+    `${p.code}, ${kernelsOf(p.kernels)}): ${formatSeconds(p.totalSeconds)} then (${p.computed}), ` +
     `${formatSeconds(results.totalSeconds)} now (${computedSummary(results)}): ` +
     `${ratio >= 1 ? `${ratio.toFixed(2)}× faster` : `${(1 / ratio).toFixed(2)}× slower`}.`,
   ];
@@ -372,7 +367,7 @@ export function reportMarkdown(
     `Made with \`${command}\` (config \`${results.config.origin}\`), finished ` +
     `${results.finishedAt}: ${formatSeconds(results.totalSeconds)} on ` +
     `${results.environment.cores} cores, Deno ${results.environment.deno}, tfjs ` +
-    `${results.environment.backend} backend, ${kernelsOf(results.environment)}, code ` +
+    `${results.environment.backend} backend, ${kernelsOf(results.environment.kernels)}, code ` +
     `${results.environment.code}; ${provenance(results)}.`,
     ...previousLines(results),
     ...(rendered ? ["", rendered] : []),

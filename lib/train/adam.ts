@@ -165,7 +165,7 @@ export class Adam {
           oneMinusB1,
           oneMinusB2,
           epsilon,
-          sqrtBc2: sqrtBc2,
+          sqrtBc2,
           step: stepSize,
           decay,
         });
