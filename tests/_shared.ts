@@ -1,11 +1,12 @@
 /**
- * Test helper for inputs from the shared folder. In CI (`CI=true`) they are required: a
- * missing file fails the test. Elsewhere a test that needs a missing file is skipped with a
- * message saying how to provide it.
+ * Test helpers for inputs from the shared folder and for Debian's Python with torch. In CI
+ * (`CI=true`) they are required: a missing file or module fails the test. Elsewhere a test
+ * that needs one is skipped with a message saying how to provide it.
  */
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { projectRoot, sharedDir, sharedPath } from "../lib/config.ts";
+import { SYSTEM_PYTHON } from "../tools/tiny_bert.ts";
 
 /** Resolves `parts` under the shared folder; `ignore` is true when it must be skipped. */
 export function shared(...parts: string[]): { path: string; ignore: boolean } {
@@ -21,6 +22,19 @@ export function shared(...parts: string[]): { path: string; ignore: boolean } {
       `or set TEXT_AS_IMAGE_SHARED to a folder that holds ${parts.join("/")}.`,
   );
   return { path, ignore: true };
+}
+
+/** Whether Debian's Python imports torch (required in CI; elsewhere false, with a message). */
+export function torchAvailable(): boolean {
+  try {
+    const out = new Deno.Command(SYSTEM_PYTHON, { args: ["-c", "import torch"] }).outputSync();
+    if (out.success) return true;
+  } catch {
+    // not installed
+  }
+  if (Deno.env.get("CI")) throw new Error(`CI needs ${SYSTEM_PYTHON} with torch (python3-torch)`);
+  console.warn(`skipping: ${SYSTEM_PYTHON} with torch is missing (Debian: python3-torch)`);
+  return false;
 }
 
 /** What a tool run by {@link runTool} printed, and its exit code. */

@@ -7,19 +7,7 @@
 import { assert, assertAlmostEquals, assertEquals } from "@std/assert";
 import { benchBert, bertFlops, maxRelativeRowDifference } from "../bench/bert.ts";
 import { readBenchOutput } from "../tools/bench.ts";
-import { SYSTEM_PYTHON } from "../tools/tiny_bert.ts";
-
-function torchAvailable(): boolean {
-  try {
-    const out = new Deno.Command(SYSTEM_PYTHON, { args: ["-c", "import torch"] }).outputSync();
-    if (out.success) return true;
-  } catch {
-    // not installed
-  }
-  if (Deno.env.get("CI")) throw new Error(`CI needs ${SYSTEM_PYTHON} with torch (python3-torch)`);
-  console.warn(`skipping: ${SYSTEM_PYTHON} with torch is missing (Debian: python3-torch)`);
-  return false;
-}
+import { torchAvailable } from "./_shared.ts";
 
 Deno.test("bertFlops: BERT-base at 128 tokens is about 22.3 GFLOP of matrix products", () => {
   const base = { layers: 12, hidden: 768, heads: 12, intermediate: 3072 };

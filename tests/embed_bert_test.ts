@@ -17,7 +17,8 @@ import { join } from "node:path";
 import { sha256File } from "../lib/download.ts";
 import { BertEncoder, bertLayers } from "../lib/embed/bert.ts";
 import { addGraphOutputs, findHiddenStateTaps } from "../lib/embed/onnx_graph.ts";
-import { ensureTinyBert, SYSTEM_PYTHON } from "../tools/tiny_bert.ts";
+import { ensureTinyBert } from "../tools/tiny_bert.ts";
+import { torchAvailable } from "./_shared.ts";
 
 interface ReferenceSentence {
   text: string;
@@ -30,18 +31,6 @@ interface ReferenceSentence {
 interface Reference {
   config: { num_hidden_layers: number; hidden_size: number };
   sentences: ReferenceSentence[];
-}
-
-function torchAvailable(): boolean {
-  try {
-    const out = new Deno.Command(SYSTEM_PYTHON, { args: ["-c", "import torch"] }).outputSync();
-    if (out.success) return true;
-  } catch {
-    // not installed
-  }
-  if (Deno.env.get("CI")) throw new Error(`CI needs ${SYSTEM_PYTHON} with torch (python3-torch)`);
-  console.warn(`skipping: ${SYSTEM_PYTHON} with torch is missing (Debian: python3-torch)`);
-  return false;
 }
 
 const ignore = !torchAvailable();
