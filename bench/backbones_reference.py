@@ -20,12 +20,12 @@ Usage: /usr/bin/python3 bench/backbones_reference.py SLICE SIZES [BATCH] [SECOND
 """
 
 import json
-import resource
 import sys
 import time
 
 import torch
 import torchvision
+from _memory import peak_rss_mb, reset_peak_rss  # bench/_memory.py
 
 
 def build(name):
@@ -45,27 +45,6 @@ def build(name):
         s = torchvision.models.shufflenet_v2_x1_0()
         return torch.nn.Sequential(s.conv1, s.maxpool, s.stage2)
     raise SystemExit(f"unknown slice {name}")
-
-
-def reset_peak_rss():
-    """Lowers VmHWM to the current RSS (Linux >= 4.0); False where refused."""
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-        return True
-    except OSError:
-        return False
-
-
-def peak_rss_mb():
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def measure(model, name, size, batch, seconds):

@@ -27,6 +27,7 @@ import sys
 import time
 
 import torch
+from _memory import peak_rss_mb, reset_peak_rss  # bench/_memory.py
 
 torch.set_num_threads(2)
 
@@ -35,24 +36,6 @@ spec = importlib.util.spec_from_file_location(
     "make_tiny_bert", os.path.join(HERE, "..", "tools", "make_tiny_bert.py"))
 tiny = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(tiny)
-
-
-def vm_kb(field):
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    raise SystemExit(f"/proc/self/status has no {field}")
-
-
-def reset_peak_rss():
-    """Lowers VmHWM to the current RSS (Linux >= 4.0); False where not allowed."""
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-        return True
-    except OSError:
-        return False
 
 
 def weights_check(model, model_dir):
@@ -89,7 +72,7 @@ def main():
         raise SystemExit(f"the rebuilt PyTorch weights do not reproduce {job['model']}/"
                          f"reference.json (max relative difference {check:.3g} > 1e-4)")
 
-    load_peak = vm_kb("VmHWM") / 1024  # model built and checked, before any reset
+    load_peak = peak_rss_mb()  # model built and checked, before any reset
     layers = [int(x) for x in job["layers"]]
     batch = int(job["batch"])
     hidden = cfg["hidden_size"]
@@ -112,7 +95,7 @@ def main():
             for b in range(0, ids.shape[0], batch):
                 out[b:b + batch] = run(ids[b:b + batch])
             seconds = time.perf_counter() - t0
-        peak = vm_kb("VmHWM") / 1024
+        peak = peak_rss_mb()
         if length.get("vectors"):
             out.numpy().astype("<f4").tofile(length["vectors"])
         results.append({"tokens": length["tokens"], "reviews": int(ids.shape[0]),

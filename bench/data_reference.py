@@ -8,25 +8,12 @@ Usage: /usr/bin/python3 bench/data_reference.py ARCHIVE
 import hashlib
 import json
 import re
-import resource
 import sys
 import tarfile
 import time
+from _memory import peak_rss_mb  # bench/_memory.py
 
 REVIEW = re.compile(r"(?:^|/)(train|test)/(pos|neg)/(\d+)_(\d+)\.txt$")
-
-
-def peak_rss_mb():
-    """Peak resident memory of this process: VmHWM, which (unlike ru_maxrss) does not
-    inherit the parent's peak across fork + exec."""
-    try:
-        with open("/proc/self/status") as status:
-            for line in status:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def main(path):

@@ -21,6 +21,7 @@ import sys
 import time
 
 import torch
+from _memory import peak_rss_mb  # bench/_memory.py
 
 torch.set_num_threads(2)
 
@@ -29,14 +30,6 @@ spec = importlib.util.spec_from_file_location(
     "make_tiny_bert", os.path.join(HERE, "..", "tools", "make_tiny_bert.py"))
 tiny = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(tiny)
-
-
-def peak_rss_mb():
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    return None
 
 
 def main():

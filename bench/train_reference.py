@@ -18,12 +18,12 @@ Prints one JSON line: {"images_per_second", "fastest_images_per_second" (best st
 """
 
 import json
-import resource
 import sys
 import time
 
 import torch
 import torch.nn as nn
+from _memory import peak_rss_mb  # bench/_memory.py
 
 
 def vgg_slice():
@@ -116,7 +116,7 @@ def main():
         "padding": padding,
         "threads": threads,
         "mode": mode,
-        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "peak_rss_mb": peak_rss_mb(),
         "torch": torch.__version__,
     }))
 
