@@ -158,6 +158,7 @@ async function child(
       kernel_ms_per_step: Object.fromEntries(top.map(([k, ms]) => [k, perStep(ms)])),
       native_ms_per_step: {
         conv_primitive: perStep(native.convMs),
+        batch_norm_primitive: perStep(native.batchNormMs),
         gemm: perStep(native.gemmMs),
         im2col: perStep(native.im2colMs),
         col2im: perStep(native.col2imMs),

@@ -45,6 +45,17 @@ export async function onBothBackends(
   return [results[0], results[1]];
 }
 
+/** ‖a − b‖ / ‖b‖ (lengths must match). */
+export function relativeError(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  if (a.length !== b.length) throw new Error(`lengths ${a.length} and ${b.length}`);
+  let err = 0, norm = 0;
+  for (let i = 0; i < a.length; i++) {
+    err += (a[i] - b[i]) ** 2;
+    norm += b[i] ** 2;
+  }
+  return Math.sqrt(err / Math.max(norm, 1e-30));
+}
+
 /** A small architecture of the paper's shape (4 conv blocks, pool, MLP head). */
 export const TINY: ArchitectureSpec = {
   name: "tiny",

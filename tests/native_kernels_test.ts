@@ -20,25 +20,14 @@ import {
 import {
   nativeProfile,
   resetNativeProfile,
-  setConvPrimitiveEnabled,
   setIm2colChunkFloats,
+  setPrimitivesEnabled,
 } from "../lib/native/kernels.ts";
 import { registerTrainingKernels } from "../lib/train/kernels.ts";
 import { getArchitecture } from "../lib/train/architecture.ts";
 import { TrainableNetwork } from "../lib/train/network.ts";
 import { Adam } from "../lib/train/adam.ts";
-import { lcgValues, onBothBackends } from "./_train_fixtures.ts";
-
-/** ‖a − b‖ / ‖b‖. */
-function relativeError(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  assertEquals(a.length, b.length);
-  let err = 0, norm = 0;
-  for (let i = 0; i < a.length; i++) {
-    err += (a[i] - b[i]) ** 2;
-    norm += b[i] ** 2;
-  }
-  return Math.sqrt(err / Math.max(norm, 1e-30));
-}
+import { lcgValues, onBothBackends, relativeError } from "./_train_fixtures.ts";
 
 const native = nativeSetting() !== "off";
 
@@ -119,7 +108,7 @@ for (const [chunk, primitive] of [[undefined, true], [undefined, false], [50, fa
       await ready("wasm");
       registerTrainingKernels();
       setIm2colChunkFloats(chunk);
-      setConvPrimitiveEnabled(primitive);
+      setPrimitivesEnabled(primitive);
       resetNativeProfile();
       try {
         // TF.js wasm's own Conv2D corrupts its heap on numeric padding, so with the native
@@ -154,7 +143,7 @@ for (const [chunk, primitive] of [[undefined, true], [undefined, false], [50, fa
         if (native && !primitive) assertEquals(nativeProfile().convMs, 0);
       } finally {
         setIm2colChunkFloats(undefined);
-        setConvPrimitiveEnabled(true);
+        setPrimitivesEnabled(true);
       }
     },
   );

@@ -16,6 +16,14 @@
  *   never materialised), a left operand broadcast over a shared right-hand matrix computed as
  *   one tall product; the fused bias written first, the activation applied in place.
  * - `Sum`, `Mean` over leading axes: one-row products `1ᵀ·X`.
+ * - `DepthwiseConv2dNative`, `FusedDepthwiseConv2D`: oneDNN's grouped primitive, one group per
+ *   channel; and a forward convolution whose filter is zero outside G diagonal blocks (the
+ *   toolkit's form of PyTorch's `groups=G`, see `groups.ts`) runs as the grouped primitive on
+ *   the blocks, with 1/G of the multiply-adds.
+ * - `Identity`, same-dtype `Cast` (sharing memory) and `PadV2` (`copy_kernels.ts`).
+ *
+ * Beside them, two kernels of their own for the trainable network's BatchNorm
+ * (`batchnorm.ts`).
  *
  * Anything else (other data formats, PReLU, broadcasting both operands, int tensors) calls the
  * kernel that was registered before, so results never depend on whether a case is covered.
@@ -28,21 +36,13 @@
 import { tf } from "../tf.ts";
 import { type NativeGemm, nativeGemm, useNativeThreads } from "./gemm.ts";
 import { type ConvSpec, type OneDnnConv, openOneDnnConv } from "./onednn_conv.ts";
-
-type TensorInfo = tf.TensorInfo;
-
-/** The subset of the wasm backend we use (its class is not exported as a type we can import). */
-interface WasmBackend {
-  makeOutput(shape: number[], dtype: tf.DataType): TensorInfo;
-  typedArrayFromHeap(info: TensorInfo): Float32Array;
-}
-
-type KernelArgs = {
-  inputs: Record<string, TensorInfo | undefined>;
-  backend: WasmBackend;
-  attrs: Record<string, unknown>;
-};
-type KernelCall = (args: KernelArgs) => TensorInfo | TensorInfo[];
+import { cast, identity, padV2 } from "./copy_kernels.ts";
+import { registerBatchNormKernels, setBatchNormPrimitiveEnabled } from "./batchnorm.ts";
+import { profile } from "./profile.ts";
+export { nativeProfile, resetNativeProfile } from "./profile.ts";
+export type { NativeProfile } from "./profile.ts";
+import { blockDiagonalGroups, groupFilter } from "./groups.ts";
+import { type KernelArgs, type KernelCall, size, type TensorInfo } from "./kernel_api.ts";
 
 /** Default largest im2col block, in float32 values (64 MB). */
 export const IM2COL_CHUNK_FLOATS = 1 << 24;
@@ -60,47 +60,6 @@ export function setIm2colChunkFloats(floats: number | undefined): void {
   chunkFloats = floats ?? IM2COL_CHUNK_FLOATS;
 }
 
-/** Time and work of the native kernels in this thread, by stage (see {@link nativeProfile}). */
-export interface NativeProfile {
-  /** Milliseconds in the GEMM calls. */
-  gemmMs: number;
-  /** Floating-point operations the GEMMs computed (2·m·n·k each). */
-  gemmFlops: number;
-  /** GEMM calls. */
-  gemmCalls: number;
-  /** Milliseconds copying receptive fields (im2col). */
-  im2colMs: number;
-  /** Milliseconds adding input gradients back (col2im). */
-  col2imMs: number;
-  /** Milliseconds applying fused biases and activations. */
-  epilogueMs: number;
-  /** Milliseconds in oneDNN's convolution primitives (where the library loads). */
-  convMs: number;
-  /** Floating-point operations of those convolutions. */
-  convFlops: number;
-}
-
-const profile: NativeProfile = {
-  gemmMs: 0,
-  gemmFlops: 0,
-  gemmCalls: 0,
-  im2colMs: 0,
-  col2imMs: 0,
-  epilogueMs: 0,
-  convMs: 0,
-  convFlops: 0,
-};
-
-/** The native kernels' time by stage since the last {@link resetNativeProfile}, in this thread. */
-export function nativeProfile(): NativeProfile {
-  return { ...profile };
-}
-
-/** Zeroes the counters of {@link nativeProfile}. */
-export function resetNativeProfile(): void {
-  for (const key of Object.keys(profile) as (keyof NativeProfile)[]) profile[key] = 0;
-}
-
 /** `gemm.sgemm`, timed and counted in the profile. */
 function sgemm(gemm: NativeGemm, ...args: Parameters<NativeGemm["sgemm"]>): void {
   const t = performance.now();
@@ -115,8 +74,6 @@ function scratchOf(n: number): Float32Array {
   if (!scratch || scratch.length < n) scratch = new Float32Array(n);
   return scratch.subarray(0, n);
 }
-
-const size = (shape: readonly number[]) => shape.reduce((a, b) => a * b, 1);
 
 /**
  * Writes a fused bias (per output column, or one value) into every row of `out`, by doubling
@@ -330,6 +287,7 @@ function convSpec(info: tf.backend_util.Conv2DInfo): ConvSpec {
     strides: [info.strideHeight, info.strideWidth],
     dilations: [info.dilationHeight, info.dilationWidth],
     pad: [p.top, p.left, p.bottom, p.right],
+    groups: 1,
     bias: false,
     activation: "linear",
     alpha: 0,
@@ -379,7 +337,14 @@ function conv2D(gemm: NativeGemm, args: KernelArgs, fallback: KernelCall): Tenso
     activation,
     alpha: Number(attrs.leakyreluAlpha ?? 0.2),
   };
-  if (onPrimitive(gemm, M * K * CO, (p) => p.forward(spec, xv, wv, filter.dataId, bias, ov))) {
+  const grouped = primitiveInUse(gemm) ? groupsOf(filter.dataId, wv, info) : undefined;
+  if (grouped) {
+    const g = { ...spec, groups: grouped.groups };
+    const run = (p: OneDnnConv) => p.forward(g, xv, grouped.filter, filter.dataId, bias, ov);
+    if (onPrimitive(gemm, (M * K * CO) / grouped.groups, run)) return out;
+  } else if (
+    onPrimitive(gemm, M * K * CO, (p) => p.forward(spec, xv, wv, filter.dataId, bias, ov))
+  ) {
     return out;
   }
   const beta = prefillBias(ov, CO, bias);
@@ -395,6 +360,84 @@ function conv2D(gemm: NativeGemm, args: KernelArgs, fallback: KernelCall): Tenso
   }
   activate(ov, activation, spec.alpha);
   return out;
+}
+
+/** A filter's diagonal blocks, where it has G > 1 of them (see `groups.ts`). */
+interface GroupedFilter {
+  groups: number;
+  filter: Float32Array;
+}
+
+/** Per filter tensor: its blocks, or null when it is dense. */
+const groupedFilters = new WeakMap<object, GroupedFilter | null>();
+
+/**
+ * The grouped form of a forward convolution's filter (checked once per filter tensor, so a
+ * frozen backbone's filters once), or undefined for a dense one.
+ */
+function groupsOf(
+  dataId: object,
+  filter: Float32Array,
+  info: tf.backend_util.Conv2DInfo,
+): GroupedFilter | undefined {
+  let cached = groupedFilters.get(dataId);
+  if (cached === undefined) {
+    const taps = info.filterHeight * info.filterWidth;
+    const ci = info.inChannels, co = info.outChannels;
+    const groups = blockDiagonalGroups(filter, taps, ci, co);
+    cached = groups > 1 ? { groups, filter: groupFilter(filter, taps, ci, co, groups) } : null;
+    groupedFilters.set(dataId, cached);
+  }
+  return cached ?? undefined;
+}
+
+/**
+ * `DepthwiseConv2dNative` and `FusedDepthwiseConv2D` (channels-last) on oneDNN's grouped
+ * primitive, one group per input channel; TF.js's filter `[kh, kw, c, m]` is the primitive's
+ * grouped layout already. Without the primitive, or where it refuses, the wasm kernel.
+ */
+function depthwiseConv2D(gemm: NativeGemm, args: KernelArgs, fallback: KernelCall): TensorInfo {
+  const { inputs, backend, attrs } = args;
+  const x = inputs.x!, filter = inputs.filter!;
+  const format = (attrs.dataFormat as string | undefined) ?? "NHWC";
+  const activation = (attrs.activation as string | undefined) ?? "linear";
+  if (
+    x.dtype !== "float32" || filter.dtype !== "float32" || !primitiveInUse(gemm) ||
+    (format !== "NHWC" && format !== "channelsLast")
+  ) {
+    return fallback(args) as TensorInfo;
+  }
+  const info = tf.backend_util.computeConv2DInfo(
+    x.shape as [number, number, number, number],
+    filter.shape as [number, number, number, number],
+    attrs.strides as number | [number, number],
+    (attrs.dilations as number | [number, number] | undefined) ?? 1,
+    attrs.pad as "valid",
+    attrs.dimRoundingMode as "floor" | undefined,
+    true,
+    "channelsLast",
+  );
+  const CO = info.outChannels;
+  if (!fusedSupported(activation, inputs.bias, inputs.preluActivationWeights, CO)) {
+    return fallback(args) as TensorInfo;
+  }
+  const out = backend.makeOutput([info.batchSize, info.outHeight, info.outWidth, CO], "float32");
+  const xv = backend.typedArrayFromHeap(x), wv = backend.typedArrayFromHeap(filter);
+  const ov = backend.typedArrayFromHeap(out);
+  const bias = inputs.bias ? backend.typedArrayFromHeap(inputs.bias) : undefined;
+  const spec: ConvSpec = {
+    ...convSpec(info),
+    groups: info.inChannels,
+    bias: bias !== undefined,
+    activation,
+    alpha: Number(attrs.leakyreluAlpha ?? 0.2),
+  };
+  const multiplyAdds = info.batchSize * info.outHeight * info.outWidth * CO *
+    info.filterHeight * info.filterWidth;
+  const run = (p: OneDnnConv) => p.forward(spec, xv, wv, filter.dataId, bias, ov);
+  if (onPrimitive(gemm, multiplyAdds, run)) return out;
+  backend.disposeData(out.dataId);
+  return fallback(args) as TensorInfo;
 }
 
 function conv2DBackpropFilter(
@@ -529,6 +572,11 @@ let primitiveConv: { conv?: OneDnnConv } | undefined;
 
 let primitiveEnabled = true;
 
+/** Whether convolutions with this GEMM run on oneDNN's primitive (it may still refuse one). */
+function primitiveInUse(gemm: NativeGemm): boolean {
+  return gemm.library === "onednn" && oneDnnConv() !== undefined;
+}
+
 /** oneDNN's convolution primitive (opened once per thread), or undefined where it cannot. */
 function oneDnnConv(): OneDnnConv | undefined {
   if (!primitiveEnabled) return undefined;
@@ -537,11 +585,13 @@ function oneDnnConv(): OneDnnConv | undefined {
 }
 
 /**
- * Whether convolutions and their gradients may use oneDNN's convolution primitives (default)
- * or always im2col + GEMM, in this thread (to compare both, or where a primitive misbehaves).
+ * Whether oneDNN's primitives may run (default) in this thread: convolutions and their
+ * gradients then use im2col + GEMM, and BatchNorm plain loops (`batchnorm.ts`), to compare
+ * both or where a primitive misbehaves.
  */
-export function setConvPrimitiveEnabled(on: boolean): void {
+export function setPrimitivesEnabled(on: boolean): void {
   primitiveEnabled = on;
+  setBatchNormPrimitiveEnabled(on);
 }
 
 let ones: Float32Array | undefined;
@@ -592,8 +642,13 @@ const KERNELS: Record<string, NativeKernel> = {
   FusedConv2D: conv2D,
   Conv2DBackpropFilter: conv2DBackpropFilter,
   Conv2DBackpropInput: conv2DBackpropInput,
+  DepthwiseConv2dNative: depthwiseConv2D,
+  FusedDepthwiseConv2D: depthwiseConv2D,
   Sum: reduceLeading(false),
   Mean: reduceLeading(true),
+  Identity: (_gemm, args, fallback) => identity(args, fallback),
+  Cast: (_gemm, args, fallback) => cast(args, fallback),
+  PadV2: (_gemm, args, fallback) => padV2(args, fallback),
 };
 
 /** The kernel functions we installed, to recognise them when asked to install again. */
@@ -625,5 +680,6 @@ export function registerNativeKernels(): boolean {
     });
     installed.add(kernelFunc);
   }
+  registerBatchNormKernels();
   return true;
 }

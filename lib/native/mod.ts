@@ -6,7 +6,7 @@
  *
  * - {@link nativeStatus} / {@link nativeStatusText}: which kernels run in this thread, and why
  *   wasm when they do not.
- * - {@link setNativeEnabled}, {@link setNativeThreads}, {@link setConvPrimitiveEnabled},
+ * - {@link setNativeEnabled}, {@link setNativeThreads}, {@link setPrimitivesEnabled},
  *   {@link setIm2colChunkFloats}: switches for comparisons and memory; the environment
  *   variables `TEXT_AS_IMAGE_NATIVE` (`auto`, `onednn`, `openblas`, `off`) and
  *   `TEXT_AS_IMAGE_NATIVE_THREADS` set them per process.
@@ -44,9 +44,21 @@ export {
   nativeProfile,
   registerNativeKernels,
   resetNativeProfile,
-  setConvPrimitiveEnabled,
   setIm2colChunkFloats,
+  setPrimitivesEnabled,
 } from "./kernels.ts";
 export type { NativeProfile } from "./kernels.ts";
 export { openOneDnnConv } from "./onednn_conv.ts";
+export {
+  BATCH_NORM_TRAINING,
+  BATCH_NORM_TRAINING_GRAD,
+  nativeBatchNormAvailable,
+  setBatchNormPrimitiveEnabled,
+} from "./batchnorm.ts";
+export { openOneDnnBatchNorm } from "./onednn_batchnorm.ts";
+export type {
+  BatchNormBackwardValues,
+  BatchNormForwardValues,
+  OneDnnBatchNorm,
+} from "./onednn_batchnorm.ts";
 export type { ConvSpec, OneDnnConv } from "./onednn_conv.ts";

@@ -13,13 +13,30 @@
  *
  * @module
  */
+import {
+  check,
+  dims,
+  execArgs,
+  MEMORY_DESC_BYTES,
+  openOneDnn,
+  pointerOut,
+  PROP,
+  TAG,
+} from "./onednn_ffi.ts";
 
 /** A convolution for {@link OneDnnConv.forward}: shapes, geometry and fused extras. */
 export interface ConvSpec {
   /** Input `[n, h, w, ci]` (channels-last). */
   x: readonly number[];
-  /** Filter `[kh, kw, ci, co]`. */
+  /**
+   * Filter `[kh, kw, ci, co]` (ci: all input channels). With {@link groups} G > 1 its values
+   * are laid out `[kh, kw, ci/G, G, co/G]` (oneDNN's `hwigo`): output channel `g·co/G + o`
+   * sees input channels `g·ci/G …` only. TF.js's depthwise filter `[kh, kw, c, m]` is that
+   * layout already (G = c, one input channel per group, `m` outputs each).
+   */
   filter: readonly number[];
+  /** Groups (1: an ordinary convolution; PyTorch's `groups`). */
+  groups: number;
   /** Output `[n, oh, ow, co]`. */
   out: readonly number[];
   /** Strides `[sh, sw]`. */
@@ -74,12 +91,8 @@ export interface OneDnnConv {
 }
 
 // dnnl_types.h, oneDNN 2.6
-const MEMORY_DESC_BYTES = 696;
 const CONV_DESC_BYTES = 5976;
-const F32 = 3;
-const TAG_ANY = 1, TAG_A = 2, TAG_NHWC = 20, TAG_HWIO = 30;
-const FORWARD_INFERENCE = 96, FORWARD_TRAINING = 64, CONVOLUTION_DIRECT = 1;
-const ENGINE_CPU = 1, STREAM_DEFAULT = 1;
+const CONVOLUTION_DIRECT = 1;
 const QUERY_WEIGHTS_MD = 131, QUERY_DIFF_WEIGHTS_MD = 132;
 const ARG_SRC = 1, ARG_DST = 17, ARG_WEIGHTS = 33, ARG_BIAS = 41, ARG_FROM = 1, ARG_TO = 17;
 const ARG_DIFF_SRC = 129, ARG_DIFF_DST = 145, ARG_DIFF_WEIGHTS = 161;
@@ -92,14 +105,6 @@ const ELTWISE: Record<string, number> = {
 };
 
 const SYMBOLS = {
-  dnnl_version: { parameters: [], result: "pointer" },
-  dnnl_engine_create: { parameters: ["buffer", "i32", "usize"], result: "i32" },
-  dnnl_stream_create: { parameters: ["buffer", "pointer", "u32"], result: "i32" },
-  dnnl_stream_wait: { parameters: ["pointer"], result: "i32" },
-  dnnl_memory_desc_init_by_tag: {
-    parameters: ["buffer", "i32", "buffer", "i32", "i32"],
-    result: "i32",
-  },
   dnnl_memory_desc_equal: { parameters: ["buffer", "pointer"], result: "i32" },
   dnnl_memory_desc_get_size: { parameters: ["pointer"], result: "usize" },
   dnnl_dilated_convolution_forward_desc_init: {
@@ -154,22 +159,12 @@ const SYMBOLS = {
     result: "i32",
   },
   dnnl_primitive_attr_set_post_ops: { parameters: ["pointer", "pointer"], result: "i32" },
-  dnnl_primitive_desc_create: {
-    parameters: ["buffer", "buffer", "pointer", "pointer", "pointer"],
-    result: "i32",
-  },
   dnnl_primitive_desc_query_md: { parameters: ["pointer", "i32", "i32"], result: "pointer" },
   dnnl_reorder_primitive_desc_create: {
     parameters: ["buffer", "buffer", "pointer", "pointer", "pointer", "pointer"],
     result: "i32",
   },
-  dnnl_primitive_create: { parameters: ["buffer", "pointer"], result: "i32" },
-  dnnl_memory_create: { parameters: ["buffer", "pointer", "pointer", "pointer"], result: "i32" },
-  dnnl_memory_set_data_handle: { parameters: ["pointer", "pointer"], result: "i32" },
-  dnnl_primitive_execute: { parameters: ["pointer", "pointer", "i32", "buffer"], result: "i32" },
 } as const;
-
-type Lib = Deno.DynamicLibrary<typeof SYMBOLS>["symbols"];
 
 type Direction = "forward" | "backwardData" | "backwardWeights";
 
@@ -192,81 +187,18 @@ interface Entry {
   };
 }
 
-function check(status: number, what: string): void {
-  if (status !== 0) throw new Error(`oneDNN ${what} failed with status ${status}`);
-}
-
-/** Reads the pointer an out-parameter received. */
-function pointerOut(cell: BigUint64Array): Deno.PointerValue {
-  return Deno.UnsafePointer.create(cell[0]);
-}
-
-function dims(values: readonly number[]): BigInt64Array {
-  const d = new BigInt64Array(12);
-  values.forEach((v, i) => (d[i] = BigInt(v)));
-  return d;
-}
-
-function execArgs(pairs: [number, Deno.PointerValue][]): Uint8Array {
-  const bytes = new Uint8Array(16 * pairs.length);
-  const view = new DataView(bytes.buffer);
-  pairs.forEach(([arg, memory], i) => {
-    view.setInt32(16 * i, arg, true);
-    view.setBigUint64(16 * i + 8, BigInt(Deno.UnsafePointer.value(memory)), true);
-  });
-  return bytes;
-}
-
 /**
  * Opens oneDNN's convolution, or returns `undefined` where `libdnnl.so.2` is missing or not
  * of major version 2 (whose C API this module is written for).
  */
 export function openOneDnnConv(): OneDnnConv | undefined {
-  let lib: Lib;
-  try {
-    lib = Deno.dlopen("libdnnl.so.2", SYMBOLS).symbols;
-  } catch {
-    return undefined;
-  }
-  const v = new Deno.UnsafePointerView(lib.dnnl_version()!);
-  const version = [v.getInt32(0), v.getInt32(4), v.getInt32(8)];
-  if (version[0] !== 2) return undefined;
-  const c = new BigUint64Array(1); // out-parameter cell of the create calls
-  check(lib.dnnl_engine_create(c, ENGINE_CPU, 0n), "engine_create");
-  const engine = pointerOut(c);
-  check(lib.dnnl_stream_create(c, engine, STREAM_DEFAULT), "stream_create");
-  const stream = pointerOut(c);
-
-  const memoryDesc = (shape: readonly number[], tag: number) => {
-    const md = new Uint8Array(MEMORY_DESC_BYTES);
-    check(lib.dnnl_memory_desc_init_by_tag(md, shape.length, dims(shape), F32, tag), "md");
-    keep.push(md); // memory objects and primitives made from it may point into it
-    return md;
-  };
-  const memory = (md: Uint8Array | Deno.PointerValue) => {
-    const mdPointer = md instanceof Uint8Array ? Deno.UnsafePointer.of(md) : md;
-    // DNNL_MEMORY_NONE (null): the handle is set before every execution
-    check(lib.dnnl_memory_create(c, mdPointer, engine, null), "memory_create");
-    return pointerOut(c);
-  };
-  const keep: unknown[] = [];
+  const dnnl = openOneDnn(SYMBOLS);
+  if (!dnnl) return undefined;
+  const { lib, engine, cell: c, memoryDesc, memory, primitiveDesc, primitiveOf } = dnnl;
+  const { setHandle, execute } = dnnl;
   const entries = new Map<string, Entry | null>(); // null: refused by oneDNN
   // per filter tensor: its values in the layout of the entry that reordered them
   const reordered = new WeakMap<object, { entry: Entry; data: Uint8Array }>();
-
-  function primitiveDesc(
-    desc: Uint8Array,
-    attr: Deno.PointerValue,
-    hint: Deno.PointerValue,
-  ): Deno.PointerValue {
-    check(lib.dnnl_primitive_desc_create(c, desc, attr, engine, hint), "primitive_desc_create");
-    return pointerOut(c);
-  }
-
-  function primitiveOf(pd: Deno.PointerValue): Deno.PointerValue {
-    check(lib.dnnl_primitive_create(c, pd), "primitive_create");
-    return pointerOut(c);
-  }
 
   function postOps(spec: ConvSpec): Deno.PointerValue {
     check(lib.dnnl_primitive_attr_create(c), "primitive_attr_create");
@@ -291,10 +223,13 @@ export function openOneDnnConv(): OneDnnConv | undefined {
 
   function create(spec: ConvSpec, direction: Direction): Entry {
     const [n, h, w, ci] = spec.x, [kh, kw, , co] = spec.filter, [, oh, ow] = spec.out;
-    const src = memoryDesc([n, ci, h, w], TAG_NHWC);
-    const dst = memoryDesc([n, co, oh, ow], TAG_NHWC);
-    const plain = memoryDesc([co, ci, kh, kw], TAG_HWIO);
-    const any = memoryDesc([co, ci, kh, kw], TAG_ANY);
+    const src = memoryDesc([n, ci, h, w], TAG.nhwc);
+    const dst = memoryDesc([n, co, oh, ow], TAG.nhwc);
+    const g = spec.groups;
+    if (g < 1 || ci % g !== 0 || co % g !== 0) throw new Error(`groups ${g} of ${ci}→${co}`);
+    const weights = g === 1 ? [co, ci, kh, kw] : [g, co / g, ci / g, kh, kw];
+    const plain = memoryDesc(weights, g === 1 ? TAG.hwio : TAG.hwigo);
+    const any = memoryDesc(weights, TAG.any);
     const geometry = [
       dims(spec.strides),
       dims(spec.dilations.map((d) => d - 1)),
@@ -322,14 +257,14 @@ export function openOneDnnConv(): OneDnnConv | undefined {
     let chosen: Deno.PointerValue;
     const memories = new Map<number, Deno.PointerValue>();
     if (direction === "forward") {
-      const bias = spec.bias ? memoryDesc([co], TAG_A) : null;
-      pd = primitiveDesc(forwardDesc(FORWARD_INFERENCE, bias), postOps(spec), null);
+      const bias = spec.bias ? memoryDesc([co], TAG.a) : null;
+      pd = primitiveDesc(forwardDesc(PROP.forwardInference, bias), postOps(spec), null);
       chosen = lib.dnnl_primitive_desc_query_md(pd, QUERY_WEIGHTS_MD, 0);
       memories.set(ARG_SRC, memory(src)).set(ARG_WEIGHTS, memory(chosen));
       memories.set(ARG_DST, memory(dst));
       if (bias) memories.set(ARG_BIAS, memory(bias));
     } else {
-      const hint = primitiveDesc(forwardDesc(FORWARD_TRAINING, null), null, null);
+      const hint = primitiveDesc(forwardDesc(PROP.forwardTraining, null), null, null);
       const desc = new Uint8Array(CONV_DESC_BYTES);
       if (direction === "backwardData") {
         check(
@@ -419,21 +354,6 @@ export function openOneDnnConv(): OneDnnConv | undefined {
     return entry;
   }
 
-  // Views on the wasm heap are typed as ArrayBufferLike; the pointer is taken at once.
-  const setHandle = (memory: Deno.PointerValue, data: Float32Array | Uint8Array) =>
-    check(
-      lib.dnnl_memory_set_data_handle(
-        memory,
-        Deno.UnsafePointer.of(data as Uint8Array<ArrayBuffer>),
-      ),
-      "set handle",
-    );
-
-  function execute(primitive: Deno.PointerValue, args: Uint8Array): void {
-    check(lib.dnnl_primitive_execute(primitive, stream, args.length / 16, args), "execute");
-    check(lib.dnnl_stream_wait(stream), "stream_wait");
-  }
-
   /** Reorders the plain filter into the entry's layout (a new buffer). */
   function reorderInto(entry: Entry, filter: Float32Array): Uint8Array {
     const r = entry.reorder!;
@@ -445,7 +365,7 @@ export function openOneDnnConv(): OneDnnConv | undefined {
   }
 
   return {
-    version: `oneDNN ${version.join(".")}`,
+    version: dnnl.version,
     forward(spec, x, filter, filterKey, bias, out) {
       const entry = entryFor(spec, "forward");
       if (!entry) return false;

@@ -18,6 +18,11 @@ import type { ArchitectureSpec } from "./architecture.ts";
 import { resolvePadding } from "./architecture.ts";
 import type { Collective } from "./collective.ts";
 import type { FeatureStandardization } from "./standardize.ts";
+import {
+  BATCH_NORM_TRAINING,
+  BATCH_NORM_TRAINING_GRAD,
+  nativeBatchNormAvailable,
+} from "../native/mod.ts";
 
 /** Which optimizer group a parameter belongs to. */
 export type ParamGroupName = "conv" | "head";
@@ -100,6 +105,7 @@ export function batchNormTraining(
   const shape = x.shape;
   const c = shape[3], n = x.size / c;
   const synced = collective !== undefined && collective.size > 1;
+  if (!synced && nativeBatchNormAvailable()) return batchNormNative(x, gamma, beta, stats);
   let total = n;
   const op = tf.customGrad(
     (...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
@@ -169,6 +175,53 @@ export function batchNormTraining(
       };
     },
   );
+  return op(x, gamma, beta) as tf.Tensor4D;
+}
+
+/**
+ * {@link batchNormTraining} on one rank, as the two native kernels of `lib/native/batchnorm.ts`
+ * (oneDNN's batch-normalization primitives): the same statistics, output and gradient in one
+ * pass each instead of about ten TF.js ops.
+ */
+function batchNormNative(
+  x: tf.Tensor4D,
+  gamma: tf.Tensor,
+  beta: tf.Tensor,
+  stats?: BatchNormStats,
+): tf.Tensor4D {
+  const shape = x.shape;
+  const c = shape[3], n = x.size / c;
+  const attrs = { epsilon: BN_EPSILON };
+  const op = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+    const [input, g, bt] = args as tf.Tensor[];
+    const save = args[3] as tf.GradSaveFunc;
+    const x2 = tf.reshape(input, [n, c]);
+    const [y, mean, variance] = tf.engine().runKernel(
+      BATCH_NORM_TRAINING,
+      { x: x2, gamma: g, beta: bt },
+      attrs,
+    ) as tf.Tensor[];
+    if (stats) {
+      stats.blocks.push({
+        mean: tf.keep(mean as tf.Tensor1D),
+        variance: tf.keep(variance as tf.Tensor1D),
+        count: n,
+      });
+    }
+    save([x2, mean, variance, g]);
+    return {
+      value: tf.reshape(y, shape),
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+        const [xs, m, v, gm] = saved;
+        const [dx, dGamma, dBeta] = tf.engine().runKernel(
+          BATCH_NORM_TRAINING_GRAD,
+          { x: xs, mean: m, variance: v, gamma: gm, dy: tf.reshape(dy, [n, c]) },
+          attrs,
+        ) as tf.Tensor[];
+        return [tf.reshape(dx, shape), dGamma, dBeta];
+      },
+    };
+  });
   return op(x, gamma, beta) as tf.Tensor4D;
 }
 
