@@ -19,9 +19,12 @@ import {
   denseKernel,
   groupedConvKernel,
   poolOutputSize,
+  TorchConv2D,
   TorchMaxPool2D,
   TORCHVISION_ARCHS,
 } from "../lib/vision/torchvision/mod.ts";
+import { nativeSetting, setNativeEnabled } from "../lib/native/gemm.ts";
+import { numericPaddingInKernels } from "../lib/native/kernels.ts";
 import type { TorchvisionArch } from "../lib/vision/torchvision/mod.ts";
 import type { TensorInfo } from "../lib/vision/torch/types.ts";
 import {
@@ -328,6 +331,64 @@ Deno.test("grouped convolution: the block-diagonal kernel equals per-group convo
   const reference = tf.concat(parts, 3);
   assert(tf.max(tf.abs(tf.sub(dense, reference))).dataSync()[0] < 1e-5);
   tf.dispose([weight, x, dense, reference, ...parts]);
+});
+
+Deno.test("TorchConv2D: padding inside the kernel equals padding the input first", async () => {
+  const cases = [
+    { x: [2, 9, 9, 4], filters: 6, k: 3, strides: 1, padding: 1, depthwise: false },
+    { x: [2, 10, 11, 3], filters: 5, k: 7, strides: 2, padding: 3, depthwise: false },
+    { x: [1, 9, 8, 6], filters: 6, k: 3, strides: 2, padding: 1, depthwise: true },
+  ];
+  for (const c of cases) {
+    const layer = new TorchConv2D({
+      filters: c.filters,
+      kernelSize: c.k,
+      strides: c.strides,
+      padding: c.padding,
+      depthwise: c.depthwise,
+      activation: "relu",
+    });
+    const x = tf.randomNormal(c.x, 0, 1, "float32", 13);
+    layer.apply(x); // builds
+    const [kernel, bias] = layer.getWeights();
+    layer.setWeights([
+      tf.randomNormal(kernel.shape, 0, 1, "float32", 14),
+      tf.randomNormal(bias.shape, 0, 1, "float32", 15),
+    ]);
+    const w = layer.getWeights().map((t) => t.dataSync().slice());
+    // reference: PyTorch's padding as an explicit zero pad, on the cpu backend
+    const run = () => {
+      const input = tf.tensor4d(x.dataSync(), c.x as [number, number, number, number]);
+      const padded = tf.pad(input, [[0, 0], [c.padding, c.padding], [c.padding, c.padding], [
+        0,
+        0,
+      ]]);
+      const filter = tf.tensor4d(w[0], kernel.shape as [number, number, number, number]);
+      const conv = c.depthwise
+        ? tf.depthwiseConv2d(padded, filter, c.strides, "valid")
+        : tf.conv2d(padded, filter, c.strides, "valid");
+      return tf.relu(tf.add(conv, tf.tensor1d(w[1])));
+    };
+    await ready("cpu");
+    const expected = run().dataSync() as Float32Array;
+    await ready("wasm");
+    for (const nativeOn of [true, false]) {
+      setNativeEnabled(nativeOn);
+      try {
+        const inKernel = numericPaddingInKernels(c.depthwise);
+        if (nativeSetting() !== "off") assertEquals(inKernel, nativeOn, JSON.stringify(c));
+        const info = await tf.profile(() => layer.apply(x) as tf.Tensor);
+        const y = info.result as tf.Tensor;
+        assertEquals(info.kernelNames.includes("PadV2"), !inKernel, "padded copy made");
+        const error = relativeError(y.dataSync() as Float32Array, expected);
+        assert(error < 1e-5, `${JSON.stringify(c)} native ${nativeOn}: ${error}`);
+        y.dispose();
+      } finally {
+        setNativeEnabled(true);
+      }
+    }
+    tf.dispose([x, kernel, bias]);
+  }
 });
 
 Deno.test("dense kernel from NCHW flattening equals transposing to NCHW before flattening", () => {

@@ -437,7 +437,20 @@ function depthwiseConv2D(gemm: NativeGemm, args: KernelArgs, fallback: KernelCal
   const run = (p: OneDnnConv) => p.forward(spec, xv, wv, filter.dataId, bias, ov);
   if (onPrimitive(gemm, multiplyAdds, run)) return out;
   backend.disposeData(out.dataId);
-  return fallback(args) as TensorInfo;
+  if (typeof attrs.pad !== "number" || attrs.pad === 0) return fallback(args) as TensorInfo;
+  // refused: the wasm kernel gets the padding as values (see numericPaddingInKernels)
+  const p = attrs.pad;
+  const padded = padV2({
+    inputs: { x },
+    backend,
+    attrs: { paddings: [[0, 0], [p, p], [p, p], [0, 0]], constantValue: 0 },
+  }, fallback);
+  try {
+    return fallback({ ...args, inputs: { ...inputs, x: padded }, attrs: { ...attrs, pad: 0 } }) as
+      TensorInfo;
+  } finally {
+    backend.disposeData(padded.dataId);
+  }
 }
 
 function conv2DBackpropFilter(
@@ -571,6 +584,21 @@ function unsupported(name: string, args: KernelArgs, fallback: KernelCall | unde
 let primitiveConv: { conv?: OneDnnConv } | undefined;
 
 let primitiveEnabled = true;
+
+/**
+ * Whether this thread's convolution kernels take a numeric (symmetric, PyTorch-style)
+ * padding themselves, so a layer can pass `pad: p` instead of padding its input first: the
+ * native kernels are on (the primitive pads in place; im2col reads zeros), and for depthwise
+ * ones oneDNN's primitive is there (a case it refuses is padded before the wasm kernel). TF.js
+ * wasm's own kernels mishandle numeric padding, so where this is false, pad the input.
+ */
+export function numericPaddingInKernels(depthwise = false): boolean {
+  if (tf.getBackend() !== "wasm") return tf.getBackend() === "cpu";
+  const gemm = nativeGemm();
+  const kernel = tf.getKernel(depthwise ? "FusedDepthwiseConv2D" : "FusedConv2D", "wasm");
+  if (!gemm || !kernel || !installed.has(kernel.kernelFunc)) return false;
+  return !depthwise || primitiveInUse(gemm);
+}
 
 /** Whether convolutions with this GEMM run on oneDNN's primitive (it may still refuse one). */
 function primitiveInUse(gemm: NativeGemm): boolean {

@@ -10,7 +10,7 @@
  *
  * @module
  */
-import { tf } from "../tf.ts";
+import { readValues, tf } from "../tf.ts";
 import { ProgressBar } from "../progress.ts";
 import type { Progress } from "../progress.ts";
 import type { FeatureBatch, ImageBatch } from "../types.ts";
@@ -211,6 +211,8 @@ export class Backbone {
   /**
    * Runs the frozen forward pass over `images` batch by batch and hands each batch's
    * features (row-major `[b, h', w', c]`) to `sink` with the index of its first image.
+   * `values` may be a view on the backend's memory, valid until the next TF.js op: the sink
+   * copies what it keeps before it awaits anything.
    */
   async forEachBatch(
     images: ImageBatch | FeatureBatch,
@@ -274,9 +276,12 @@ export class Backbone {
         if (factor !== 1) x = tf.image.resizeNearestNeighbor(x, [h * factor, w * factor]);
         return this.forward(x, { preprocess: options.preprocess });
       });
-      const data = (await values.data()) as Float32Array;
-      values.dispose();
-      await sink(start, data);
+      try {
+        // no copy out of the wasm heap: the sink copies them into its own array at once
+        await sink(start, readValues(values));
+      } finally {
+        values.dispose();
+      }
       bar?.update(start + size - from);
       options.onProgress?.({ done: start + size - from, total });
     }

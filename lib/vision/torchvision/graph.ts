@@ -16,6 +16,7 @@ import {
   AdaptiveAveragePooling2D,
   ChannelShuffle,
   ChannelSlice,
+  TorchConv2D,
   TorchMaxPool2D,
 } from "./layers.ts";
 import {
@@ -121,7 +122,10 @@ export class TorchGraph {
     };
   }
 
-  /** `nn.Conv2d` (+ BatchNorm2d, + ReLU): zero padding, then a `valid` TF.js convolution. */
+  /**
+   * `nn.Conv2d` (+ BatchNorm2d, + ReLU): a `valid` TF.js convolution, or a {@link TorchConv2D}
+   * where it pads.
+   */
   conv(x: Sym, o: ConvOptions): Sym {
     const inChannels = x.shape[3]!;
     const groups = o.groups ?? 1;
@@ -137,9 +141,6 @@ export class TorchGraph {
     let bias = o.bias ? this.take(`${o.name}.bias`).data : null;
     const foldBn = o.bn !== undefined && this.#fold;
     if (foldBn) bias = foldBatchNorm(kernel, bias, this.#batchNorm(o.bn!));
-    if (padding > 0) {
-      x = this.#apply(tf.layers.zeroPadding2d({ name: `${o.name}.pad`, padding }), x);
-    }
     const fuseRelu = o.relu !== undefined && this.#fold && (o.bn === undefined || foldBn);
     const k = o.kernel;
     const common = {
@@ -151,7 +152,18 @@ export class TorchGraph {
       activation: fuseRelu ? "relu" as const : "linear" as const,
       biasInitializer: "zeros" as const,
     };
-    const layer = depthwise
+    const layer = padding > 0
+      ? new TorchConv2D({
+        name: o.name,
+        filters: o.filters,
+        kernelSize: k,
+        strides: stride,
+        padding,
+        depthwise,
+        useBias: bias !== null,
+        activation: common.activation,
+      })
+      : depthwise
       ? tf.layers.depthwiseConv2d({ ...common, depthwiseInitializer: "zeros" })
       : tf.layers.conv2d({ ...common, filters: o.filters, kernelInitializer: "zeros" });
     const shape = depthwise ? [k, k, inChannels, 1] : [k, k, inChannels, o.filters];

@@ -9,13 +9,17 @@
  * - {@link AdaptiveAveragePooling2D}: `nn.AdaptiveAvgPool2d`, PyTorch's windows
  *   `[floor(i·in/out), ceil((i+1)·in/out))` for any input size.
  *
- * Convolution padding needs no layer of its own: a `ZeroPadding2D` before a `valid`
- * convolution is PyTorch's `padding=p`. Every class is registered with `tf.serialization`,
- * so a model containing them can be saved and loaded by any program importing this module.
+ * - {@link TorchConv2D}: `nn.Conv2d` with `padding=p` (dense or depthwise, bias and ReLU
+ *   fused), padded inside the convolution kernel where it can (the native kernels), else by
+ *   a zero padding of its input, as a `ZeroPadding2D` before a `valid` convolution.
+ *
+ * Every class is registered with `tf.serialization`, so a model containing them can be saved
+ * and loaded by any program importing this module.
  *
  * @module
  */
 import { tf } from "../../tf.ts";
+import { numericPaddingInKernels } from "../../native/kernels.ts";
 
 type Kwargs = Record<string, unknown>;
 type Shape = (number | null)[];
@@ -346,3 +350,123 @@ export class AdaptiveAveragePooling2D extends tf.layers.Layer {
   }
 }
 register(AdaptiveAveragePooling2D);
+
+/** Configuration of {@link TorchConv2D}, as in `nn.Conv2d` (square kernels). */
+export interface TorchConv2DArgs extends BaseLayerArgs {
+  /** Output channels (`out_channels`; a depthwise convolution: the input channels). */
+  filters: number;
+  /** Kernel size. */
+  kernelSize: number;
+  /** Stride (default 1). */
+  strides?: number;
+  /** Zero padding on each side (`padding`, default 0). */
+  padding?: number;
+  /** One filter per input channel (`groups` = channels, default false). */
+  depthwise?: boolean;
+  /** Whether it adds a bias (default true). */
+  useBias?: boolean;
+  /** A ReLU after it (`"relu"`) or none (`"linear"`, default). */
+  activation?: "linear" | "relu";
+}
+
+/**
+ * PyTorch's `nn.Conv2d(padding=p)` on channels-last input: weights `kernel` (`[k, k, c, f]`,
+ * depthwise `[k, k, c, 1]`) and `bias`, in the order of TF.js's own convolution layers. The
+ * padding goes to the convolution kernel as a number where the kernels in use take one
+ * (`numericPaddingInKernels`: no padded copy of the input is made), else the input is padded
+ * with zeros first; both compute the same values.
+ */
+export class TorchConv2D extends tf.layers.Layer {
+  /** Serialisation name. */
+  static className = "TorchConv2D";
+  /** Output channels. */
+  readonly filters: number;
+  /** Kernel size. */
+  readonly kernelSize: number;
+  /** Stride. */
+  readonly strides: number;
+  /** Padding on each side. */
+  readonly padding: number;
+  /** Depthwise. */
+  readonly depthwise: boolean;
+  /** Bias. */
+  readonly useBias: boolean;
+  /** Activation after it. */
+  readonly activation: "linear" | "relu";
+  #kernel?: tf.LayerVariable;
+  #bias?: tf.LayerVariable;
+
+  /** See {@link TorchConv2DArgs}. */
+  constructor(args: TorchConv2DArgs) {
+    super(args);
+    this.filters = args.filters;
+    this.kernelSize = args.kernelSize;
+    this.strides = args.strides ?? 1;
+    this.padding = args.padding ?? 0;
+    this.depthwise = args.depthwise ?? false;
+    this.useBias = args.useBias ?? true;
+    this.activation = args.activation ?? "linear";
+  }
+
+  /** Creates `kernel` (and `bias`), zero until set. */
+  override build(inputShape: Shape | Shape[]): void {
+    const channels = singleShape(inputShape)[3];
+    if (channels === null) throw new Error(`TorchConv2D "${this.name}": unknown input channels`);
+    if (this.depthwise && this.filters !== channels) {
+      throw new Error(
+        `TorchConv2D "${this.name}": depthwise with ${this.filters} filters on ${channels} channels`,
+      );
+    }
+    const k = this.kernelSize;
+    const shape = this.depthwise ? [k, k, channels, 1] : [k, k, channels, this.filters];
+    const zeros = tf.initializers.zeros();
+    this.#kernel = this.addWeight("kernel", shape, "float32", zeros);
+    if (this.useBias) this.#bias = this.addWeight("bias", [this.filters], "float32", zeros);
+    this.built = true;
+  }
+
+  #out(size: number | null): number | null {
+    return size === null
+      ? null
+      : Math.floor((size + 2 * this.padding - this.kernelSize) / this.strides) + 1;
+  }
+
+  /** `[n, h', w', filters]`. */
+  override computeOutputShape(inputShape: Shape | Shape[]): Shape {
+    const [n, h, w] = singleShape(inputShape);
+    return [n, this.#out(h), this.#out(w), this.filters];
+  }
+
+  /** The convolution (see the class documentation for where the padding happens). */
+  override call(inputs: tf.Tensor | tf.Tensor[], _kwargs: Kwargs): tf.Tensor {
+    return tf.tidy(() => {
+      const x = single(inputs) as tf.Tensor4D;
+      const p = this.padding;
+      const inKernel = p > 0 && numericPaddingInKernels(this.depthwise);
+      const conv = {
+        x: p > 0 && !inKernel ? tf.pad(x, [[0, 0], [p, p], [p, p], [0, 0]]) : x,
+        filter: this.#kernel!.read() as tf.Tensor4D,
+        strides: this.strides,
+        pad: inKernel ? p : "valid" as const,
+        bias: this.#bias?.read(),
+        activation: this.activation,
+      };
+      return this.depthwise ? tf.fused.depthwiseConv2d(conv) : tf.fused.conv2d(conv);
+    });
+  }
+
+  /** Serialisable configuration. */
+  override getConfig(): tf.serialization.ConfigDict {
+    return {
+      ...super.getConfig(),
+      filters: this.filters,
+      kernelSize: this.kernelSize,
+      strides: this.strides,
+      padding: this.padding,
+      depthwise: this.depthwise,
+      useBias: this.useBias,
+      activation: this.activation,
+    };
+  }
+}
+register(TorchConv2D);

@@ -32,6 +32,7 @@ export {
   channelShuffleOrder,
   ChannelSlice,
   poolOutputSize,
+  TorchConv2D,
   TorchMaxPool2D,
 } from "./layers.ts";
 export {
