@@ -446,8 +446,11 @@ function depthwiseConv2D(gemm: NativeGemm, args: KernelArgs, fallback: KernelCal
     attrs: { paddings: [[0, 0], [p, p], [p, p], [0, 0]], constantValue: 0 },
   }, fallback);
   try {
-    return fallback({ ...args, inputs: { ...inputs, x: padded }, attrs: { ...attrs, pad: 0 } }) as
-      TensorInfo;
+    return fallback({
+      ...args,
+      inputs: { ...inputs, x: padded },
+      attrs: { ...attrs, pad: 0 },
+    }) as TensorInfo;
   } finally {
     backend.disposeData(padded.dataId);
   }
