@@ -41,9 +41,11 @@
  * same in any thread, as it is on wasm, whose pair is reported too; with oneDNN's sgemm this
  * holds on the development machine, the relative difference is reported beside it);
  * `use_lite_peak_memory_vs_wasm` (peak RSS of the native configuration the speed-up uses ÷
- * the wasm one-thread peak, ≤ 1.25; the workers' process holds three copies of the model,
- * so where the workers are the faster configuration this target is not met; both native
- * configurations' ratios are figures); `use_lite_taps_time_ratio` (≤ 1.25).
+ * the peak of the same configuration on the wasm kernels, today's figure for it: the main
+ * thread against the wasm main thread, the workers against the wasm workers, ≤ 1.25; the
+ * workers' process holds three copies of the model and three heaps on either kernels, so each
+ * native configuration's ratio to the wasm main thread is printed as a figure too);
+ * `use_lite_taps_time_ratio` (≤ 1.25).
  *
  * No embedding store is kept: every figure is a fresh encode. Ends with one JSON line. Exits
  * non-zero when any review tokenises differently, and without a JSON line when a
@@ -521,7 +523,11 @@ async function main(): Promise<number> {
     ? "native_workers"
     : "native_one_thread";
   const speedup = rate[bestNative] / wasmRate;
-  const memory = peak[bestNative] / peak.wasm_one_thread;
+  // the same configuration on today's kernels: one thread against one thread, workers against
+  // workers (each worker holds its own copy of the model and its own heap)
+  const sameOnWasm: Config = bestNative === "native_workers" ? "wasm_workers" : "wasm_one_thread";
+  const memory = peak[bestNative] / peak[sameOnWasm];
+  figures.use_lite_memory_compared_with = sameOnWasm;
   figures.use_lite_native_best = bestNative;
   figures.use_lite_native_one_thread_speedup_over_wasm = Number(
     (rate.native_one_thread / wasmRate).toFixed(3),
@@ -605,7 +611,7 @@ async function main(): Promise<number> {
       `rounds): best native configuration (${bestNative}) ${
         speedup.toFixed(2)
       }x the wasm main thread, peak ` +
-      `memory ${memory.toFixed(3)}x; native vs wasm: max relative row difference ` +
+      `memory ${memory.toFixed(3)}x that of ${sameOnWasm}; native vs wasm: max relative row difference ` +
       `${figures.use_lite_native_max_rel_diff_vs_wasm}; native main thread vs workers ` +
       `${figures.use_lite_native_parallel_max_rel_diff} (max |diff| ` +
       `${figures.use_lite_native_parallel_max_abs_diff}); wasm main thread vs workers max ` +

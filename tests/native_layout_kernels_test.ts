@@ -51,6 +51,23 @@ Deno.test("Identity and same-dtype Cast share memory safely: each tensor outlive
   tf.dispose([z, i, after]);
 });
 
+Deno.test("native Minimum and Maximum with a single value equal the cpu kernels (NaN kept)", async () => {
+  await ready("wasm");
+  const values = lcgValues(2 * 5 * 7, 12).map((v, i) => (i % 9 === 0 ? NaN : 8 * v));
+  const [ours, ref] = await onBothBackends(() => {
+    const x = tf.tensor3d(values, [2, 5, 7]);
+    return [
+      tf.minimum(6, x), // a scalar first: TF.js-layers' relu6
+      tf.minimum(x, tf.tensor1d([0.5])),
+      tf.maximum(x, -1),
+      tf.maximum(tf.scalar(NaN), x),
+      // broadcasting a row: the wasm kernel (on finite values: it does not keep NaN)
+      tf.minimum(tf.tensor3d(lcgValues(70, 14), [2, 5, 7]), tf.tensor1d(lcgValues(7, 13))),
+    ];
+  });
+  ours.forEach((o, i) => assertEquals(o, ref[i], `output ${i}`));
+});
+
 /** A `[taps, ci, co]` filter with non-zero values only inside `groups` diagonal blocks. */
 function blockFilter(taps: number, ci: number, co: number, groups: number, seed: number) {
   const f = lcgValues(taps * ci * co, seed);

@@ -10,6 +10,11 @@
  *   in one run) into an output filled with the constant, where the wasm kernel visits
  *   values one by one: the zero padding before each of a backbone's convolutions.
  *
+ * - `Minimum` and `Maximum` of a float32 tensor and a single value (either side): one loop,
+ *   where the wasm kernels take their general broadcasting path, a value at a time.
+ *   TF.js-layers' `relu6` activation is `minimum(6, relu(x))`: in MobileNet most of the
+ *   frozen forward went there.
+ *
  * Other dtypes and cases call the wasm kernel (`fallback`).
  *
  * @module
@@ -75,4 +80,28 @@ export function padV2(args: KernelArgs, fallback: KernelCall): TensorInfo {
     }
   }
   return out;
+}
+
+/** `Minimum` (`max` false) or `Maximum` of a float32 tensor and a one-value tensor. */
+export function minMaxScalar(max: boolean) {
+  return (args: KernelArgs, fallback: KernelCall): TensorInfo => {
+    const { inputs, backend } = args;
+    const a = inputs.a!, b = inputs.b!;
+    const scalarA = size(a.shape) === 1, scalarB = size(b.shape) === 1;
+    const tensor = scalarA && !scalarB ? b : a, scalar = tensor === a ? b : a;
+    if (
+      a.dtype !== "float32" || b.dtype !== "float32" || size(scalar.shape) !== 1 ||
+      scalar.shape.length > tensor.shape.length
+    ) {
+      return fallback(args) as TensorInfo;
+    }
+    const out = backend.makeOutput([...tensor.shape], "float32");
+    const xv = backend.typedArrayFromHeap(tensor), ov = backend.typedArrayFromHeap(out);
+    const v = backend.typedArrayFromHeap(scalar)[0];
+    const n = xv.length;
+    // Math.min / Math.max: branch-free, and NaN propagates as in TF.js
+    if (max) for (let i = 0; i < n; i++) ov[i] = Math.max(xv[i], v);
+    else for (let i = 0; i < n; i++) ov[i] = Math.min(xv[i], v);
+    return out;
+  };
 }

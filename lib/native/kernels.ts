@@ -20,7 +20,8 @@
  *   channel; and a forward convolution whose filter is zero outside G diagonal blocks (the
  *   toolkit's form of PyTorch's `groups=G`, see `groups.ts`) runs as the grouped primitive on
  *   the blocks, with 1/G of the multiply-adds.
- * - `Identity`, same-dtype `Cast` (sharing memory) and `PadV2` (`copy_kernels.ts`).
+ * - `Identity`, same-dtype `Cast` (sharing memory), `PadV2`, and `Minimum`/`Maximum` with a
+ *   single value (`copy_kernels.ts`).
  *
  * Beside them, two kernels of their own for the trainable network's BatchNorm
  * (`batchnorm.ts`).
@@ -36,7 +37,7 @@
 import { tf } from "../tf.ts";
 import { type NativeGemm, nativeGemm, useNativeThreads } from "./gemm.ts";
 import { type ConvSpec, type OneDnnConv, openOneDnnConv } from "./onednn_conv.ts";
-import { cast, identity, padV2 } from "./copy_kernels.ts";
+import { cast, identity, minMaxScalar, padV2 } from "./copy_kernels.ts";
 import { registerBatchNormKernels, setBatchNormPrimitiveEnabled } from "./batchnorm.ts";
 import { profile } from "./profile.ts";
 export { nativeProfile, resetNativeProfile } from "./profile.ts";
@@ -680,6 +681,8 @@ const KERNELS: Record<string, NativeKernel> = {
   Identity: (_gemm, args, fallback) => identity(args, fallback),
   Cast: (_gemm, args, fallback) => cast(args, fallback),
   PadV2: (_gemm, args, fallback) => padV2(args, fallback),
+  Minimum: (_gemm, args, fallback) => minMaxScalar(false)(args, fallback),
+  Maximum: (_gemm, args, fallback) => minMaxScalar(true)(args, fallback),
 };
 
 /** The kernel functions we installed, to recognise them when asked to install again. */
