@@ -611,7 +611,9 @@ async function main(): Promise<number> {
       `rounds): best native configuration (${bestNative}) ${
         speedup.toFixed(2)
       }x the wasm main thread, peak ` +
-      `memory ${memory.toFixed(3)}x that of ${sameOnWasm}; native vs wasm: max relative row difference ` +
+      `memory ${
+        memory.toFixed(3)
+      }x that of ${sameOnWasm}; native vs wasm: max relative row difference ` +
       `${figures.use_lite_native_max_rel_diff_vs_wasm}; native main thread vs workers ` +
       `${figures.use_lite_native_parallel_max_rel_diff} (max |diff| ` +
       `${figures.use_lite_native_parallel_max_abs_diff}); wasm main thread vs workers max ` +

@@ -100,7 +100,7 @@ export function minMaxScalar(max: boolean) {
     const v = backend.typedArrayFromHeap(scalar)[0];
     const n = xv.length;
     // Math.min / Math.max: branch-free, and NaN propagates as in TF.js
-    if (max) for (let i = 0; i < n; i++) ov[i] = Math.max(xv[i], v);
+    if (max) { for (let i = 0; i < n; i++) ov[i] = Math.max(xv[i], v); }
     else for (let i = 0; i < n; i++) ov[i] = Math.min(xv[i], v);
     return out;
   };
