@@ -31,9 +31,10 @@
  * copies of it: the main thread's and each worker's); PyTorch's side does the same.
  *
  * Per-stage profile (every backbone at 150×150, ours' median run): ms per batch in oneDNN's
- * convolution primitive, in the native GEMMs, in im2col, in the fused bias/activation, and
- * the rest (wasm kernels such as pooling
- * and depthwise convolutions, preprocessing, reading the output), from `nativeProfile()`
+ * convolution primitives (dense, grouped and depthwise), in the native GEMMs, in im2col, in
+ * the fused bias/activation, and the rest (wasm kernels such as pooling, residual additions,
+ * channel slices and concatenations, the native copies, preprocessing, reading the output),
+ * from `nativeProfile()`
  * around the timed calls, and GFLOP/s inside the primitive, the GEMMs and over the batch.
  *
  * Targets: `<backbone>_<size>_vs_pytorch` (ours' median images/s ÷ PyTorch's, ≥ 1) for every

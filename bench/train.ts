@@ -20,7 +20,8 @@
  * kernels alone (`TEXT_AS_IMAGE_NATIVE=off`, two data-parallel workers: the previous fast
  * path) for the speed-up and the peak-memory comparison. Every measurement runs in its own
  * process and prints its peak RSS (VmHWM). A last child profiles one epoch of the trainable
- * part: time per TF.js kernel and the native kernels' split into GEMM, im2col and col2im.
+ * part: time per TF.js kernel and the native kernels' split into oneDNN's convolution and
+ * BatchNorm primitives, GEMM, im2col and col2im.
  *
  * Targets: ours ≥ 1.0× PyTorch end to end at both sizes and on the trainable part at both
  * sizes; ours' peak memory ≤ 1.25× the wasm path's for the same measurement. Ends with one

@@ -11,6 +11,10 @@
  *   variables `TEXT_AS_IMAGE_NATIVE` (`auto`, `onednn`, `openblas`, `off`) and
  *   `TEXT_AS_IMAGE_NATIVE_THREADS` set them per process.
  * - {@link nativeProfile}: time per stage (primitives, GEMM, im2col, …) for benches.
+ * - {@link numericPaddingInKernels}: whether a layer may hand the convolution kernels a
+ *   PyTorch-style numeric padding instead of padding its input.
+ * - {@link nativeBatchNormAvailable} and the kernel names {@link BATCH_NORM_TRAINING},
+ *   {@link BATCH_NORM_TRAINING_GRAD}: the trainable network's BatchNorm on oneDNN.
  * - {@link nativeGemm} / {@link openNativeGemm}: the row-major GEMM itself.
  *
  * @example
@@ -42,6 +46,7 @@ export type { NativeGemm, NativeLibrary, NativeStatus } from "./gemm.ts";
 export {
   IM2COL_CHUNK_FLOATS,
   nativeProfile,
+  numericPaddingInKernels,
   registerNativeKernels,
   resetNativeProfile,
   setIm2colChunkFloats,
