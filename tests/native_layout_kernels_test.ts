@@ -68,6 +68,40 @@ Deno.test("native Minimum and Maximum with a single value equal the cpu kernels 
   ours.forEach((o, i) => assertEquals(o, ref[i], `output ${i}`));
 });
 
+Deno.test({
+  name: "native Slice, Concat and Transpose (oneDNN's reorder) equal the cpu kernels",
+  ignore: !native,
+  async fn() {
+    await ready("wasm");
+    const onednn = nativeGemm()?.library === "onednn";
+    const shape = [4, 9, 10, 58]; // ShuffleNetV2-like: 20,880 values, above the threshold
+    const values = lcgValues(shape.reduce((a, b) => a * b), 15);
+    const other = lcgValues(4 * 9 * 10 * 30, 16);
+    resetNativeProfile();
+    const [ours, ref] = await onBothBackends(() => {
+      const x = tf.tensor4d(values, shape as [number, number, number, number]);
+      const y = tf.tensor4d(other, [4, 9, 10, 30]);
+      return [
+        tf.slice(x, [0, 0, 0, 29], [-1, -1, -1, 29]), // channels: ShuffleNetV2's split
+        tf.slice(x, [0, 1, 2, 4], [4, 8, 8, 50]), // a box on every axis but the first
+        tf.slice(x, [1, 1, 2, 4], [3, 8, 8, 50]), // and on every axis
+        tf.slice(x, [0, 0, 0, 0], [2, 9, 10, 58]), // leading rows
+        tf.concat([x, y], 3),
+        tf.concat([y, x, y], 3),
+        tf.concat([x, x], 0),
+        tf.transpose(x, [0, 3, 1, 2]),
+        x.reshape([4, 9, 10, 2, 29]).transpose([0, 1, 2, 4, 3]), // channel shuffle
+        tf.transpose(x.reshape([360, 58]), [1, 0]),
+        tf.slice(x, [0, 0, 0, 0], [1, 1, 2, 58]), // small: the wasm kernel
+      ];
+    });
+    ours.forEach((o, i) => assertEquals(o, ref[i], `output ${i}`));
+    // every case above the threshold on the reorder: 4 slices, 2 + 3 + 2 concat parts, 3
+    // transposes
+    if (onednn) assertEquals(nativeProfile().reorderCalls, 14);
+  },
+});
+
 /** A `[taps, ci, co]` filter with non-zero values only inside `groups` diagonal blocks. */
 function blockFilter(taps: number, ci: number, co: number, groups: number, seed: number) {
   const f = lcgValues(taps * ci * co, seed);

@@ -21,7 +21,8 @@
  *   toolkit's form of PyTorch's `groups=G`, see `groups.ts`) runs as the grouped primitive on
  *   the blocks, with 1/G of the multiply-adds.
  * - `Identity`, same-dtype `Cast` (sharing memory), `PadV2`, and `Minimum`/`Maximum` with a
- *   single value (`copy_kernels.ts`).
+ *   single value (`copy_kernels.ts`); `Slice`, `Concat` and `Transpose` on oneDNN's reorder
+ *   (`reorder_kernels.ts`).
  *
  * Beside them, two kernels of their own for the trainable network's BatchNorm
  * (`batchnorm.ts`).
@@ -40,6 +41,8 @@ import { type ConvSpec, type OneDnnConv, openOneDnnConv } from "./onednn_conv.ts
 import { cast, identity, minMaxScalar, padV2 } from "./copy_kernels.ts";
 import { registerBatchNormKernels, setBatchNormPrimitiveEnabled } from "./batchnorm.ts";
 import { profile } from "./profile.ts";
+import { type OneDnnCopy, openOneDnnCopy } from "./onednn_copy.ts";
+import { concat, slice, transpose } from "./reorder_kernels.ts";
 export { nativeProfile, resetNativeProfile } from "./profile.ts";
 export type { NativeProfile } from "./profile.ts";
 import { blockDiagonalGroups, groupFilter } from "./groups.ts";
@@ -661,6 +664,19 @@ function reduceLeading(mean: boolean) {
   };
 }
 
+let reorder: { copy?: OneDnnCopy } | undefined;
+
+/** A kernel on oneDNN's reorder where the primitives are in use, else the wasm kernel. */
+function onReorder(
+  kernel: (copy: OneDnnCopy, args: KernelArgs, fallback: KernelCall) => TensorInfo,
+): NativeKernel {
+  return (gemm, args, fallback) => {
+    if (!primitiveInUse(gemm)) return fallback(args) as TensorInfo;
+    reorder ??= { copy: openOneDnnCopy() };
+    return reorder.copy ? kernel(reorder.copy, args, fallback) : fallback(args) as TensorInfo;
+  };
+}
+
 type NativeKernel = (
   gemm: NativeGemm,
   args: KernelArgs,
@@ -682,6 +698,9 @@ const KERNELS: Record<string, NativeKernel> = {
   Cast: (_gemm, args, fallback) => cast(args, fallback),
   PadV2: (_gemm, args, fallback) => padV2(args, fallback),
   Minimum: (_gemm, args, fallback) => minMaxScalar(false)(args, fallback),
+  Slice: onReorder(slice),
+  Concat: onReorder(concat),
+  Transpose: onReorder(transpose),
   Maximum: (_gemm, args, fallback) => minMaxScalar(true)(args, fallback),
 };
 

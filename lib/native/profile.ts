@@ -27,6 +27,10 @@ export interface NativeProfile {
   batchNormMs: number;
   /** Calls of those primitives. */
   batchNormCalls: number;
+  /** Milliseconds in oneDNN's reorders (`Slice`, `Concat`, `Transpose`). */
+  reorderMs: number;
+  /** Calls of those reorders. */
+  reorderCalls: number;
 }
 
 /** The counters, added to by the kernels of this thread. */
@@ -41,6 +45,8 @@ export const profile: NativeProfile = {
   convFlops: 0,
   batchNormMs: 0,
   batchNormCalls: 0,
+  reorderMs: 0,
+  reorderCalls: 0,
 };
 
 /** The native kernels' time by stage since the last {@link resetNativeProfile}, in this thread. */
