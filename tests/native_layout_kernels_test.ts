@@ -102,6 +102,28 @@ Deno.test({
   },
 });
 
+Deno.test({
+  name: "native MaxPool (oneDNN's pooling) equals the cpu kernel, padding never the maximum",
+  ignore: !native,
+  async fn() {
+    await ready("wasm");
+    // negative values: a zero padding would win the maximum at the borders
+    const values = lcgValues(2 * 11 * 10 * 5, 17).map((v) => v - 2);
+    resetNativeProfile();
+    const [ours, ref] = await onBothBackends(() => {
+      const x = tf.tensor4d(values, [2, 11, 10, 5]);
+      return [
+        tf.maxPool(x, 3, 2, 1), // PyTorch's nn.MaxPool2d(3, 2, 1)
+        tf.maxPool(x, 3, 2, "valid"),
+        tf.maxPool(x, 2, 1, "same"),
+        tf.maxPool(x, 5, 1, 2), // (TF.js sizes numeric padding by the window's height only)
+      ];
+    });
+    ours.forEach((o, i) => assertEquals(o, ref[i], `output ${i}`));
+    if (nativeGemm()?.library === "onednn") assert(nativeProfile().poolMs > 0, "pooling ran");
+  },
+});
+
 /** A `[taps, ci, co]` filter with non-zero values only inside `groups` diagonal blocks. */
 function blockFilter(taps: number, ci: number, co: number, groups: number, seed: number) {
   const f = lcgValues(taps * ci * co, seed);

@@ -375,7 +375,7 @@ Deno.test("TorchConv2D: padding inside the kernel equals padding the input first
     for (const nativeOn of [true, false]) {
       setNativeEnabled(nativeOn);
       try {
-        const inKernel = numericPaddingInKernels(c.depthwise);
+        const inKernel = numericPaddingInKernels(c.depthwise ? "depthwise" : "conv");
         if (nativeSetting() !== "off") assertEquals(inKernel, nativeOn, JSON.stringify(c));
         const info = await tf.profile(() => layer.apply(x) as tf.Tensor);
         const y = info.result as tf.Tensor;

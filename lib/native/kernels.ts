@@ -22,7 +22,7 @@
  *   the blocks, with 1/G of the multiply-adds.
  * - `Identity`, same-dtype `Cast` (sharing memory), `PadV2`, and `Minimum`/`Maximum` with a
  *   single value (`copy_kernels.ts`); `Slice`, `Concat` and `Transpose` on oneDNN's reorder
- *   (`reorder_kernels.ts`).
+ *   (`reorder_kernels.ts`); `MaxPool` on its pooling primitive (`onednn_pool.ts`).
  *
  * Beside them, two kernels of their own for the trainable network's BatchNorm
  * (`batchnorm.ts`).
@@ -42,6 +42,7 @@ import { cast, identity, minMaxScalar, padV2 } from "./copy_kernels.ts";
 import { registerBatchNormKernels, setBatchNormPrimitiveEnabled } from "./batchnorm.ts";
 import { profile } from "./profile.ts";
 import { type OneDnnCopy, openOneDnnCopy } from "./onednn_copy.ts";
+import { type OneDnnPool, openOneDnnPool } from "./onednn_pool.ts";
 import { concat, slice, transpose } from "./reorder_kernels.ts";
 export { nativeProfile, resetNativeProfile } from "./profile.ts";
 export type { NativeProfile } from "./profile.ts";
@@ -441,13 +442,21 @@ function depthwiseConv2D(gemm: NativeGemm, args: KernelArgs, fallback: KernelCal
   const run = (p: OneDnnConv) => p.forward(spec, xv, wv, filter.dataId, bias, ov);
   if (onPrimitive(gemm, multiplyAdds, run)) return out;
   backend.disposeData(out.dataId);
+  return padThenFallback(args, fallback, 0);
+}
+
+/**
+ * The wasm kernel of a case the primitive refused; a numeric padding is made values first
+ * (`constant`: 0 for convolutions, −∞ for max pooling), since the wasm kernels mishandle it.
+ */
+function padThenFallback(args: KernelArgs, fallback: KernelCall, constant: number): TensorInfo {
+  const { inputs, backend, attrs } = args;
   if (typeof attrs.pad !== "number" || attrs.pad === 0) return fallback(args) as TensorInfo;
-  // refused: the wasm kernel gets the padding as values (see numericPaddingInKernels)
   const p = attrs.pad;
   const padded = padV2({
-    inputs: { x },
+    inputs: { x: inputs.x },
     backend,
-    attrs: { paddings: [[0, 0], [p, p], [p, p], [0, 0]], constantValue: 0 },
+    attrs: { paddings: [[0, 0], [p, p], [p, p], [0, 0]], constantValue: constant },
   }, fallback);
   try {
     return fallback({
@@ -458,6 +467,44 @@ function depthwiseConv2D(gemm: NativeGemm, args: KernelArgs, fallback: KernelCal
   } finally {
     backend.disposeData(padded.dataId);
   }
+}
+
+let pooling: { pool?: OneDnnPool } | undefined;
+
+/** `MaxPool` (channels-last) on oneDNN's pooling primitive, else the wasm kernel. */
+function maxPool(gemm: NativeGemm, args: KernelArgs, fallback: KernelCall): TensorInfo {
+  const { inputs, backend, attrs } = args;
+  const x = inputs.x!;
+  if (x.dtype !== "float32" || !primitiveInUse(gemm)) return fallback(args) as TensorInfo;
+  pooling ??= { pool: openOneDnnPool() };
+  if (!pooling.pool) return padThenFallback(args, fallback, -Infinity);
+  const info = tf.backend_util.computePool2DInfo(
+    x.shape as [number, number, number, number],
+    attrs.filterSize as number | [number, number],
+    attrs.strides as number | [number, number],
+    1,
+    attrs.pad as "valid",
+    attrs.dimRoundingMode as "floor" | undefined,
+  );
+  const p = info.padInfo;
+  const shape = [info.batchSize, info.outHeight, info.outWidth, info.outChannels];
+  const out = backend.makeOutput(shape, "float32");
+  const spec = {
+    x: x.shape,
+    out: shape,
+    kernel: [info.filterHeight, info.filterWidth] as const,
+    strides: [info.strideHeight, info.strideWidth] as const,
+    pad: [p.top, p.left, p.bottom, p.right] as const,
+  };
+  const xv = backend.typedArrayFromHeap(x), ov = backend.typedArrayFromHeap(out);
+  const t = performance.now();
+  useNativeThreads(size(shape) * info.filterHeight * info.filterWidth);
+  if (pooling.pool.maxPool(spec, xv, ov)) {
+    profile.poolMs += performance.now() - t;
+    return out;
+  }
+  backend.disposeData(out.dataId);
+  return padThenFallback(args, fallback, -Infinity);
 }
 
 function conv2DBackpropFilter(
@@ -592,19 +639,24 @@ let primitiveConv: { conv?: OneDnnConv } | undefined;
 
 let primitiveEnabled = true;
 
+/** The ops {@link numericPaddingInKernels} answers for. */
+export type PaddedOp = "conv" | "depthwise" | "maxPool";
+
 /**
- * Whether this thread's convolution kernels take a numeric (symmetric, PyTorch-style)
- * padding themselves, so a layer can pass `pad: p` instead of padding its input first: the
- * native kernels are on (the primitive pads in place; im2col reads zeros), and for depthwise
- * ones oneDNN's primitive is there (a case it refuses is padded before the wasm kernel). TF.js
- * wasm's own kernels mishandle numeric padding, so where this is false, pad the input.
+ * Whether this thread's kernels for `op` take a numeric (symmetric, PyTorch-style) padding
+ * themselves, so a layer can pass `pad: p` instead of padding its input first: the native
+ * kernels are on (the primitive pads in place; im2col reads zeros), and for depthwise
+ * convolutions and max pooling oneDNN's primitive is there (a case it refuses is padded
+ * before the wasm kernel). TF.js wasm's own kernels mishandle numeric padding, so where this
+ * is false, pad the input.
  */
-export function numericPaddingInKernels(depthwise = false): boolean {
+export function numericPaddingInKernels(op: PaddedOp = "conv"): boolean {
   if (tf.getBackend() !== "wasm") return tf.getBackend() === "cpu";
   const gemm = nativeGemm();
-  const kernel = tf.getKernel(depthwise ? "FusedDepthwiseConv2D" : "FusedConv2D", "wasm");
+  const name = { conv: "FusedConv2D", depthwise: "FusedDepthwiseConv2D", maxPool: "MaxPool" }[op];
+  const kernel = tf.getKernel(name, "wasm");
   if (!gemm || !kernel || !installed.has(kernel.kernelFunc)) return false;
-  return !depthwise || primitiveInUse(gemm);
+  return op === "conv" || primitiveInUse(gemm);
 }
 
 /** Whether convolutions with this GEMM run on oneDNN's primitive (it may still refuse one). */
@@ -698,6 +750,7 @@ const KERNELS: Record<string, NativeKernel> = {
   Cast: (_gemm, args, fallback) => cast(args, fallback),
   PadV2: (_gemm, args, fallback) => padV2(args, fallback),
   Minimum: (_gemm, args, fallback) => minMaxScalar(false)(args, fallback),
+  MaxPool: maxPool,
   Slice: onReorder(slice),
   Concat: onReorder(concat),
   Transpose: onReorder(transpose),

@@ -52,7 +52,7 @@ export {
   setIm2colChunkFloats,
   setPrimitivesEnabled,
 } from "./kernels.ts";
-export type { NativeProfile } from "./kernels.ts";
+export type { NativeProfile, PaddedOp } from "./kernels.ts";
 export { openOneDnnConv } from "./onednn_conv.ts";
 export {
   BATCH_NORM_TRAINING,

@@ -31,6 +31,8 @@ export interface NativeProfile {
   reorderMs: number;
   /** Calls of those reorders. */
   reorderCalls: number;
+  /** Milliseconds in oneDNN's pooling primitive. */
+  poolMs: number;
 }
 
 /** The counters, added to by the kernels of this thread. */
@@ -47,6 +49,7 @@ export const profile: NativeProfile = {
   batchNormCalls: 0,
   reorderMs: 0,
   reorderCalls: 0,
+  poolMs: 0,
 };
 
 /** The native kernels' time by stage since the last {@link resetNativeProfile}, in this thread. */

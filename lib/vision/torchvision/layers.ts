@@ -123,12 +123,19 @@ export class TorchMaxPool2D extends tf.layers.Layer {
     return [n, this.#out(h), this.#out(w), c];
   }
 
-  /** Pads with −∞ (plus the extra right/bottom rows ceil mode needs) and max-pools `valid`. */
+  /**
+   * Pads with −∞ (plus the extra right/bottom rows ceil mode needs) and max-pools `valid`;
+   * without ceil mode, where the max-pool kernel takes the padding itself
+   * (`numericPaddingInKernels`), no padded copy is made.
+   */
   override call(inputs: tf.Tensor | tf.Tensor[], _kwargs: Kwargs): tf.Tensor {
     return tf.tidy(() => {
       const x = single(inputs) as tf.Tensor4D;
       const [, h, w] = x.shape;
       const p = this.padding;
+      if (p > 0 && !this.ceilMode && numericPaddingInKernels("maxPool")) {
+        return tf.maxPool(x, this.poolSize, this.strides, p);
+      }
       const extra = (size: number) =>
         (this.#out(size)! - 1) * this.strides + this.poolSize - (size + 2 * p);
       const padH = [p, p + Math.max(0, extra(h))];
@@ -442,7 +449,7 @@ export class TorchConv2D extends tf.layers.Layer {
     return tf.tidy(() => {
       const x = single(inputs) as tf.Tensor4D;
       const p = this.padding;
-      const inKernel = p > 0 && numericPaddingInKernels(this.depthwise);
+      const inKernel = p > 0 && numericPaddingInKernels(this.depthwise ? "depthwise" : "conv");
       const conv = {
         x: p > 0 && !inKernel ? tf.pad(x, [[0, 0], [p, p], [p, p], [0, 0]]) : x,
         filter: this.#kernel!.read() as tf.Tensor4D,
