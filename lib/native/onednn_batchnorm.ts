@@ -8,7 +8,7 @@
  *
  * @module
  */
-import { check, execArgs, openOneDnn, PROP, TAG } from "./onednn_ffi.ts";
+import { cached, check, execArgs, openOneDnn, PROP, TAG } from "./onednn_ffi.ts";
 
 // dnnl_types.h, oneDNN 2.6
 const BATCH_NORM_DESC_BYTES = 4096; // sizeof(dnnl_batch_normalization_desc_t) is 3496
@@ -142,18 +142,7 @@ export function openOneDnnBatchNorm(): OneDnnBatchNorm | undefined {
   }
 
   function entriesFor(rows: number, channels: number, epsilon: number) {
-    const key = `${rows} ${channels} ${epsilon}`;
-    let found = entries.get(key);
-    if (found === undefined) {
-      try {
-        found = create(rows, channels, epsilon);
-      } catch (error) {
-        if (Deno.env.get("TEXT_AS_IMAGE_NATIVE_DEBUG")) console.error(key, error);
-        found = null;
-      }
-      entries.set(key, found);
-    }
-    return found;
+    return cached(entries, `${rows} ${channels} ${epsilon}`, () => create(rows, channels, epsilon));
   }
 
   function run(entry: Entry, values: [number, Float32Array][]): void {

@@ -14,6 +14,7 @@
  * @module
  */
 import {
+  cached,
   check,
   dims,
   execArgs,
@@ -340,18 +341,7 @@ export function openOneDnnConv(): OneDnnConv | undefined {
 
   /** The entry for `spec` and `direction`, created once; null when oneDNN refuses it. */
   function entryFor(spec: ConvSpec, direction: Direction): Entry | null {
-    const key = `${direction} ${JSON.stringify(spec)}`;
-    let entry = entries.get(key);
-    if (entry === undefined) {
-      try {
-        entry = create(spec, direction);
-      } catch (error) {
-        if (Deno.env.get("TEXT_AS_IMAGE_NATIVE_DEBUG")) console.error(key, error);
-        entry = null;
-      }
-      entries.set(key, entry);
-    }
-    return entry;
+    return cached(entries, `${direction} ${JSON.stringify(spec)}`, () => create(spec, direction));
   }
 
   /** Reorders the plain filter into the entry's layout (a new buffer). */

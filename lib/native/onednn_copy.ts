@@ -8,7 +8,15 @@
  *
  * @module
  */
-import { check, dims, execArgs, MEMORY_DESC_BYTES, openOneDnn, pointerOut } from "./onednn_ffi.ts";
+import {
+  cached,
+  check,
+  dims,
+  execArgs,
+  MEMORY_DESC_BYTES,
+  openOneDnn,
+  pointerOut,
+} from "./onednn_ffi.ts";
 
 const F32 = 3;
 const ARG_FROM = 1, ARG_TO = 17;
@@ -89,16 +97,7 @@ export function openOneDnnCopy(): OneDnnCopy | undefined {
   }
 
   function run(key: string, make: () => Entry, src: Float32Array, dst: Float32Array): boolean {
-    let entry = entries.get(key);
-    if (entry === undefined) {
-      try {
-        entry = make();
-      } catch (error) {
-        if (Deno.env.get("TEXT_AS_IMAGE_NATIVE_DEBUG")) console.error(key, error);
-        entry = null;
-      }
-      entries.set(key, entry);
-    }
+    const entry = cached(entries, key, make);
     if (!entry) return false;
     setHandle(entry.from, src);
     setHandle(entry.to, dst);

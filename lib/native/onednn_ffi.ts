@@ -70,6 +70,25 @@ export function execArgs(pairs: [number, Deno.PointerValue][]): Uint8Array {
   return bytes;
 }
 
+/**
+ * The primitive cached under `key`, made once by `make`; `null` (also cached) where oneDNN
+ * refuses the case, and the caller computes it another way. `TEXT_AS_IMAGE_NATIVE_DEBUG=1`
+ * prints why.
+ */
+export function cached<T>(cache: Map<string, T | null>, key: string, make: () => T): T | null {
+  let entry = cache.get(key);
+  if (entry === undefined) {
+    try {
+      entry = make();
+    } catch (error) {
+      if (Deno.env.get("TEXT_AS_IMAGE_NATIVE_DEBUG")) console.error(key, error);
+      entry = null;
+    }
+    cache.set(key, entry);
+  }
+  return entry;
+}
+
 /** The library opened with a module's symbols, and the helpers every primitive needs. */
 export interface OneDnn<S extends Deno.ForeignLibraryInterface> {
   /** The symbols: the shared ones and the module's. */

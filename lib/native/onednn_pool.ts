@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { check, dims, execArgs, openOneDnn, PROP, TAG } from "./onednn_ffi.ts";
+import { cached, check, dims, execArgs, openOneDnn, PROP, TAG } from "./onednn_ffi.ts";
 
 // dnnl_types.h, oneDNN 2.6
 const POOLING_DESC_BYTES = 4096; // sizeof(dnnl_pooling_desc_t) is 3136
@@ -93,17 +93,7 @@ export function openOneDnnPool(): OneDnnPool | undefined {
 
   return {
     maxPool(spec, x, out) {
-      const key = JSON.stringify(spec);
-      let entry = entries.get(key);
-      if (entry === undefined) {
-        try {
-          entry = create(spec);
-        } catch (error) {
-          if (Deno.env.get("TEXT_AS_IMAGE_NATIVE_DEBUG")) console.error(key, error);
-          entry = null;
-        }
-        entries.set(key, entry);
-      }
+      const entry = cached(entries, JSON.stringify(spec), () => create(spec));
       if (!entry) return false;
       setHandle(entry.src, x);
       setHandle(entry.dst, out);
