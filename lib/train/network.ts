@@ -18,6 +18,7 @@ import type { ArchitectureSpec } from "./architecture.ts";
 import { resolvePadding } from "./architecture.ts";
 import type { Collective } from "./collective.ts";
 import type { FeatureStandardization } from "./standardize.ts";
+import { dropout as dropoutOf } from "./dropout.ts";
 import {
   BATCH_NORM_TRAINING,
   BATCH_NORM_TRAINING_GRAD,
@@ -427,14 +428,14 @@ export class TrainableNetwork {
           ) as tf.Tensor4D;
         }
         if (training && dropout > 0 && i < this.#blocks.length - 1) {
-          h = tf.dropout(h, dropout, undefined, seed * 31 + i + 1) as tf.Tensor4D;
+          h = dropoutOf(h, dropout, seed * 31 + i + 1);
         }
       });
       const { poolSize } = this.spec.head;
       const pooled = adaptiveAvgPool(h, this.#pool, poolSize);
       let f: tf.Tensor2D = tf.reshape(pooled, [pooled.shape[0], -1]);
       if (training && inputDropout > 0) {
-        f = tf.dropout(f, inputDropout, undefined, seed * 31 + 11) as tf.Tensor2D;
+        f = dropoutOf(f, inputDropout, seed * 31 + 11);
       }
       this.#dense.forEach((d, i) => {
         const last = i === this.#dense.length - 1;
@@ -445,7 +446,7 @@ export class TrainableNetwork {
           activation: last ? "linear" : "relu",
         }) as tf.Tensor2D;
         if (!last && training && hiddenDropout[i] > 0) {
-          f = tf.dropout(f, hiddenDropout[i], undefined, seed * 31 + 21 + i) as tf.Tensor2D;
+          f = dropoutOf(f, hiddenDropout[i], seed * 31 + 21 + i);
         }
       });
       return f;

@@ -96,6 +96,8 @@ export class Backbone {
   /** The options it was loaded with (workers load the same). */
   readonly loadOptions: LoadBackboneOptions;
   #workers: BackboneWorkers | undefined;
+  /** Output shapes by input size (the model's shape inference walks every layer). */
+  readonly #outputShapes = new Map<string, [number, number, number]>();
 
   /** Wraps an already built frozen model; normally use {@link loadBackbone}. */
   constructor(
@@ -117,12 +119,17 @@ export class Backbone {
 
   /** Output `[h', w', c]` for an input of `[h, w]` (a flat output of c values is `[1, 1, c]`). */
   outputShape([height, width]: [number, number]): [number, number, number] {
-    const shape = this.model.computeOutputShape([null, height, width, 3]) as (number | null)[];
-    if (shape.length === 2) return [1, 1, shape[1]!];
-    if (shape.length !== 4 || shape.slice(1).some((d) => d === null)) {
-      throw new Error(`${this.name}: cannot infer the output shape for ${height}×${width}`);
+    const key = `${height}×${width}`;
+    let known = this.#outputShapes.get(key);
+    if (!known) {
+      const shape = this.model.computeOutputShape([null, height, width, 3]) as (number | null)[];
+      if (shape.length === 2) known = [1, 1, shape[1]!];
+      else if (shape.length !== 4 || shape.slice(1).some((d) => d === null)) {
+        throw new Error(`${this.name}: cannot infer the output shape for ${height}×${width}`);
+      } else known = [shape[1]!, shape[2]!, shape[3]!];
+      this.#outputShapes.set(key, known);
     }
-    return [shape[1]!, shape[2]!, shape[3]!];
+    return [...known];
   }
 
   /** Maps [0, 1] images (1 or 3 channels) to 3-channel network input, as plain values. */
