@@ -247,7 +247,13 @@ Deno.test({
         name: "twice",
         data: { source: archive.path, trainSize: 160, testSize: 100 },
         image: { pixels: 24, tsne: { nIter: 250 } },
-        models: { backbones: ["darknet_reference"], training: { epochs: 3 }, workers: 1 },
+        // enough epochs (no early stopping) that the first process still holds the training
+        // job's lock when the second one reaches it, on native kernels too
+        models: {
+          backbones: ["darknet_reference"],
+          training: { epochs: 60, patience: null },
+          workers: 1,
+        },
         baselines: { mlp: false },
         ablations: { permutedPixels: false, randomBackbone: false },
         cacheDir: join(dir, "cache"),
