@@ -14,32 +14,19 @@
  * @module
  */
 import { tf } from "../tf.ts";
-import { nativeGemm, useNativeThreads } from "./gemm.ts";
+import { nativeGemm } from "./gemm.ts";
 import type { KernelArgs, TensorInfo } from "./kernel_api.ts";
 import { type OneDnnBatchNorm, openOneDnnBatchNorm } from "./onednn_batchnorm.ts";
-import { profile } from "./profile.ts";
+import { openedOnce } from "./onednn_ffi.ts";
+import { profile, timed } from "./profile.ts";
 
 /** Kernel name of the training-mode forward pass: inputs `x`, `gamma`, `beta`; attr `epsilon`. */
 export const BATCH_NORM_TRAINING = "TextAsImageBatchNormTraining";
 /** Kernel name of its gradient: inputs `x`, `mean`, `variance`, `gamma`, `dy`; attr `epsilon`. */
 export const BATCH_NORM_TRAINING_GRAD = "TextAsImageBatchNormTrainingGrad";
 
-let opened: { primitive?: OneDnnBatchNorm } | undefined;
-let primitivesEnabled = true;
-
-function primitive(): OneDnnBatchNorm | undefined {
-  if (!primitivesEnabled) return undefined;
-  opened ??= { primitive: openOneDnnBatchNorm() };
-  return opened.primitive;
-}
-
-/**
- * Whether BatchNorm may use oneDNN's primitive (default) or the loops here, in this thread
- * (see `setPrimitivesEnabled` in `kernels.ts`, which sets both).
- */
-export function setBatchNormPrimitiveEnabled(on: boolean): void {
-  primitivesEnabled = on;
-}
+/** oneDNN's primitives, opened once per thread (off with `setPrimitivesEnabled(false)`). */
+const primitive = openedOnce(openOneDnnBatchNorm);
 
 /**
  * Whether the two kernels run natively in this thread: the wasm backend is active, the
@@ -53,13 +40,10 @@ export function nativeBatchNormAvailable(): boolean {
 /** Runs a call of `values` values on the primitive, timed; false where it is off or refused. */
 function onPrimitive(values: number, run: (p: OneDnnBatchNorm) => boolean): boolean {
   const p = primitive();
-  if (!p) return false;
-  const t = performance.now();
-  useNativeThreads(values);
-  if (!run(p)) return false;
-  profile.batchNormMs += performance.now() - t;
-  profile.batchNormCalls++;
-  return true;
+  return p !== undefined && timed(values, () => run(p), (ms) => {
+    profile.batchNormMs += ms;
+    profile.batchNormCalls++;
+  });
 }
 
 function forward({ inputs, backend, attrs }: KernelArgs): TensorInfo[] {

@@ -83,25 +83,23 @@ export function padV2(args: KernelArgs, fallback: KernelCall): TensorInfo {
 }
 
 /** `Minimum` (`max` false) or `Maximum` of a float32 tensor and a one-value tensor. */
-export function minMaxScalar(max: boolean) {
-  return (args: KernelArgs, fallback: KernelCall): TensorInfo => {
-    const { inputs, backend } = args;
-    const a = inputs.a!, b = inputs.b!;
-    const scalarA = size(a.shape) === 1, scalarB = size(b.shape) === 1;
-    const tensor = scalarA && !scalarB ? b : a, scalar = tensor === a ? b : a;
-    if (
-      a.dtype !== "float32" || b.dtype !== "float32" || size(scalar.shape) !== 1 ||
-      scalar.shape.length > tensor.shape.length
-    ) {
-      return fallback(args) as TensorInfo;
-    }
-    const out = backend.makeOutput([...tensor.shape], "float32");
-    const xv = backend.typedArrayFromHeap(tensor), ov = backend.typedArrayFromHeap(out);
-    const v = backend.typedArrayFromHeap(scalar)[0];
-    const n = xv.length;
-    // Math.min / Math.max: branch-free, and NaN propagates as in TF.js
-    if (max) { for (let i = 0; i < n; i++) ov[i] = Math.max(xv[i], v); }
-    else for (let i = 0; i < n; i++) ov[i] = Math.min(xv[i], v);
-    return out;
-  };
+export function minMaxScalar(max: boolean, args: KernelArgs, fallback: KernelCall): TensorInfo {
+  const { inputs, backend } = args;
+  const a = inputs.a!, b = inputs.b!;
+  const scalarA = size(a.shape) === 1, scalarB = size(b.shape) === 1;
+  const tensor = scalarA && !scalarB ? b : a, scalar = tensor === a ? b : a;
+  if (
+    a.dtype !== "float32" || b.dtype !== "float32" || size(scalar.shape) !== 1 ||
+    scalar.shape.length > tensor.shape.length
+  ) {
+    return fallback(args) as TensorInfo;
+  }
+  const out = backend.makeOutput([...tensor.shape], "float32");
+  const xv = backend.typedArrayFromHeap(tensor), ov = backend.typedArrayFromHeap(out);
+  const v = backend.typedArrayFromHeap(scalar)[0];
+  const n = xv.length;
+  // Math.min / Math.max: branch-free, and NaN propagates as in TF.js
+  if (max) { for (let i = 0; i < n; i++) ov[i] = Math.max(xv[i], v); }
+  else for (let i = 0; i < n; i++) ov[i] = Math.min(xv[i], v);
+  return out;
 }

@@ -36,18 +36,20 @@
  * @module
  */
 import { tf } from "../tf.ts";
-import { type NativeGemm, nativeGemm, useNativeThreads } from "./gemm.ts";
+import { type NativeGemm, nativeGemm } from "./gemm.ts";
 import { type ConvSpec, type OneDnnConv, openOneDnnConv } from "./onednn_conv.ts";
-import { cast, identity, minMaxScalar, padV2 } from "./copy_kernels.ts";
-import { registerBatchNormKernels, setBatchNormPrimitiveEnabled } from "./batchnorm.ts";
-import { profile } from "./profile.ts";
 import { type OneDnnCopy, openOneDnnCopy } from "./onednn_copy.ts";
-import { type OneDnnPool, openOneDnnPool } from "./onednn_pool.ts";
+import { openOneDnnPool } from "./onednn_pool.ts";
+import { openedOnce } from "./onednn_ffi.ts";
+import { cast, identity, minMaxScalar, padV2 } from "./copy_kernels.ts";
 import { concat, slice, transpose } from "./reorder_kernels.ts";
+import { registerBatchNormKernels } from "./batchnorm.ts";
+import { blockDiagonalGroups, groupFilter } from "./groups.ts";
+import { profile, timed } from "./profile.ts";
+import { type KernelArgs, type KernelCall, size, type TensorInfo } from "./kernel_api.ts";
 export { nativeProfile, resetNativeProfile } from "./profile.ts";
 export type { NativeProfile } from "./profile.ts";
-import { blockDiagonalGroups, groupFilter } from "./groups.ts";
-import { type KernelArgs, type KernelCall, size, type TensorInfo } from "./kernel_api.ts";
+export { setPrimitivesEnabled } from "./onednn_ffi.ts";
 
 /** Default largest im2col block, in float32 values (64 MB). */
 export const IM2COL_CHUNK_FLOATS = 1 << 24;
@@ -187,6 +189,7 @@ function geometry(
   xShape: number[],
   filterShape: number[],
   attrs: Record<string, unknown>,
+  depthwise = false,
 ): tf.backend_util.Conv2DInfo | undefined {
   const format = (attrs.dataFormat as string | undefined) ?? "NHWC";
   if (format !== "NHWC" && format !== "channelsLast") return undefined;
@@ -197,7 +200,7 @@ function geometry(
     (attrs.dilations as number | [number, number] | undefined) ?? 1,
     attrs.pad as "valid",
     attrs.dimRoundingMode as "floor" | undefined,
-    false,
+    depthwise,
     "channelsLast",
   );
 }
@@ -310,13 +313,10 @@ function onPrimitive(
   run: (primitive: OneDnnConv) => boolean,
 ): boolean {
   const primitive = gemm.library === "onednn" ? oneDnnConv() : undefined;
-  if (!primitive) return false;
-  const t = performance.now();
-  useNativeThreads(multiplyAdds);
-  if (!run(primitive)) return false;
-  profile.convMs += performance.now() - t;
-  profile.convFlops += 2 * multiplyAdds;
-  return true;
+  return primitive !== undefined && timed(multiplyAdds, () => run(primitive), (ms) => {
+    profile.convMs += ms;
+    profile.convFlops += 2 * multiplyAdds;
+  });
 }
 
 function conv2D(gemm: NativeGemm, args: KernelArgs, fallback: KernelCall): TensorInfo {
@@ -404,28 +404,17 @@ function groupsOf(
 function depthwiseConv2D(gemm: NativeGemm, args: KernelArgs, fallback: KernelCall): TensorInfo {
   const { inputs, backend, attrs } = args;
   const x = inputs.x!, filter = inputs.filter!;
-  const format = (attrs.dataFormat as string | undefined) ?? "NHWC";
   const activation = (attrs.activation as string | undefined) ?? "linear";
+  const info = x.dtype === "float32" && filter.dtype === "float32" && primitiveInUse(gemm)
+    ? geometry(x.shape, filter.shape, attrs, true)
+    : undefined;
   if (
-    x.dtype !== "float32" || filter.dtype !== "float32" || !primitiveInUse(gemm) ||
-    (format !== "NHWC" && format !== "channelsLast")
+    !info ||
+    !fusedSupported(activation, inputs.bias, inputs.preluActivationWeights, info.outChannels)
   ) {
     return fallback(args) as TensorInfo;
   }
-  const info = tf.backend_util.computeConv2DInfo(
-    x.shape as [number, number, number, number],
-    filter.shape as [number, number, number, number],
-    attrs.strides as number | [number, number],
-    (attrs.dilations as number | [number, number] | undefined) ?? 1,
-    attrs.pad as "valid",
-    attrs.dimRoundingMode as "floor" | undefined,
-    true,
-    "channelsLast",
-  );
   const CO = info.outChannels;
-  if (!fusedSupported(activation, inputs.bias, inputs.preluActivationWeights, CO)) {
-    return fallback(args) as TensorInfo;
-  }
   const out = backend.makeOutput([info.batchSize, info.outHeight, info.outWidth, CO], "float32");
   const xv = backend.typedArrayFromHeap(x), wv = backend.typedArrayFromHeap(filter);
   const ov = backend.typedArrayFromHeap(out);
@@ -446,8 +435,9 @@ function depthwiseConv2D(gemm: NativeGemm, args: KernelArgs, fallback: KernelCal
 }
 
 /**
- * The wasm kernel of a case the primitive refused; a numeric padding is made values first
- * (`constant`: 0 for convolutions, −∞ for max pooling), since the wasm kernels mishandle it.
+ * The wasm kernel of a float32 case the primitive refused; a numeric padding is made values
+ * first (`constant`: 0 for convolutions, −∞ for max pooling), since the wasm kernels
+ * mishandle it.
  */
 function padThenFallback(args: KernelArgs, fallback: KernelCall, constant: number): TensorInfo {
   const { inputs, backend, attrs } = args;
@@ -469,15 +459,15 @@ function padThenFallback(args: KernelArgs, fallback: KernelCall, constant: numbe
   }
 }
 
-let pooling: { pool?: OneDnnPool } | undefined;
+const oneDnnPool = openedOnce(openOneDnnPool);
 
 /** `MaxPool` (channels-last) on oneDNN's pooling primitive, else the wasm kernel. */
 function maxPool(gemm: NativeGemm, args: KernelArgs, fallback: KernelCall): TensorInfo {
   const { inputs, backend, attrs } = args;
   const x = inputs.x!;
-  if (x.dtype !== "float32" || !primitiveInUse(gemm)) return fallback(args) as TensorInfo;
-  pooling ??= { pool: openOneDnnPool() };
-  if (!pooling.pool) return padThenFallback(args, fallback, -Infinity);
+  if (x.dtype !== "float32") return fallback(args) as TensorInfo;
+  const pool = primitiveInUse(gemm) ? oneDnnPool() : undefined;
+  if (!pool) return padThenFallback(args, fallback, -Infinity);
   const info = tf.backend_util.computePool2DInfo(
     x.shape as [number, number, number, number],
     attrs.filterSize as number | [number, number],
@@ -497,12 +487,8 @@ function maxPool(gemm: NativeGemm, args: KernelArgs, fallback: KernelCall): Tens
     pad: [p.top, p.left, p.bottom, p.right] as const,
   };
   const xv = backend.typedArrayFromHeap(x), ov = backend.typedArrayFromHeap(out);
-  const t = performance.now();
-  useNativeThreads(size(shape) * info.filterHeight * info.filterWidth);
-  if (pooling.pool.maxPool(spec, xv, ov)) {
-    profile.poolMs += performance.now() - t;
-    return out;
-  }
+  const work = size(shape) * info.filterHeight * info.filterWidth;
+  if (timed(work, () => pool.maxPool(spec, xv, ov), (ms) => (profile.poolMs += ms))) return out;
   backend.disposeData(out.dataId);
   return padThenFallback(args, fallback, -Infinity);
 }
@@ -635,9 +621,8 @@ function unsupported(name: string, args: KernelArgs, fallback: KernelCall | unde
   return fallback(args) as TensorInfo;
 }
 
-let primitiveConv: { conv?: OneDnnConv } | undefined;
-
-let primitiveEnabled = true;
+/** oneDNN's convolution primitive (opened once per thread), or undefined where it cannot. */
+const oneDnnConv = openedOnce(openOneDnnConv);
 
 /** The ops {@link numericPaddingInKernels} answers for. */
 export type PaddedOp = "conv" | "depthwise" | "maxPool";
@@ -662,23 +647,6 @@ export function numericPaddingInKernels(op: PaddedOp = "conv"): boolean {
 /** Whether convolutions with this GEMM run on oneDNN's primitive (it may still refuse one). */
 function primitiveInUse(gemm: NativeGemm): boolean {
   return gemm.library === "onednn" && oneDnnConv() !== undefined;
-}
-
-/** oneDNN's convolution primitive (opened once per thread), or undefined where it cannot. */
-function oneDnnConv(): OneDnnConv | undefined {
-  if (!primitiveEnabled) return undefined;
-  primitiveConv ??= { conv: openOneDnnConv() };
-  return primitiveConv.conv;
-}
-
-/**
- * Whether oneDNN's primitives may run (default) in this thread: convolutions and their
- * gradients then use im2col + GEMM, and BatchNorm plain loops (`batchnorm.ts`), to compare
- * both or where a primitive misbehaves.
- */
-export function setPrimitivesEnabled(on: boolean): void {
-  primitiveEnabled = on;
-  setBatchNormPrimitiveEnabled(on);
 }
 
 let ones: Float32Array | undefined;
@@ -716,16 +684,15 @@ function reduceLeading(mean: boolean) {
   };
 }
 
-let reorder: { copy?: OneDnnCopy } | undefined;
+const oneDnnCopy = openedOnce(openOneDnnCopy);
 
 /** A kernel on oneDNN's reorder where the primitives are in use, else the wasm kernel. */
 function onReorder(
   kernel: (copy: OneDnnCopy, args: KernelArgs, fallback: KernelCall) => TensorInfo,
 ): NativeKernel {
   return (gemm, args, fallback) => {
-    if (!primitiveInUse(gemm)) return fallback(args) as TensorInfo;
-    reorder ??= { copy: openOneDnnCopy() };
-    return reorder.copy ? kernel(reorder.copy, args, fallback) : fallback(args) as TensorInfo;
+    const copy = primitiveInUse(gemm) ? oneDnnCopy() : undefined;
+    return copy ? kernel(copy, args, fallback) : fallback(args) as TensorInfo;
   };
 }
 
@@ -749,12 +716,12 @@ const KERNELS: Record<string, NativeKernel> = {
   Identity: (_gemm, args, fallback) => identity(args, fallback),
   Cast: (_gemm, args, fallback) => cast(args, fallback),
   PadV2: (_gemm, args, fallback) => padV2(args, fallback),
-  Minimum: (_gemm, args, fallback) => minMaxScalar(false)(args, fallback),
+  Minimum: (_gemm, args, fallback) => minMaxScalar(false, args, fallback),
+  Maximum: (_gemm, args, fallback) => minMaxScalar(true, args, fallback),
   MaxPool: maxPool,
   Slice: onReorder(slice),
   Concat: onReorder(concat),
   Transpose: onReorder(transpose),
-  Maximum: (_gemm, args, fallback) => minMaxScalar(true)(args, fallback),
 };
 
 /** The kernel functions we installed, to recognise them when asked to install again. */

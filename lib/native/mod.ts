@@ -58,7 +58,6 @@ export {
   BATCH_NORM_TRAINING,
   BATCH_NORM_TRAINING_GRAD,
   nativeBatchNormAvailable,
-  setBatchNormPrimitiveEnabled,
 } from "./batchnorm.ts";
 export { openOneDnnBatchNorm } from "./onednn_batchnorm.ts";
 export type {

@@ -70,6 +70,30 @@ export function execArgs(pairs: [number, Deno.PointerValue][]): Uint8Array {
   return bytes;
 }
 
+let primitivesEnabled = true;
+
+/**
+ * Whether oneDNN's primitives may run (default) in this thread. Off, convolutions and their
+ * gradients use im2col + GEMM, BatchNorm plain loops and the copies and pooling the wasm
+ * kernels: to compare both, or where a primitive misbehaves.
+ */
+export function setPrimitivesEnabled(on: boolean): void {
+  primitivesEnabled = on;
+}
+
+/**
+ * `open`, called on first use in this thread and remembered (also when it returns
+ * `undefined`: the library is missing); `undefined` while the primitives are switched off.
+ */
+export function openedOnce<T>(open: () => T | undefined): () => T | undefined {
+  let opened: { value?: T } | undefined;
+  return () => {
+    if (!primitivesEnabled) return undefined;
+    opened ??= { value: open() };
+    return opened.value;
+  };
+}
+
 /**
  * The primitive cached under `key`, made once by `make`; `null` (also cached) where oneDNN
  * refuses the case, and the caller computes it another way. `TEXT_AS_IMAGE_NATIVE_DEBUG=1`

@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { useNativeThreads } from "./gemm.ts";
 
 /** Time and work of the native kernels in this thread, by stage (see {@link nativeProfile}). */
 export interface NativeProfile {
@@ -60,4 +61,17 @@ export function nativeProfile(): NativeProfile {
 /** Zeroes the counters of {@link nativeProfile}. */
 export function resetNativeProfile(): void {
   for (const key of Object.keys(profile) as (keyof NativeProfile)[]) profile[key] = 0;
+}
+
+/**
+ * Runs a native call of `work` (multiply-adds or values) on the threads a task of that size
+ * gets, timed: `record` receives its milliseconds. False, recording nothing, where `run`
+ * refused the case.
+ */
+export function timed(work: number, run: () => boolean, record: (ms: number) => void): boolean {
+  const t = performance.now();
+  useNativeThreads(work);
+  if (!run()) return false;
+  record(performance.now() - t);
+  return true;
 }

@@ -9,22 +9,19 @@
  * @module
  */
 import { tf } from "../tf.ts";
-import { useNativeThreads } from "./gemm.ts";
 import { type KernelArgs, type KernelCall, size, type TensorInfo } from "./kernel_api.ts";
 import type { OneDnnCopy } from "./onednn_copy.ts";
-import { profile } from "./profile.ts";
+import { profile, timed } from "./profile.ts";
 
 /** Smallest output, in values, copied by oneDNN rather than the wasm kernel. */
 export const MIN_REORDER_VALUES = 8192;
 
 /** Runs one copy of `values` values, timed; false where refused. */
-function timed(values: number, run: () => boolean): boolean {
-  const t = performance.now();
-  useNativeThreads(values);
-  if (!run()) return false;
-  profile.reorderMs += performance.now() - t;
-  profile.reorderCalls++;
-  return true;
+function timedCopy(values: number, run: () => boolean): boolean {
+  return timed(values, run, (ms) => {
+    profile.reorderMs += ms;
+    profile.reorderCalls++;
+  });
 }
 
 /** `Slice`: the box `[begin, begin + size)` of `x`. */
@@ -42,7 +39,7 @@ export function slice(copy: OneDnnCopy, args: KernelArgs, fallback: KernelCall):
   const out = backend.makeOutput(extent, "float32");
   const xv = backend.typedArrayFromHeap(x), ov = backend.typedArrayFromHeap(out);
   const zeros = extent.map(() => 0);
-  if (timed(n, () => copy.box(x.shape, begin, extent, zeros, extent, xv, ov))) return out;
+  if (timedCopy(n, () => copy.box(x.shape, begin, extent, zeros, extent, xv, ov))) return out;
   backend.disposeData(out.dataId);
   return fallback(args) as TensorInfo;
 }
@@ -66,7 +63,7 @@ export function concat(copy: OneDnnCopy, args: KernelArgs, fallback: KernelCall)
     const to = outShape.map((_, i) => (i === axis ? offset : 0));
     const from = t.shape.map(() => 0);
     const tv = backend.typedArrayFromHeap(t);
-    if (!timed(size(t.shape), () => copy.box(t.shape, from, outShape, to, t.shape, tv, ov))) {
+    if (!timedCopy(size(t.shape), () => copy.box(t.shape, from, outShape, to, t.shape, tv, ov))) {
       backend.disposeData(out.dataId);
       return fallback(args) as TensorInfo;
     }
@@ -84,7 +81,7 @@ export function transpose(copy: OneDnnCopy, args: KernelArgs, fallback: KernelCa
   if (x.dtype !== "float32" || n < MIN_REORDER_VALUES) return fallback(args) as TensorInfo;
   const out = backend.makeOutput(perm.map((p) => x.shape[p]), "float32");
   const xv = backend.typedArrayFromHeap(x), ov = backend.typedArrayFromHeap(out);
-  if (timed(n, () => copy.transpose(x.shape, perm, xv, ov))) return out;
+  if (timedCopy(n, () => copy.transpose(x.shape, perm, xv, ov))) return out;
   backend.disposeData(out.dataId);
   return fallback(args) as TensorInfo;
 }
